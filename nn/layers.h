@@ -1,0 +1,78 @@
+/*
+ * layers.h: forward/backward kernels of every layer kind and of the loss,
+ * internal to nn/. Each is a pair of plain functions over caller-owned
+ * buffers (llm.c style); nothing here allocates.
+ *
+ * Shapes: B batch, I/O input/output features, C/OC channels, H/W height
+ * and width, K kernel side. All buffers row-major float32.
+ * Backward functions overwrite (never accumulate into) their gradients;
+ * din may be NULL when the input gradient is not needed (first layer).
+ */
+#ifndef DIGITD_NN_LAYERS_H
+#define DIGITD_NN_LAYERS_H
+
+#include "nn.h"
+
+/* ---- dense (nn/dense.c) ------------------------------------------- */
+/* in (B,I), W (O,I), b (O) -> out (B,O) */
+void dense_forward(float *out, const float *in, const float *W, const float *b,
+                   int B, int I, int O, int threads);
+/* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O) */
+void dense_backward(float *din, float *dW, float *db, const float *dout,
+                    const float *in, const float *W, int B, int I, int O,
+                    int threads);
+
+/* ---- element-wise activations (nn/activations.c) ------------------ */
+/* n values; backward uses the forward output `out`, so din = dout * f'(x)
+ * is computed without keeping x. din may alias dout. */
+void relu_forward(float *out, const float *in, size_t n);
+void relu_backward(float *din, const float *dout, const float *out, size_t n);
+/* sigmoid never overflows: exp is only taken of -|x|. */
+void sigmoid_forward(float *out, const float *in, size_t n);
+void sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+void tanh_forward(float *out, const float *in, size_t n);
+void tanh_backward(float *din, const float *dout, const float *out, size_t n);
+
+/* ---- softmax with cross-entropy (nn/loss.c) ----------------------- */
+/* logits (B,C) -> probs (B,C); max subtracted first, so no overflow. */
+void softmax_forward(float *probs, const float *logits, int B, int C);
+/* Mean cross-entropy over the batch of probs (B,C) against labels (B),
+ * computed as log-sum-exp from the logits: never log(0), never inf. */
+float xent_loss(const float *logits, const uint8_t *labels, int B, int C);
+/* dlogits (B,C) = (probs - onehot(labels)) / B */
+void softmax_xent_backward(float *dlogits, const float *probs,
+                           const uint8_t *labels, int B, int C);
+
+/* ---- convolution, stride 1 (nn/conv.c) ---------------------------- */
+/* in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW),
+ * OH = H + 2*pad - K + 1, OW likewise. scratch holds
+ * conv_scratch_floats(...) floats (im2col buffers for `threads` threads). */
+size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
+                           int threads);
+void conv_forward(float *out, const float *in, const float *W, const float *b,
+                  int B, int C, int H, int Wd, int OC, int K, int pad,
+                  float *scratch, int threads);
+/* dout (B,OC,OH,OW) -> din (B,C,H,W) or NULL, dW (OC,C,K,K), db (OC).
+ * Deterministic for a given thread count. */
+void conv_backward(float *din, float *dW, float *db, const float *dout,
+                   const float *in, const float *W, int B, int C, int H,
+                   int Wd, int OC, int K, int pad, float *scratch,
+                   int threads);
+
+/* ---- max-pooling, window K, stride K (nn/pool.c) ------------------ */
+/* in (B,C,H,W) -> out (B,C,H/K,W/K) (floor); argmax (B,C,H/K,W/K) holds
+ * the index into in of each maximum (may be NULL for inference). */
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
+                     int C, int H, int W, int K);
+/* din (B,C,H,W) is zeroed, then each dout goes to its argmax. */
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
+                      int B, int C, int H, int W, int K);
+
+/* ---- inverted dropout (nn/dropout.c) ------------------------------ */
+/* mask (n) gets 0 or 1/(1-rate); out = in * mask. */
+void dropout_forward(float *out, float *mask, const float *in, size_t n,
+                     float rate, nn_rng *rng);
+void dropout_backward(float *din, const float *dout, const float *mask,
+                      size_t n);
+
+#endif

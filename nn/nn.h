@@ -1,0 +1,288 @@
+/*
+ * nn.h: the public interface of digitd's neural-network core.
+ *
+ * The core owns matrices and their kernels, layers, losses, optimisers, the
+ * training loop, model files, the IDX reader and the digit normalisation.
+ * It never prints, never exits and keeps no mutable global state: every
+ * function that can fail returns -1 (or NULL) and fills an nn_error with a
+ * message the caller can show as it is.
+ *
+ * Conventions used in every comment below:
+ *   - shapes are written (B, C, H, W) for a batch of B samples, row-major,
+ *     the last index the fastest;
+ *   - an image is 28x28 float32, row-major, ink high (1.0) on 0.0;
+ *   - a network maps one image (1,28,28) to 10 logits; the loss is softmax
+ *     with cross-entropy, fused.
+ */
+#ifndef DIGITD_NN_H
+#define DIGITD_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NN_SIDE 28                    /* MNIST image side, pixels */
+#define NN_PIXELS (NN_SIDE * NN_SIDE) /* 784 */
+#define NN_CLASSES 10
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    char msg[256];
+} nn_error;
+
+/* Formats a message into err (when err is not NULL). Always returns -1 so
+ * that a failing function can end with `return nn_fail(err, ...);`. */
+int nn_fail(nn_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Random numbers: xoshiro256** seeded through splitmix64. The state is  */
+/* the caller's, so runs with the same seed are identical.             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    uint64_t s[4];
+} nn_rng;
+
+void nn_rng_seed(nn_rng *r, uint64_t seed);
+uint64_t nn_rng_u64(nn_rng *r);
+float nn_rng_uniform(nn_rng *r);              /* in [0, 1) */
+float nn_rng_normal(nn_rng *r);               /* mean 0, deviation 1 */
+uint32_t nn_rng_below(nn_rng *r, uint32_t n); /* in [0, n), n > 0 */
+
+/* ------------------------------------------------------------------ */
+/* Matrix kernel                                                       */
+/* ------------------------------------------------------------------ */
+
+/* C = alpha * op(A) * op(B) + beta * C, single precision, row-major.
+ * op(A) is (M,K): A itself with leading dimension lda when !trans_a, else
+ * A is stored (K,M). op(B) is (K,N): B (K,N) when !trans_b, else B is
+ * stored (N,K). C is (M,N) with leading dimension ldc. beta == 0 ignores
+ * whatever C held (even NaN).
+ * Uses up to `threads` threads; the result does not depend on the number
+ * of threads or on their timing (every element of C is summed in the same
+ * order). */
+void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc, int threads);
+
+/* ------------------------------------------------------------------ */
+/* Networks                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Layer kinds. The numbers are stored in model files: never renumber. */
+typedef enum {
+    NN_DENSE = 1,   /* fully connected: W (out, in), b (out) */
+    NN_CONV = 2,    /* 2-D convolution, stride 1: W (oc, ic, k, k), b (oc) */
+    NN_MAXPOOL = 3, /* k x k max-pooling, stride k */
+    NN_RELU = 4,
+    NN_SIGMOID = 5,
+    NN_TANH = 6,
+    NN_DROPOUT = 7, /* inverted dropout while training, identity otherwise */
+} nn_layer_kind;
+
+/* Shape of one sample; a flat vector of n values is (n, 1, 1). */
+typedef struct {
+    int c, h, w;
+} nn_shape;
+
+static inline size_t nn_shape_size(nn_shape s) {
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+typedef struct {
+    nn_layer_kind kind;
+    int size;   /* DENSE: outputs; CONV: output channels; else 0 */
+    int kernel; /* CONV: kernel side 1..7; MAXPOOL: window side; else 0 */
+    int pad;    /* CONV: zeros added on each side (kernel/2 = "same", 0 = "valid") */
+    float rate; /* DROPOUT: probability of dropping a value, [0, 1) */
+    /* Derived by nn_net_build, never stored: */
+    nn_shape in, out;
+    size_t weights, n_weights; /* offset into net->params and count */
+    size_t biases, n_biases;
+} nn_layer;
+
+#define NN_MAX_LAYERS 32
+
+/* What a model file records besides the weights. Unknown numbers are -1. */
+typedef struct {
+    char name[64];          /* e.g. "mlp-784-256-128-10" */
+    char settings[512];     /* the training options, human-readable */
+    double test_accuracy;   /* on MNIST test, 0..1 */
+    double val_accuracy;    /* on the validation split, 0..1 */
+    double train_seconds;   /* wall-clock time of training */
+    int64_t created_unix;   /* seconds since 1970 */
+} nn_meta;
+
+typedef struct nn_net {
+    int n_layers;
+    nn_layer layers[NN_MAX_LAYERS];
+    size_t n_params;
+    float *params; /* one allocation: layer by layer, weights then biases */
+    nn_meta meta;
+} nn_net;
+
+/* Builds an untrained network (parameters zero) from an architecture
+ * string; the grammar is in docs/architecture.md. Examples:
+ *   "784-256-128-10"                          an MLP
+ *   "conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10"
+ * Convolutions and hidden dense layers are followed by `activation`
+ * ("relu", "sigmoid" or "tanh") unless the string names activations
+ * itself. The last layer must be dense with 10 outputs.
+ * On error, NULL is returned and err says what is wrong with the string. */
+nn_net *nn_net_create(const char *spec, const char *activation, nn_error *err);
+
+/* Builds a network from explicit layers (only kind, size, kernel, pad and
+ * rate are read), computing shapes and parameter offsets. Refuses
+ * impossible dimensions. Used by nn_net_create and the model loader. */
+nn_net *nn_net_build(const nn_layer *layers, int n_layers, nn_error *err);
+
+/* He initialisation before ReLU, Glorot before sigmoid/tanh/the output;
+ * biases zero. */
+void nn_net_init(nn_net *net, nn_rng *rng);
+void nn_net_free(nn_net *net);
+
+/* Canonical architecture string, e.g. "conv5x32,relu,pool2,dense10".
+ * Returns the length it needed (like snprintf). */
+int nn_net_describe(const nn_net *net, char *buf, size_t size);
+
+/* Forward pass for inference: x (B, 784) -> probabilities (B, 10).
+ * Thread-safe on a shared read-only net: scratch memory is per call.
+ * Returns 0, or -1 when memory runs out. */
+int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
+               int threads, nn_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Data sets                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int n;
+    float *images;   /* (n, 784), values 0..1, ink high */
+    uint8_t *labels; /* (n), 0..9 */
+} nn_dataset;
+
+/* Reads an IDX image file and its label file, raw or gzipped (decided by
+ * the content, not the name). Checks magic, element type, dimensions
+ * (images must be 28x28) and counts against the file's length.
+ * On error returns -1, out is left empty, err names the file and the
+ * problem. */
+int nn_idx_load(const char *images_path, const char *labels_path,
+                nn_dataset *out, nn_error *err);
+
+/* Loads DIR/<set>-images-idx3-ubyte and DIR/<set>-labels-idx1-ubyte, with
+ * or without ".gz"; set is "train" or "t10k". */
+int nn_mnist_load(const char *dir, const char *set, nn_dataset *out,
+                  nn_error *err);
+
+/* Parses IDX bytes already in memory (after gunzip). expect_dims is 3 for
+ * images, 1 for labels. On success *data points into buf and *count is the
+ * number of items. Exposed for tests and the fuzzer. */
+int nn_idx_parse(const uint8_t *buf, size_t len, int expect_dims,
+                 const uint8_t **data, int *count, nn_error *err);
+
+void nn_dataset_free(nn_dataset *d);
+
+/* ------------------------------------------------------------------ */
+/* Digit normalisation and augmentation                                */
+/* ------------------------------------------------------------------ */
+
+/* Any grayscale image to an MNIST-like input, as LeCun built MNIST:
+ * gray (h, w), values 0..1 (0 black, 1 white), either polarity;
+ * out (28, 28), ink high. Decides polarity from the border, crops the
+ * ink's bounding box, fits it into 20x20 keeping the aspect ratio with
+ * area averaging, and places its centre of mass at the centre of 28x28.
+ * Returns -1 with a message for a blank image (no ink) or bad sizes. */
+int nn_normalize_digit(const float *gray, int w, int h, float *out,
+                       nn_error *err);
+
+/* Random training distortion of one 28x28 input: rotation about +-12
+ * degrees, scale 0.85-1.15, slight shear, shift +-2 px, sometimes a
+ * thicker stroke. in and out must not overlap. */
+void nn_augment(const float *in, float *out, nn_rng *rng);
+
+/* ------------------------------------------------------------------ */
+/* Training                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef enum { NN_SGD, NN_MOMENTUM, NN_ADAM } nn_optimizer;
+typedef enum { NN_LR_CONSTANT, NN_LR_STEP, NN_LR_COSINE } nn_lr_schedule;
+
+typedef struct {
+    nn_optimizer optimizer;
+    float lr;            /* learning rate at the start */
+    nn_lr_schedule schedule;
+    float lr_step_gamma; /* NN_LR_STEP: lr *= gamma every lr_step_epochs */
+    int lr_step_epochs;
+    float momentum;      /* NN_MOMENTUM */
+    float beta1, beta2, eps; /* NN_ADAM */
+    float weight_decay;  /* L2 coefficient on weights (not biases) */
+    int batch;
+    int epochs;
+    int patience;        /* early stopping: epochs without a better
+                            validation accuracy; 0 = never stop early */
+    bool augment;
+    int threads;
+    uint64_t seed;
+} nn_train_config;
+
+/* The defaults of `digitd train`: Adam, lr 1e-3, cosine, batch 128... */
+void nn_train_config_defaults(nn_train_config *cfg);
+
+typedef enum { NN_EVENT_BATCH, NN_EVENT_EPOCH } nn_event;
+
+typedef struct {
+    nn_event event;
+    int epoch, epochs;       /* 1-based epoch number */
+    int seen, total;         /* training samples this epoch */
+    double loss;             /* mean training loss this epoch so far */
+    double train_accuracy;   /* this epoch so far */
+    double val_accuracy;     /* NN_EVENT_EPOCH with a validation set, else -1 */
+    double samples_per_sec;  /* this epoch */
+    double elapsed;          /* seconds since training began */
+    double lr;               /* learning rate in use */
+    bool best;               /* NN_EVENT_EPOCH: best validation so far */
+} nn_progress;
+
+/* Called after every batch and every epoch; return nonzero to stop
+ * training early (the best weights so far are kept). */
+typedef int (*nn_progress_fn)(const nn_progress *p, void *user);
+
+/* Trains net in place on train; val may be NULL (then no early stopping).
+ * With a validation set, the weights of the best validation epoch are the
+ * ones left in net. net must have been initialised (nn_net_init).
+ * Returns 0, or -1 with err (out of memory, bad configuration). */
+int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
+             const nn_train_config *cfg, nn_progress_fn progress, void *user,
+             nn_error *err);
+
+/* Classifies every sample of d: confusion[true][predicted] counts.
+ * Returns the accuracy 0..1, or -1 with err. */
+double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
+                   int confusion[NN_CLASSES][NN_CLASSES], nn_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Model files (format in docs/model-format.md)                        */
+/* ------------------------------------------------------------------ */
+
+/* Writes net to a temporary file beside path, fsyncs it, renames it over
+ * path and fsyncs the directory: a crash leaves either the old file or
+ * the new one. On error the old file is untouched. */
+int nn_model_save(const nn_net *net, const char *path, nn_error *err);
+
+/* Reads and checks a model file: magic, version, sizes against the
+ * length, dimensions, CRC32, no trailing bytes. Each refusal has its own
+ * message. The caller frees the net with nn_net_free. */
+nn_net *nn_model_load(const char *path, nn_error *err);
+nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Digests                                                             */
+/* ------------------------------------------------------------------ */
+
+void nn_sha256(const void *data, size_t len, uint8_t out[32]);
+
+#endif

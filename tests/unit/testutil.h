@@ -1,0 +1,30 @@
+/* testutil.h: the few helpers every unit test shares. */
+#ifndef DIGITD_TESTUTIL_H
+#define DIGITD_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#include "nn.h"
+
+/* Runs the suite (CK_NOFORK is not forced: Check forks per test unless
+ * CK_FORK=no) and returns the process exit code: 0 when all passed. */
+int tu_run(Suite *s);
+
+/* MNIST directory from DIGITD_MNIST_DIR, or NULL when unset/empty. */
+const char *tu_mnist_dir(void);
+
+/* Fills n floats uniformly in [lo, hi). */
+void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi);
+
+/* Central finite differences: for each of the n entries of x, perturbs it
+ * by +-h, calls loss(ctx) and compares (L+ - L-)/2h with analytic[i].
+ * Returns the largest |num - ana| / max(1e-3, |num| + |ana|). x is
+ * restored. Use double-checked losses (computed in double where cheap). */
+double tu_gradcheck(float *x, size_t n, const float *analytic,
+                    double (*loss)(void *ctx), void *ctx, float h);
+
+/* Path of a file under the source tree, in a static buffer. */
+const char *tu_source_path(const char *rel);
+
+#endif
