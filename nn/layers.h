@@ -75,4 +75,20 @@ void dropout_forward(float *out, float *mask, const float *in, size_t n,
 void dropout_backward(float *din, const float *dout, const float *mask,
                       size_t n);
 
+/* ---- one layer of a network, whatever its kind (nn/network.c) ----- */
+/* Scratch floats layer_forward/layer_backward need for this layer. */
+size_t layer_scratch_floats(const nn_layer *l, int threads);
+/* in (B, l->in) -> out (B, l->out). params: the net's parameter array.
+ * Training passes rng (dropout draws its mask into `mask`, pooling keeps
+ * `argmax`); inference passes rng NULL and may pass NULL argmax/mask. */
+void layer_forward(const nn_layer *l, const float *params, const float *in,
+                   float *out, int B, int32_t *argmax, float *mask,
+                   nn_rng *rng, float *scratch, int threads);
+/* dout (B, l->out) -> din (B, l->in) or NULL; parameter gradients into
+ * grads (same layout as params). in/out/argmax/mask from the forward. */
+void layer_backward(const nn_layer *l, const float *params, float *grads,
+                    const float *in, const float *out, const float *dout,
+                    float *din, int B, const int32_t *argmax,
+                    const float *mask, float *scratch, int threads);
+
 #endif

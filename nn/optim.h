@@ -1,0 +1,20 @@
+/* optim.h: optimiser internals of nn/, exposed to the unit tests. */
+#ifndef DIGITD_NN_OPTIM_H
+#define DIGITD_NN_OPTIM_H
+
+#include "nn.h"
+
+/* Learning rate for a 0-based epoch and a 0-based global step out of
+ * total_steps, by cfg->schedule. */
+double optim_lr(const nn_train_config *cfg, int epoch, long step,
+                long total_steps);
+
+/* grads[w] += wd * params[w] for every weight (not bias) of net. */
+void optim_weight_decay(const nn_net *net, float *grads, float wd);
+
+/* One step of cfg->optimizer over n parameters p with gradients g and
+ * moments m, v (zero at the start; v is Adam's only). step counts from 1. */
+void optim_step(const nn_train_config *cfg, float *p, const float *g,
+                float *m, float *v, size_t n, float lr, long step);
+
+#endif

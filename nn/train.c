@@ -1,0 +1,326 @@
+/*
+ * train.c: mini-batch training and evaluation.
+ *
+ * One epoch: shuffle, then for each batch gather (and maybe distort) the
+ * inputs, run every layer forward keeping its output, turn the logits into
+ * softmax probabilities and the loss, run every layer backward (the chain
+ * rule, one layer at a time, in matrix form), and let the optimiser move
+ * the parameters. Parameters, gradients and optimiser moments are each one
+ * array in the same layout, so the optimiser is one loop.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "layers.h"
+#include "nn.h"
+#include "optim.h"
+
+void nn_train_config_defaults(nn_train_config *cfg) {
+    *cfg = (nn_train_config){
+        .optimizer = NN_ADAM,
+        .lr = 1e-3f,
+        .schedule = NN_LR_COSINE,
+        .lr_step_gamma = 0.5f,
+        .lr_step_epochs = 5,
+        .momentum = 0.9f,
+        .beta1 = 0.9f,
+        .beta2 = 0.999f,
+        .eps = 1e-8f,
+        .weight_decay = 0,
+        .batch = 128,
+        .epochs = 15,
+        .patience = 0,
+        .augment = true,
+        .threads = 2,
+        .seed = 1,
+    };
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ================================================================== */
+/* Training state                                                      */
+/* ================================================================== */
+
+typedef struct {
+    int B;                            /* largest batch */
+    float *act[NN_MAX_LAYERS + 1];    /* act[0] input (B,784); act[i+1] output of layer i */
+    int32_t *argmax[NN_MAX_LAYERS];   /* pooling layers only */
+    float *mask[NN_MAX_LAYERS];       /* dropout layers only */
+    float *grad_a, *grad_b;           /* ping-pong (B, widest) activation gradients */
+    float *probs;                     /* (B,10) */
+    uint8_t *labels;                  /* (B) */
+    float *grads, *m, *v;             /* (n_params) each: gradient, moments */
+    float *best;                      /* (n_params) weights of the best epoch */
+    float *scratch;
+    int *order;                       /* (n) sample order this epoch */
+} trainer;
+
+static void trainer_free(trainer *t, const nn_net *net) {
+    for (int i = 0; i <= net->n_layers; i++) free(t->act[i]);
+    for (int i = 0; i < net->n_layers; i++) {
+        free(t->argmax[i]);
+        free(t->mask[i]);
+    }
+    free(t->grad_a);
+    free(t->grad_b);
+    free(t->probs);
+    free(t->labels);
+    free(t->grads);
+    free(t->m);
+    free(t->v);
+    free(t->best);
+    free(t->scratch);
+    free(t->order);
+}
+
+static int trainer_init(trainer *t, const nn_net *net, int B, int n,
+                        int threads, nn_error *err) {
+    memset(t, 0, sizeof *t);
+    t->B = B;
+    size_t wide = NN_PIXELS, scratch = 0;
+    t->act[0] = malloc((size_t)B * NN_PIXELS * sizeof(float));
+    int ok = t->act[0] != NULL;
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *l = &net->layers[i];
+        size_t o = nn_shape_size(l->out);
+        if (o > wide) wide = o;
+        size_t s = layer_scratch_floats(l, threads);
+        if (s > scratch) scratch = s;
+        t->act[i + 1] = malloc((size_t)B * o * sizeof(float));
+        ok &= t->act[i + 1] != NULL;
+        if (l->kind == NN_MAXPOOL) {
+            t->argmax[i] = malloc((size_t)B * o * sizeof(int32_t));
+            ok &= t->argmax[i] != NULL;
+        }
+        if (l->kind == NN_DROPOUT) {
+            t->mask[i] = malloc((size_t)B * o * sizeof(float));
+            ok &= t->mask[i] != NULL;
+        }
+    }
+    t->grad_a = malloc((size_t)B * wide * sizeof(float));
+    t->grad_b = malloc((size_t)B * wide * sizeof(float));
+    t->probs = malloc((size_t)B * NN_CLASSES * sizeof(float));
+    t->labels = malloc((size_t)B);
+    t->grads = calloc(net->n_params, sizeof(float));
+    t->m = calloc(net->n_params, sizeof(float));
+    t->v = calloc(net->n_params, sizeof(float));
+    t->best = malloc(net->n_params * sizeof(float));
+    t->scratch = malloc((scratch ? scratch : 1) * sizeof(float));
+    t->order = malloc((size_t)n * sizeof(int));
+    ok &= t->grad_a && t->grad_b && t->probs && t->labels && t->grads &&
+          t->m && t->v && t->best && t->scratch && t->order;
+    if (!ok) {
+        trainer_free(t, net);
+        return nn_fail(err, "out of memory for training buffers");
+    }
+    return 0;
+}
+
+/* ================================================================== */
+/* One batch                                                           */
+/* ================================================================== */
+
+/* Forward and backward of one batch already in t->act[0] / t->labels.
+ * Leaves gradients in t->grads; returns the batch's summed loss and adds
+ * the number of correct predictions to *correct. */
+static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
+                          int threads, int *correct) {
+    for (int i = 0; i < net->n_layers; i++)
+        layer_forward(&net->layers[i], net->params, t->act[i], t->act[i + 1],
+                      B, t->argmax[i], t->mask[i], rng, t->scratch, threads);
+    const float *logits = t->act[net->n_layers];
+    softmax_forward(t->probs, logits, B, NN_CLASSES);
+    double loss = (double)xent_loss(logits, t->labels, B, NN_CLASSES) * B;
+    for (int r = 0; r < B; r++) {
+        const float *p = t->probs + (size_t)r * NN_CLASSES;
+        int best = 0;
+        for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+        *correct += best == t->labels[r];
+    }
+
+    float *dout = t->grad_a, *din = t->grad_b;
+    softmax_xent_backward(dout, t->probs, t->labels, B, NN_CLASSES);
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        /* The first layer's input gradient is never needed. */
+        float *d = i > 0 ? din : NULL;
+        layer_backward(&net->layers[i], net->params, t->grads, t->act[i],
+                       t->act[i + 1], dout, d, B, t->argmax[i], t->mask[i],
+                       t->scratch, threads);
+        float *tmp = dout;
+        dout = din;
+        din = tmp;
+    }
+    return loss;
+}
+
+/* Copies (and with augmentation, distorts) the samples order[0..B) into
+ * the input buffer. Each sample gets its own generator derived from the
+ * seed, epoch and position, so the result does not depend on threads. */
+static void gather_batch(trainer *t, const nn_dataset *d, const int *order,
+                         int B, bool augment, uint64_t seed, int epoch,
+                         long first, int threads) {
+    (void)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (augment)
+    for (int r = 0; r < B; r++) {
+        const float *src = d->images + (size_t)order[r] * NN_PIXELS;
+        float *dst = t->act[0] + (size_t)r * NN_PIXELS;
+        if (augment) {
+            nn_rng g;
+            nn_rng_seed(&g, seed ^ ((uint64_t)epoch << 40) ^
+                                (uint64_t)(first + r) * 0x9e3779b97f4a7c15ULL);
+            nn_augment(src, dst, &g);
+        } else {
+            memcpy(dst, src, NN_PIXELS * sizeof(float));
+        }
+        t->labels[r] = d->labels[order[r]];
+    }
+}
+
+/* ================================================================== */
+/* The training loop                                                   */
+/* ================================================================== */
+
+int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
+             const nn_train_config *cfg, nn_progress_fn progress, void *user,
+             nn_error *err) {
+    if (cfg->batch < 1 || cfg->batch > 65536)
+        return nn_fail(err, "batch size %d out of range (1 to 65536)",
+                       cfg->batch);
+    if (cfg->epochs < 1) return nn_fail(err, "epochs must be at least 1");
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr))
+        return nn_fail(err, "learning rate must be a positive number");
+    if (train->n < 1) return nn_fail(err, "the training set is empty");
+    if (val && val->n < 1) val = NULL;
+    int threads = cfg->threads > 0 ? cfg->threads : 1;
+
+    int B = cfg->batch < train->n ? cfg->batch : train->n;
+    trainer t;
+    if (trainer_init(&t, net, B, train->n, threads, err)) return -1;
+
+    nn_rng rng;
+    nn_rng_seed(&rng, cfg->seed);
+    for (int i = 0; i < train->n; i++) t.order[i] = i;
+
+    long per_epoch = (train->n + B - 1) / B;
+    long total_steps = per_epoch * cfg->epochs, step = 0;
+    double start = now_seconds(), best_val = -1;
+    int since_best = 0, stopped = 0;
+    memcpy(t.best, net->params, net->n_params * sizeof(float));
+
+    for (int epoch = 0; epoch < cfg->epochs && !stopped; epoch++) {
+        /* Fisher-Yates with our own generator: same seed, same order. */
+        for (int i = train->n - 1; i > 0; i--) {
+            int j = (int)nn_rng_below(&rng, (uint32_t)i + 1);
+            int tmp = t.order[i];
+            t.order[i] = t.order[j];
+            t.order[j] = tmp;
+        }
+        double epoch_start = now_seconds(), loss_sum = 0;
+        int correct = 0, seen = 0;
+        double lr = cfg->lr;
+        for (int first = 0; first < train->n; first += B) {
+            int b = train->n - first < B ? train->n - first : B;
+            gather_batch(&t, train, t.order + first, b, cfg->augment,
+                         cfg->seed, epoch, first, threads);
+            loss_sum += train_batch(&t, net, b, &rng, threads, &correct);
+            optim_weight_decay(net, t.grads, cfg->weight_decay);
+            lr = optim_lr(cfg, epoch, step, total_steps);
+            step++;
+            optim_step(cfg, net->params, t.grads, t.m, t.v, net->n_params,
+                           (float)lr, step);
+            seen += b;
+            if (progress) {
+                double el = now_seconds() - epoch_start;
+                nn_progress p = {
+                    .event = NN_EVENT_BATCH, .epoch = epoch + 1,
+                    .epochs = cfg->epochs, .seen = seen, .total = train->n,
+                    .loss = loss_sum / seen,
+                    .train_accuracy = (double)correct / seen,
+                    .val_accuracy = -1,
+                    .samples_per_sec = el > 0 ? seen / el : 0,
+                    .elapsed = now_seconds() - start, .lr = lr,
+                };
+                if (progress(&p, user)) {
+                    stopped = 1;
+                    break;
+                }
+            }
+        }
+        double epoch_time = now_seconds() - epoch_start;
+        double val_acc = -1;
+        bool best = false;
+        if (val) {
+            val_acc = nn_evaluate(net, val, threads, NULL, err);
+            if (val_acc < 0) {
+                trainer_free(&t, net);
+                return -1;
+            }
+            if (val_acc > best_val) {
+                best_val = val_acc;
+                best = true;
+                since_best = 0;
+                memcpy(t.best, net->params, net->n_params * sizeof(float));
+            } else if (cfg->patience > 0 && ++since_best >= cfg->patience) {
+                stopped = 1;
+            }
+        }
+        if (progress && seen > 0) {
+            nn_progress p = {
+                .event = NN_EVENT_EPOCH, .epoch = epoch + 1,
+                .epochs = cfg->epochs, .seen = seen, .total = train->n,
+                .loss = loss_sum / seen,
+                .train_accuracy = (double)correct / seen,
+                .val_accuracy = val_acc,
+                .samples_per_sec = epoch_time > 0 ? seen / epoch_time : 0,
+                .elapsed = now_seconds() - start, .lr = lr, .best = best,
+            };
+            if (progress(&p, user)) stopped = 1;
+        }
+    }
+    /* With a validation set, what we hand back is the best epoch. */
+    if (val && best_val >= 0) {
+        memcpy(net->params, t.best, net->n_params * sizeof(float));
+        net->meta.val_accuracy = best_val;
+    }
+    net->meta.train_seconds = now_seconds() - start;
+    trainer_free(&t, net);
+    return 0;
+}
+
+/* ================================================================== */
+/* Evaluation                                                          */
+/* ================================================================== */
+
+double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
+                   int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
+    enum { CHUNK = 1000 };
+    float *probs = malloc((size_t)CHUNK * NN_CLASSES * sizeof(float));
+    if (!probs) return nn_fail(err, "out of memory");
+    if (confusion) memset(confusion, 0, sizeof(int) * NN_CLASSES * NN_CLASSES);
+    long right = 0;
+    for (int first = 0; first < d->n; first += CHUNK) {
+        int b = d->n - first < CHUNK ? d->n - first : CHUNK;
+        if (nn_predict(net, d->images + (size_t)first * NN_PIXELS, b, probs,
+                       threads, err)) {
+            free(probs);
+            return -1;
+        }
+        for (int r = 0; r < b; r++) {
+            const float *p = probs + (size_t)r * NN_CLASSES;
+            int best = 0;
+            for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+            int truth = d->labels[first + r];
+            right += best == truth;
+            if (confusion) confusion[truth][best]++;
+        }
+    }
+    free(probs);
+    return d->n ? (double)right / d->n : 0;
+}

@@ -1,0 +1,47 @@
+/* main.c: `digitd SUBCOMMAND ...` dispatches to server/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *what;
+} commands[] = {
+    {"serve", cmd_serve, "HTTP daemon: the drawing page and POST /predict"},
+    {"train", cmd_train, "train a model on MNIST and write the model file"},
+    {"eval", cmd_eval, "accuracy, per-class figures and confusion matrix"},
+    {"predict", cmd_predict, "classify image files"},
+    {"probe", cmd_probe, "exit 0 when a local daemon is ready (health check)"},
+};
+
+static void usage(FILE *to) {
+    fprintf(to, "usage: digitd COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(to, "  %-8s %s\n", commands[i].name, commands[i].what);
+    fprintf(to, "\n`digitd COMMAND --help` for a command's options; "
+                "`digitd --version`.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("digitd %s\n", DIGITD_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "digitd: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
