@@ -91,4 +91,13 @@ void layer_backward(const nn_layer *l, const float *params, float *grads,
                     float *din, int B, const int32_t *argmax,
                     const float *mask, float *scratch, int threads);
 
+/* ---- a whole network's gradient (nn/train.c) ---------------------- */
+/* Mean softmax cross-entropy of net on x (B,784) against labels (B), and
+ * its gradient with respect to every parameter into grads (n_params, the
+ * layout of net->params). Dropout is off. Used by the gradient checks
+ * and the PyTorch comparison; training runs the same code per batch.
+ * Returns the loss, or -1 with err when memory runs out. */
+double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
+                     int B, float *grads, int threads, nn_error *err);
+
 #endif

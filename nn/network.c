@@ -322,6 +322,8 @@ too_many:
 }
 
 int nn_net_describe(const nn_net *net, char *buf, size_t size) {
+    /* 32 layers of at most ~20 characters each fit easily. */
+    char all[NN_MAX_LAYERS * 48] = "";
     size_t used = 0;
     int total = 0;
     for (int i = 0; i < net->n_layers; i++) {
@@ -339,14 +341,12 @@ int nn_net_describe(const nn_net *net, char *buf, size_t size) {
         case NN_DROPOUT: snprintf(tok, sizeof tok, "dropout%g", l->rate); break;
         default: snprintf(tok, sizeof tok, "%s", kind_name(l->kind)); break;
         }
-        int k = snprintf(buf ? buf + used : NULL,
-                         used < size ? size - used : 0, "%s%s",
-                         i ? "," : "", tok);
+        int k = snprintf(all + used, sizeof all - used, "%s%s", i ? "," : "", tok);
         total += k;
         used += (size_t)k;
+        if (used >= sizeof all) used = sizeof all - 1;
     }
-    if (buf && size && used >= size) buf[size - 1] = 0;
-    if (buf && size && net->n_layers == 0) buf[0] = 0;
+    if (buf && size) snprintf(buf, size, "%s", all);
     return total;
 }
 
@@ -420,10 +420,15 @@ void layer_forward(const nn_layer *l, const float *params, const float *in,
     case NN_SIGMOID: sigmoid_forward(out, in, n); break;
     case NN_TANH: tanh_forward(out, in, n); break;
     case NN_DROPOUT:
-        if (rng && l->rate > 0)
+        if (rng && l->rate > 0) {
             dropout_forward(out, mask, in, n, l->rate, rng);
-        else
+        } else {
+            /* Inference: identity. A mask still set to ones lets the
+             * backward pass run (the gradient checks use this). */
             memcpy(out, in, n * sizeof(float));
+            if (mask)
+                for (size_t k = 0; k < n; k++) mask[k] = 1.0f;
+        }
         break;
     }
 }

@@ -160,6 +160,19 @@ static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
     return loss;
 }
 
+double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
+                     int B, float *grads, int threads, nn_error *err) {
+    trainer t;
+    if (trainer_init(&t, net, B, 1, threads, err)) return -1;
+    memcpy(t.act[0], x, (size_t)B * NN_PIXELS * sizeof(float));
+    memcpy(t.labels, labels, (size_t)B);
+    int correct = 0;
+    double loss = train_batch(&t, net, B, NULL, threads, &correct) / B;
+    memcpy(grads, t.grads, net->n_params * sizeof(float));
+    trainer_free(&t, net);
+    return loss;
+}
+
 /* Copies (and with augmentation, distorts) the samples order[0..B) into
  * the input buffer. Each sample gets its own generator derived from the
  * seed, epoch and position, so the result does not depend on threads. */

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int tu_run(Suite *s) {
     SRunner *sr = srunner_create(s);
@@ -45,4 +46,47 @@ const char *tu_source_path(const char *rel) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", DIGITD_SOURCE_DIR, rel);
     return buf;
+}
+
+float *tu_fixture_floats(const char *rel, const char *name, size_t want) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", DIGITD_SOURCE_DIR, rel);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    float *vals = NULL;
+    while (!vals && getline(&line, &cap, f) >= 0) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        size_t len = strcspn(line, " ");
+        if (len != strlen(name) || strncmp(line, name, len) != 0) continue;
+        char *p = line + len, *end;
+        long count = strtol(p, &end, 10);
+        ck_assert_msg(end != p && count == (long)want,
+                      "%s: count %ld, expected %zu", name, count, want);
+        vals = malloc((want ? want : 1) * sizeof *vals);
+        ck_assert_ptr_nonnull(vals);
+        for (size_t i = 0; i < want; i++) {
+            p = end;
+            vals[i] = strtof(p, &end);
+            ck_assert_msg(end != p, "%s: value %zu missing", name, i);
+        }
+        while (*end == ' ' || *end == '\n' || *end == '\r') end++;
+        ck_assert_msg(*end == '\0', "%s: more than %zu values", name, want);
+    }
+    free(line);
+    fclose(f);
+    ck_assert_msg(vals != NULL, "%s: no such entry in %s", name, path);
+    return vals;
+}
+
+void tu_assert_close(const char *name, const float *got, const float *want,
+                     size_t n, double rtol) {
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    double tol = rtol * (scale > 0 ? scale : 1);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs((double)got[i] - want[i]) <= tol,
+                      "%s[%zu] = %.9g, PyTorch %.9g", name, i, got[i], want[i]);
 }

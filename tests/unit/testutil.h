@@ -27,4 +27,15 @@ double tu_gradcheck(float *x, size_t n, const float *analytic,
 /* Path of a file under the source tree, in a static buffer. */
 const char *tu_source_path(const char *rel);
 
+/* Reference fixtures (tests/data/*_reference.txt, written by the scripts
+ * in tests/pytorch/; format: one "NAME COUNT V1 ... VCOUNT" line per
+ * array, '#' comments). Returns the values of entry `name` of the fixture
+ * at source-relative path `rel` as malloc'd floats, failing the test
+ * unless the entry exists with exactly `want` values. */
+float *tu_fixture_floats(const char *rel, const char *name, size_t want);
+
+/* Fails unless |got[i] - want[i]| <= rtol * max|want| for every i. */
+void tu_assert_close(const char *name, const float *got, const float *want,
+                     size_t n, double rtol);
+
 #endif

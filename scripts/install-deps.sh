@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages digitd needs, or says which are missing.
+#   scripts/install-deps.sh build   compile and serve
+#   scripts/install-deps.sh test    also run the whole test suite (browser included)
+#   scripts/install-deps.sh bench   also the benchmark peers
+# As root it runs apt-get itself; otherwise it prints the exact apt-get
+# line and fails, so nothing half-works.
+set -euo pipefail
+
+build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
+       check zlib1g-dev)
+test=("${build[@]}" python3 chromium nodejs npm curl)
+bench=("${test[@]}" python3-numpy python3-torch python3-flask gunicorn wrk
+       nginx-light)
+
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test) want=("${test[@]}") ;;
+  bench) want=("${bench[@]}") ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "digitd needs these Debian packages; as root, run:" >&2
+  echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

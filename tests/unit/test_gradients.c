@@ -1,0 +1,197 @@
+/* Gradients against central finite differences: the dense kernel alone,
+ * then whole small networks (every activation, pooling, dropout off, the
+ * fused softmax cross-entropy), so each backward is checked in context.
+ * And the numerical safety of sigmoid, softmax and the loss. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "testutil.h"
+
+/* ---- dense alone: loss = sum(out * R), in double ------------------- */
+enum { DB = 3, DI = 5, DO = 4 };
+static float d_in[DB * DI], d_w[DO * DI], d_b[DO], d_r[DB * DO];
+
+static double dense_loss(void *ctx) {
+    (void)ctx;
+    float out[DB * DO];
+    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, 1);
+    double s = 0;
+    for (int i = 0; i < DB * DO; i++) s += (double)out[i] * d_r[i];
+    return s;
+}
+
+START_TEST(dense_matches_finite_differences) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 11);
+    tu_fill(d_in, DB * DI, &rng, -1, 1);
+    tu_fill(d_w, DO * DI, &rng, -1, 1);
+    tu_fill(d_b, DO, &rng, -1, 1);
+    tu_fill(d_r, DB * DO, &rng, -1, 1);
+    float din[DB * DI], dw[DO * DI], db[DO];
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, 1);
+    ck_assert_double_lt(tu_gradcheck(d_in, DB * DI, din, dense_loss, NULL, 1e-2f), 1e-3);
+    ck_assert_double_lt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-3);
+    ck_assert_double_lt(tu_gradcheck(d_b, DO, db, dense_loss, NULL, 1e-2f), 1e-3);
+}
+END_TEST
+
+/* ---- whole networks ---------------------------------------------- */
+typedef struct {
+    nn_net *net;
+    float *x;
+    uint8_t labels[4];
+    int B;
+} net_ctx;
+
+/* Loss in float through the real forward pass (dropout off). */
+static double net_loss(void *p) {
+    net_ctx *c = p;
+    float probs[4 * NN_CLASSES];
+    nn_error err;
+    ck_assert_int_eq(nn_predict(c->net, c->x, c->B, probs, 1, &err), 0);
+    double s = 0;
+    for (int r = 0; r < c->B; r++) s -= log((double)probs[r * NN_CLASSES + c->labels[r]]);
+    return s / c->B;
+}
+
+/* Checks about 40 weights spread over each layer, and all its biases.
+ * Finite differences are only exact where the loss is smooth: a ReLU or
+ * max-pool whose input crosses a kink inside +-h gives a wrong numerical
+ * value. So smooth nets must match everywhere (max_off 0) and nets with
+ * kinks at all but a small fraction of points. */
+static void check_net(const char *spec, const char *act, float h, double tol,
+                      double max_off) {
+    nn_error err;
+    net_ctx c = {.B = 3};
+    c.net = nn_net_create(spec, act, &err);
+    ck_assert_msg(c.net != NULL, "%s", err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, 5);
+    nn_net_init(c.net, &rng);
+    /* Non-zero biases so that every bias gradient path is exercised. */
+    for (int i = 0; i < c.net->n_layers; i++) {
+        nn_layer *l = &c.net->layers[i];
+        tu_fill(c.net->params + l->biases, l->n_biases, &rng, -0.1f, 0.1f);
+    }
+    c.x = malloc(sizeof(float) * c.B * NN_PIXELS);
+    tu_fill(c.x, (size_t)c.B * NN_PIXELS, &rng, 0, 1);
+    for (int r = 0; r < c.B; r++) c.labels[r] = (uint8_t)nn_rng_below(&rng, 10);
+
+    float *grads = malloc(sizeof(float) * c.net->n_params);
+    double loss = net_gradients(c.net, c.x, c.labels, c.B, grads, 1, &err);
+    ck_assert_double_eq_tol(loss, net_loss(&c), 1e-4);
+
+    /* Per layer: its biases and a spread of its weights. */
+    double worst = 0;
+    int checked = 0, off = 0;
+    for (int i = 0; i < c.net->n_layers; i++) {
+        nn_layer *l = &c.net->layers[i];
+        if (!l->n_weights) continue;
+        size_t step = l->n_weights / 40 + 1;
+        for (size_t k = 0; k < l->n_weights; k += step) {
+            size_t at = l->weights + k;
+            double e = tu_gradcheck(c.net->params + at, 1, grads + at, net_loss, &c, h);
+            checked++;
+            if (e > tol) off++;
+            if (e > worst) worst = e;
+        }
+        for (size_t k = 0; k < l->n_biases; k++) {
+            size_t at = l->biases + k;
+            double e = tu_gradcheck(c.net->params + at, 1, grads + at, net_loss, &c, h);
+            if (e > worst) worst = e;
+            checked++;
+            if (e > tol) off++;
+        }
+    }
+    ck_assert_msg(off <= max_off * checked,
+                  "%s/%s: %d of %d gradients off by more than %g (worst %g)",
+                  spec, act, off, checked, tol, worst);
+    free(grads);
+    free(c.x);
+    nn_net_free(c.net);
+}
+
+START_TEST(mlp_sigmoid) { check_net("784-16-12-10", "sigmoid", 1e-2f, 1e-2, 0); }
+END_TEST
+START_TEST(mlp_tanh) { check_net("784-16-12-10", "tanh", 1e-2f, 1e-2, 0); }
+END_TEST
+START_TEST(cnn_tanh_dropout) {
+    check_net("conv3x3,tanh,conv3x4:valid,tanh,dense8,tanh,dropout0.5,dense10",
+              "relu", 1e-2f, 1e-2, 0);
+}
+END_TEST
+START_TEST(mlp_relu) { check_net("784-16-12-10", "relu", 1e-3f, 5e-2, 0.1); }
+END_TEST
+START_TEST(cnn_relu_pool) {
+    check_net("conv3x3,pool2,conv3x4:valid,pool2,dense8,dense10", "relu", 1e-3f, 5e-2, 0.1);
+}
+END_TEST
+
+/* The gradient check must be able to fail: a wrong gradient is caught. */
+START_TEST(gradcheck_catches_a_wrong_gradient) {
+    nn_rng rng;
+    nn_rng_seed(&rng, 12);
+    tu_fill(d_in, DB * DI, &rng, -1, 1);
+    tu_fill(d_w, DO * DI, &rng, -1, 1);
+    tu_fill(d_r, DB * DO, &rng, -1, 1);
+    float din[DB * DI], dw[DO * DI], db[DO];
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, 1);
+    dw[3] *= 1.1f;
+    ck_assert_double_gt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-2);
+}
+END_TEST
+
+/* ---- numerical safety --------------------------------------------- */
+START_TEST(sigmoid_never_overflows) {
+    float in[6] = {-1e30f, -1000, -88.8f, 88.8f, 1000, 1e30f}, out[6];
+    sigmoid_forward(out, in, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(isfinite(out[i]));
+        ck_assert(out[i] >= 0 && out[i] <= 1);
+    }
+    ck_assert_float_eq(out[0], 0);
+    ck_assert_float_eq(out[5], 1);
+}
+END_TEST
+
+START_TEST(softmax_and_loss_are_safe_for_huge_logits) {
+    float logits[2 * NN_CLASSES] = {1e4f, -1e4f, 0, 0, 0, 0, 0, 0, 0, 0,
+                                    -3e38f, 3e38f, 0, 0, 0, 0, 0, 0, 0, 0};
+    float probs[2 * NN_CLASSES];
+    uint8_t labels[2] = {1, 0}; /* both labels on a ~0 probability */
+    softmax_forward(probs, logits, 2, NN_CLASSES);
+    for (int r = 0; r < 2; r++) {
+        double s = 0;
+        for (int c = 0; c < NN_CLASSES; c++) {
+            ck_assert(isfinite(probs[r * NN_CLASSES + c]));
+            s += probs[r * NN_CLASSES + c];
+        }
+        ck_assert_double_eq_tol(s, 1, 1e-6);
+    }
+    float loss = xent_loss(logits, labels, 1, NN_CLASSES);
+    ck_assert(isfinite(loss));
+    ck_assert_float_eq_tol(loss, 2e4f, 1.0f); /* exactly lse - z[y] = 1e4 + 1e4 */
+    float d[2 * NN_CLASSES];
+    softmax_xent_backward(d, probs, labels, 2, NN_CLASSES);
+    for (int i = 0; i < 2 * NN_CLASSES; i++) ck_assert(isfinite(d[i]));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("gradients");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, dense_matches_finite_differences);
+    tcase_add_test(tc, mlp_sigmoid);
+    tcase_add_test(tc, mlp_tanh);
+    tcase_add_test(tc, mlp_relu);
+    tcase_add_test(tc, cnn_tanh_dropout);
+    tcase_add_test(tc, cnn_relu_pool);
+    tcase_add_test(tc, gradcheck_catches_a_wrong_gradient);
+    tcase_add_test(tc, sigmoid_never_overflows);
+    tcase_add_test(tc, softmax_and_loss_are_safe_for_huge_logits);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

@@ -1,0 +1,71 @@
+/* Tests that need the real MNIST files (DIGITD_MNIST_DIR). Without them
+ * this program exits 77, which CTest reports as "Skipped": never as a
+ * pass. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static nn_dataset train_set, test_set;
+
+/* A short run of the default recipe's network: 3 epochs, no augmentation,
+ * must reach 97% on the 10,000 test digits. */
+START_TEST(short_training_reaches_97_percent) {
+    nn_error err;
+    nn_net *net = nn_net_create("784-256-128-10", "relu", &err);
+    ck_assert_msg(net != NULL, "%s", err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    nn_net_init(net, &rng);
+    nn_train_config c;
+    nn_train_config_defaults(&c);
+    c.epochs = 3;
+    c.augment = false;
+    ck_assert_msg(nn_train(net, &train_set, NULL, &c, NULL, NULL, &err) == 0, "%s", err.msg);
+    double acc = nn_evaluate(net, &test_set, 2, NULL, &err);
+    printf("short training: test accuracy %.4f\n", acc);
+    ck_assert_double_ge(acc, 0.97);
+    nn_net_free(net);
+}
+END_TEST
+
+/* Every shipped model still scores what its file says, within 0.1 point. */
+START_TEST(shipped_models_keep_their_recorded_accuracy) {
+    static const char *models[] = {"models/mlp.model", "models/cnn.model"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        nn_error err;
+        nn_net *net = nn_model_load(tu_source_path(models[i]), &err);
+        ck_assert_msg(net != NULL, "%s: %s", models[i], err.msg);
+        double acc = nn_evaluate(net, &test_set, 2, NULL, &err);
+        printf("%s: test accuracy %.4f (recorded %.4f)\n", models[i], acc,
+               net->meta.test_accuracy);
+        ck_assert_double_ge(net->meta.test_accuracy, 0.985);
+        ck_assert_double_ge(acc, net->meta.test_accuracy - 0.001);
+        nn_net_free(net);
+    }
+}
+END_TEST
+
+int main(void) {
+    const char *dir = tu_mnist_dir();
+    if (!dir) {
+        printf("SKIPPED: DIGITD_MNIST_DIR is not set; the MNIST tests did not run\n");
+        return 77;
+    }
+    nn_error err;
+    if (nn_mnist_load(dir, "train", &train_set, &err) ||
+        nn_mnist_load(dir, "t10k", &test_set, &err)) {
+        fprintf(stderr, "cannot load MNIST from %s: %s\n", dir, err.msg);
+        return 1;
+    }
+    Suite *s = suite_create("mnist");
+    TCase *tc = tcase_create("mnist");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_test(tc, short_training_reaches_97_percent);
+    tcase_add_test(tc, shipped_models_keep_their_recorded_accuracy);
+    suite_add_tcase(s, tc);
+    int rc = tu_run(s);
+    nn_dataset_free(&train_set);
+    nn_dataset_free(&test_set);
+    return rc;
+}

@@ -1,0 +1,93 @@
+/* Optimiser steps, weight decay and schedules against values worked out
+ * by hand (the arithmetic is in the comments). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "optim.h"
+#include "testutil.h"
+
+static nn_train_config config(nn_optimizer o) {
+    nn_train_config c;
+    nn_train_config_defaults(&c);
+    c.optimizer = o;
+    return c;
+}
+
+START_TEST(sgd_step) {
+    nn_train_config c = config(NN_SGD);
+    float p = 1, g = 0.5f, m = 0, v = 0;
+    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1); /* 1 - 0.1 * 0.5 */
+    ck_assert_float_eq_tol(p, 0.95f, 1e-7f);
+}
+END_TEST
+
+START_TEST(momentum_steps) {
+    nn_train_config c = config(NN_MOMENTUM); /* mu 0.9 */
+    float p = 1, g = 0.5f, m = 0, v = 0;
+    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1); /* m = 0.5, p = 0.95 */
+    ck_assert_float_eq_tol(p, 0.95f, 1e-7f);
+    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 2); /* m = 0.95, p = 0.855 */
+    ck_assert_float_eq_tol(m, 0.95f, 1e-7f);
+    ck_assert_float_eq_tol(p, 0.855f, 1e-6f);
+}
+END_TEST
+
+START_TEST(adam_steps) {
+    nn_train_config c = config(NN_ADAM); /* b1 0.9, b2 0.999, eps 1e-8 */
+    float p = 1, g = 0.5f, m = 0, v = 0;
+    /* m = 0.05, v = 0.00025, m^ = 0.5, v^ = 0.25: p -= 0.1 * 0.5 / 0.5 */
+    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1);
+    ck_assert_float_eq_tol(p, 0.9f, 1e-6f);
+    g = -0.25f;
+    /* m = 0.045 - 0.025 = 0.02, v = 0.00024975 + 0.0000625 = 0.00031225,
+     * m^ = 0.02 / 0.19 = 0.1052632, v^ = 0.00031225 / 0.001999 = 0.1562031,
+     * p = 0.9 - 0.1 * 0.1052632 / 0.3952254 = 0.8733662 */
+    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 2);
+    ck_assert_float_eq_tol(m, 0.02f, 1e-7f);
+    ck_assert_float_eq_tol(v, 0.00031225f, 1e-8f);
+    ck_assert_float_eq_tol(p, 0.8733662f, 2e-6f);
+}
+END_TEST
+
+START_TEST(weight_decay_spares_biases) {
+    nn_error err;
+    nn_net *net = nn_net_create("784-10", "relu", &err);
+    ck_assert_ptr_nonnull(net);
+    for (size_t i = 0; i < net->n_params; i++) net->params[i] = 2;
+    float *g = calloc(net->n_params, sizeof(float));
+    optim_weight_decay(net, g, 0.01f);
+    ck_assert_float_eq_tol(g[0], 0.02f, 1e-8f);                     /* a weight */
+    ck_assert_float_eq(g[net->layers[0].biases], 0); /* a bias */
+    free(g);
+    nn_net_free(net);
+}
+END_TEST
+
+START_TEST(schedules) {
+    nn_train_config c;
+    nn_train_config_defaults(&c);
+    c.lr = 0.1f;
+    c.schedule = NN_LR_CONSTANT;
+    ck_assert_double_eq_tol(optim_lr(&c, 7, 500, 1000), 0.1, 1e-7);
+    c.schedule = NN_LR_STEP; /* gamma 0.5 every 5 epochs */
+    ck_assert_double_eq_tol(optim_lr(&c, 4, 0, 1), 0.1, 1e-7);
+    ck_assert_double_eq_tol(optim_lr(&c, 5, 0, 1), 0.05, 1e-7);
+    ck_assert_double_eq_tol(optim_lr(&c, 10, 0, 1), 0.025, 1e-7);
+    c.schedule = NN_LR_COSINE; /* from lr to lr/100 */
+    ck_assert_double_eq_tol(optim_lr(&c, 0, 0, 1000), 0.1, 1e-7);
+    ck_assert_double_eq_tol(optim_lr(&c, 0, 500, 1000), 0.1 * (0.01 + 0.99 * 0.5), 1e-7);
+    ck_assert_double_eq_tol(optim_lr(&c, 0, 1000, 1000), 0.001, 1e-7);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, sgd_step);
+    tcase_add_test(tc, momentum_steps);
+    tcase_add_test(tc, adam_steps);
+    tcase_add_test(tc, weight_decay_spares_biases);
+    tcase_add_test(tc, schedules);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
