@@ -153,6 +153,7 @@ nn_net *nn_net_build(const nn_layer *src, int n_layers, nn_error *err) {
     }
     net->meta.test_accuracy = net->meta.val_accuracy = -1;
     net->meta.train_seconds = -1;
+    net->meta.created_unix = -1;
     return net;
 fail:
     free(net);

@@ -27,7 +27,7 @@ double tu_gradcheck(float *x, size_t n, const float *analytic,
 /* Path of a file under the source tree, in a static buffer. */
 const char *tu_source_path(const char *rel);
 
-/* Reference fixtures (tests/data/*_reference.txt, written by the scripts
+/* Reference fixtures (tests/data/NAME_reference.txt, written by the scripts
  * in tests/pytorch/; format: one "NAME COUNT V1 ... VCOUNT" line per
  * array, '#' comments). Returns the values of entry `name` of the fixture
  * at source-relative path `rel` as malloc'd floats, failing the test
