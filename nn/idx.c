@@ -25,65 +25,6 @@
  * train-images, is 47,040,016 bytes; EMNIST-sized sets still fit. */
 #define IDX_MAX_BYTES ((size_t)256 << 20)
 
-/* ------------------------------------------------------------------ */
-/* Reading whole files                                                 */
-/* ------------------------------------------------------------------ */
-
-/* Reads the whole file at path into a new buffer (*buf, *len; the caller
- * frees *buf). Refuses files over `cap` bytes. On error returns -1 with a
- * message naming the file and strerror; *buf is then NULL. */
-static int read_file(const char *path, size_t cap, uint8_t **buf, size_t *len,
-                     nn_error *err) {
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nn_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return nn_fail(err, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return nn_fail(err, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > cap) {
-        close(fd);
-        return nn_fail(err, "%s: %lld bytes is over the %zu MiB limit", path,
-                       (long long)st.st_size, cap >> 20);
-    }
-    /* One byte more than the size seen, so a file that grows while we read
-     * is noticed instead of silently cut. */
-    size_t want = (size_t)st.st_size + 1;
-    uint8_t *b = malloc(want);
-    if (!b) {
-        close(fd);
-        return nn_fail(err, "%s: out of memory for %zu bytes", path, want);
-    }
-    size_t got = 0;
-    while (got < want) {
-        ssize_t r = read(fd, b + got, want - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int e = errno;
-            free(b);
-            close(fd);
-            return nn_fail(err, "%s: read error: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got == want) {
-        free(b);
-        return nn_fail(err, "%s: the file changed size while being read", path);
-    }
-    *buf = b;
-    *len = got;
-    return 0;
-}
-
 /* gzip member magic (RFC 1952): the content decides, not the file name. */
 static int is_gzip(const uint8_t *buf, size_t len) {
     return len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
@@ -193,7 +134,7 @@ static int read_idx_bytes(const char *path, uint8_t **buf, size_t *len,
                           nn_error *err) {
     uint8_t *raw;
     size_t raw_len;
-    if (read_file(path, IDX_MAX_BYTES, &raw, &raw_len, err) != 0) return -1;
+    if (nn_read_file(path, IDX_MAX_BYTES, &raw, &raw_len, err) != 0) return -1;
     if (!is_gzip(raw, raw_len)) {
         *buf = raw;
         *len = raw_len;

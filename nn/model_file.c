@@ -561,57 +561,11 @@ nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err) {
 }
 
 nn_net *nn_model_load(const char *path, nn_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        nn_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        nn_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        nn_fail(err, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if ((uint64_t)st.st_size > MODEL_MAX_FILE) {
-        nn_fail(err, "%s: %lld bytes is over the %zu MiB limit for a model",
-                path, (long long)st.st_size, MODEL_MAX_FILE >> 20);
-        close(fd);
-        return NULL;
-    }
-    /* One byte more than expected, so a file that grows while being read
-     * is noticed; +1 also keeps malloc(0) away for an empty file. */
-    size_t want = (size_t)st.st_size + 1, got = 0;
-    uint8_t *buf = malloc(want);
-    if (!buf) {
-        nn_fail(err, "%s: out of memory for %zu bytes", path, want);
-        close(fd);
-        return NULL;
-    }
-    while (got < want) {
-        ssize_t r = read(fd, buf + got, want - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            nn_fail(err, "%s: read error: %s", path, strerror(errno));
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got == want) {
-        nn_fail(err, "%s: the file changed size while being read", path);
-        free(buf);
-        return NULL;
-    }
+    uint8_t *buf;
+    size_t len;
+    if (nn_read_file(path, MODEL_MAX_FILE, &buf, &len, err)) return NULL;
     nn_error perr;
-    nn_net *net = nn_model_parse(buf, got, &perr);
+    nn_net *net = nn_model_parse(buf, len, &perr);
     free(buf);
     if (!net) nn_fail(err, "%s: %s", path, perr.msg);
     return net;

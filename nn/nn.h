@@ -280,6 +280,17 @@ nn_net *nn_model_load(const char *path, nn_error *err);
 nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Reads the whole regular file at path into a new buffer (*buf, *len;
+ * the caller frees *buf). Refuses files over `cap` bytes and files that
+ * change size while being read. On error returns -1 with a message naming
+ * the file (and strerror); *buf is then NULL. */
+int nn_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len,
+                 nn_error *err);
+
+/* ------------------------------------------------------------------ */
 /* Digests                                                             */
 /* ------------------------------------------------------------------ */
 

@@ -14,7 +14,7 @@
 #include "nn.h"
 
 /* Image files larger than this are refused before reading. */
-#define MAX_FILE_BYTES (64L << 20)
+#define MAX_FILE_BYTES ((size_t)64 << 20)
 
 static void usage(FILE *to) {
     fprintf(to,
@@ -23,33 +23,6 @@ static void usage(FILE *to) {
         "any size), with the same preprocessing as the server.\n\n"
         "  --model FILE   (default $DIGITD_MODEL or models/default.model)\n"
         "  --json         one JSON object per line: file, digit, confidence, probabilities\n");
-}
-
-/* Reads a whole file; NULL with a message on error. */
-static unsigned char *read_file(const char *path, size_t *len, char *why,
-                                size_t why_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, why_len, "cannot open: %m");
-        return NULL;
-    }
-    unsigned char *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(why, why_len, "cannot read its size");
-    } else if (size > MAX_FILE_BYTES) {
-        snprintf(why, why_len, "larger than %ld MiB", MAX_FILE_BYTES >> 20);
-    } else if (!(buf = malloc(size ? (size_t)size : 1))) {
-        snprintf(why, why_len, "out of memory");
-    } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(why, why_len, "read error");
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)(size > 0 ? size : 0);
-    return buf;
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -87,22 +60,24 @@ int cmd_predict(int argc, char **argv) {
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];
-        char why[300] = "";
+        uint8_t *bytes = NULL;
         size_t len;
-        unsigned char *bytes = read_file(path, &len, why, sizeof why);
         float *gray = NULL, input[NN_PIXELS], probs[NN_CLASSES];
         int w = 0, h = 0;
-        if (!bytes) {
-            /* why is set */
-        } else if (image_decode(bytes, len, &lim, &gray, &w, &h, &err) ||
-                   nn_normalize_digit(gray, w, h, input, &err) ||
-                   nn_predict(net, input, 1, probs, 1, &err)) {
-            snprintf(why, sizeof why, "%s", err.msg);
+        /* nn_read_file's messages name the file already. */
+        int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
+        if (rc == 0 && (image_decode(bytes, len, &lim, &gray, &w, &h, &err) ||
+                        nn_normalize_digit(gray, w, h, input, &err) ||
+                        nn_predict(net, input, 1, probs, 1, &err))) {
+            char msg[sizeof err.msg];
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            nn_fail(&err, "%s: %s", path, msg);
+            rc = -1;
         }
         free(bytes);
         free(gray);
-        if (why[0]) {
-            fprintf(stderr, "digitd predict: %s: %s\n", path, why);
+        if (rc) {
+            fprintf(stderr, "digitd predict: %s\n", err.msg);
             failures++;
             continue;
         }
