@@ -1,0 +1,253 @@
+/*
+ * conv.c: 2-D convolution, stride 1, zero padding, as torch.nn.Conv2d
+ * (cross-correlation: the kernel is not flipped).
+ *
+ *   in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW)
+ *   OH = H + 2*pad - K + 1, OW = W + 2*pad - K + 1
+ *
+ * Method: im2col + GEMM. For one sample, col (C*K*K, OH*OW) holds in each
+ * row (c,kh,kw) the input pixels that kernel tap meets at every output
+ * position, so that
+ *   out_b (OC, OH*OW) = W (OC, C*K*K) * col (C*K*K, OH*OW) + b
+ *   dW   (OC, C*K*K) += dout_b (OC, OH*OW) * col^T
+ *   dcol (C*K*K, OH*OW) = W^T * dout_b, then col2im adds dcol into din_b.
+ *
+ * Threads. The batch is cut into `chunks` contiguous runs of samples; each
+ * chunk owns one slice of scratch (its col buffer and its partial dW) and
+ * calls nn_sgemm with one thread. When there are fewer samples than
+ * threads (inference on one image), there is one chunk and nn_sgemm gets
+ * all the threads instead. Chunks are fixed by (B, threads) alone, never by
+ * how many threads OpenMP actually hands out, so:
+ *   - out and din are identical for every thread count (each sample is
+ *     computed alone, and nn_sgemm does not depend on its thread count);
+ *   - db is identical for every thread count (summed per channel in
+ *     sample order, in double);
+ *   - dW is identical run to run for a given thread count (per-chunk
+ *     partials added in chunk order), but differs in the last bits between
+ *     thread counts, since the chunking changes the order of the sum.
+ */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "layers.h"
+
+/* Each scratch slice is rounded up to 16 floats (64 bytes), so slices of
+ * different threads never share a cache line when scratch is aligned. */
+static size_t round_up16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static size_t col_floats(int C, int H, int W, int K, int pad) {
+    size_t oh = (size_t)(H + 2 * pad - K + 1), ow = (size_t)(W + 2 * pad - K + 1);
+    return round_up16((size_t)C * K * K * oh * ow);
+}
+
+/* Number of sample chunks and the threads each chunk's GEMMs may use. */
+static int chunk_count(int B, int threads) {
+    if (threads < 1) threads = 1;
+    return B >= threads ? threads : 1;
+}
+
+size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
+                           int threads) {
+    if (threads < 1) threads = 1;
+    /* Per chunk: col (C*K*K, OH*OW), reused as dcol in backward, and a
+     * partial dW (OC, C*K*K). At most `threads` chunks. */
+    size_t per = col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K);
+    return (size_t)threads * per;
+}
+
+/* Output columns ow whose input column ow+kw-pad lies inside [0, W), for
+ * kernel column kw: ow in [*lo, *hi), an empty range when the kernel is
+ * wider than the padded image allows (then lo == hi). */
+static void valid_cols(int W, int pad, int OW, int kw, int *lo, int *hi) {
+    int l = pad - kw > 0 ? pad - kw : 0;
+    int h = W + pad - kw < OW ? W + pad - kw : OW;
+    if (l > OW) l = OW;
+    if (h < l) h = l;
+    *lo = l;
+    *hi = h;
+}
+
+/* A 1x1 kernel without padding needs no im2col: col is the input itself. */
+static bool col_is_input(int K, int pad) { return K == 1 && pad == 0; }
+
+/* in_b (C,H,W) -> col (C*K*K, OH*OW), zeros where the kernel hangs over
+ * the border. Rows are filled by contiguous runs, so the inner loop is a
+ * memcpy of the part of an output row that lands inside the image. */
+static void im2col(float *col, const float *in_b, int C, int H, int W, int K,
+                   int pad, int OH, int OW) {
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                float *row = col + ((size_t)(c * K + kh) * K + kw) * OH * OW;
+                int lo, hi;
+                valid_cols(W, pad, OW, kw, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    float *dst = row + (size_t)oh * OW;
+                    int ih = oh + kh - pad;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, (size_t)OW * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = in_b + ((size_t)c * H + ih) * W;
+                    memset(dst, 0, (size_t)lo * sizeof *dst);
+                    memcpy(dst + lo, src + lo + kw - pad,
+                           (size_t)(hi - lo) * sizeof *dst);
+                    memset(dst + hi, 0, (size_t)(OW - hi) * sizeof *dst);
+                }
+            }
+}
+
+/* The adjoint of im2col: din_b (C,H,W) = sum over taps of dcol, the taps
+ * that fell on padding dropped. din_b is overwritten. */
+static void col2im(float *din_b, const float *dcol, int C, int H, int W, int K,
+                   int pad, int OH, int OW) {
+    memset(din_b, 0, (size_t)C * H * W * sizeof *din_b);
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                const float *row =
+                    dcol + ((size_t)(c * K + kh) * K + kw) * OH * OW;
+                int lo, hi;
+                valid_cols(W, pad, OW, kw, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh + kh - pad;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *src = row + (size_t)oh * OW;
+                    float *dst = din_b + ((size_t)c * H + ih) * W;
+                    for (int ow = lo; ow < hi; ow++) dst[ow + kw - pad] += src[ow];
+                }
+            }
+}
+
+void conv_forward(float *out, const float *in, const float *W, const float *b,
+                  int B, int C, int H, int Wd, int OC, int K, int pad,
+                  float *scratch, int threads) {
+    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
+    const int CKK = C * K * K, P = OH * OW;
+    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
+    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * CKK);
+    const int chunks = chunk_count(B, threads);
+    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
+
+#pragma omp parallel num_threads(chunks) if (chunks > 1)
+    {
+#ifdef _OPENMP
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        int tid = 0, team = 1;
+#endif
+        for (int ch = tid; ch < chunks; ch += team) {
+            float *col = scratch + (size_t)ch * slice;
+            int b0 = (int)((long)B * ch / chunks);
+            int b1 = (int)((long)B * (ch + 1) / chunks);
+            for (int s = b0; s < b1; s++) {
+                const float *in_b = in + (size_t)s * in_size;
+                float *out_b = out + (size_t)s * out_size;
+                const float *src = in_b;
+                if (!col_is_input(K, pad)) {
+                    im2col(col, in_b, C, H, Wd, K, pad, OH, OW);
+                    src = col;
+                }
+                /* out_b starts as the bias, then the GEMM adds W * col. */
+                for (int oc = 0; oc < OC; oc++) {
+                    float *row = out_b + (size_t)oc * P;
+                    for (int p = 0; p < P; p++) row[p] = b[oc];
+                }
+                nn_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, src, P, 1.0f,
+                         out_b, P, gemm_threads);
+            }
+        }
+    }
+}
+
+/* Independent partial sums for db: wide enough for one AVX-512 add. */
+#define DB_LANES 16
+
+void conv_backward(float *din, float *dW, float *db, const float *dout,
+                   const float *in, const float *W, int B, int C, int H,
+                   int Wd, int OC, int K, int pad, float *scratch,
+                   int threads) {
+    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
+    const int CKK = C * K * K, P = OH * OW;
+    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
+    const size_t colf = col_floats(C, H, Wd, K, pad);
+    const size_t slice = colf + round_up16((size_t)OC * CKK);
+    const size_t n_dw = (size_t)OC * CKK;
+    const int chunks = chunk_count(B, threads);
+    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
+    const int team_max = threads > 1 ? threads : 1;
+
+    /* db (OC): each channel summed over samples and positions in a fixed
+     * order that depends on nothing but the shapes: each sample's row in
+     * DB_LANES float lanes (one vector add per step), the row totals in
+     * double (B*OH*OW terms in all, about 10^5 for MNIST at batch 128). */
+#pragma omp parallel for num_threads(team_max) if (team_max > 1 && B > 1) \
+    schedule(static)
+    for (int oc = 0; oc < OC; oc++) {
+        double sum = 0;
+        for (int s = 0; s < B; s++) {
+            const float *row = dout + (size_t)s * out_size + (size_t)oc * P;
+            float lane[DB_LANES] = {0};
+            int p = 0;
+            for (; p + DB_LANES <= P; p += DB_LANES)
+                for (int j = 0; j < DB_LANES; j++) lane[j] += row[p + j];
+            for (; p < P; p++) lane[0] += row[p];
+            for (int j = 0; j < DB_LANES; j++) sum += lane[j];
+        }
+        db[oc] = (float)sum;
+    }
+
+#pragma omp parallel num_threads(chunks) if (chunks > 1)
+    {
+#ifdef _OPENMP
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        int tid = 0, team = 1;
+#endif
+        for (int ch = tid; ch < chunks; ch += team) {
+            float *col = scratch + (size_t)ch * slice;
+            /* Chunk 0 sums straight into dW, the others into their slice. */
+            float *part = ch == 0 ? dW : col + colf;
+            int b0 = (int)((long)B * ch / chunks);
+            int b1 = (int)((long)B * (ch + 1) / chunks);
+            if (b0 == b1) memset(part, 0, n_dw * sizeof *part);
+            for (int s = b0; s < b1; s++) {
+                const float *in_b = in + (size_t)s * in_size;
+                const float *dout_b = dout + (size_t)s * out_size;
+                const float *src = in_b;
+                if (!col_is_input(K, pad)) {
+                    im2col(col, in_b, C, H, Wd, K, pad, OH, OW);
+                    src = col;
+                }
+                /* part (OC, CKK) (+)= dout_b (OC, P) * col^T (P, CKK) */
+                nn_sgemm(false, true, OC, CKK, P, 1.0f, dout_b, P, src, P,
+                         s == b0 ? 0.0f : 1.0f, part, CKK, gemm_threads);
+                if (!din) continue;
+                float *din_b = din + (size_t)s * in_size;
+                /* dcol (CKK, P) = W^T (CKK, OC) * dout_b (OC, P); col is
+                 * free again, so dcol reuses it. */
+                if (col_is_input(K, pad)) {
+                    nn_sgemm(true, false, CKK, P, OC, 1.0f, W, CKK, dout_b, P,
+                             0.0f, din_b, P, gemm_threads);
+                } else {
+                    nn_sgemm(true, false, CKK, P, OC, 1.0f, W, CKK, dout_b, P,
+                             0.0f, col, P, gemm_threads);
+                    col2im(din_b, col, C, H, Wd, K, pad, OH, OW);
+                }
+            }
+        }
+    }
+
+    /* dW = part_0 + part_1 + ... in chunk order, whatever the team size. */
+    if (chunks > 1) {
+#pragma omp parallel for num_threads(team_max) schedule(static)
+        for (size_t i = 0; i < n_dw; i++) {
+            float sum = dW[i];
+            for (int ch = 1; ch < chunks; ch++)
+                sum += scratch[(size_t)ch * slice + colf + i];
+            dW[i] = sum;
+        }
+    }
+}
