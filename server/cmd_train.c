@@ -276,6 +276,7 @@ int cmd_train(int argc, char **argv) {
     if (!quiet)
         printf("training %s (%zu parameters) on %d digits, validating on %d, %d threads\n",
                arch, net->n_params, all.n, val.n, cfg.threads);
+    fflush(stdout);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_interrupt;

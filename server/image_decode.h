@@ -23,4 +23,10 @@ typedef struct {
 int image_decode(const uint8_t *bytes, size_t len, const image_limits *lim,
                  float **gray, int *w, int *h, nn_error *err);
 
+/* Reads only the header of bytes: *w and *h in pixels. Returns 0, or -1
+ * when the bytes are not PNG, JPEG, BMP or GIF or the header is damaged.
+ * Lets callers tell "not an image" from "too large" from "corrupt data"
+ * (different HTTP statuses) before anything is allocated. */
+int image_probe(const uint8_t *bytes, size_t len, int *w, int *h);
+
 #endif

@@ -1,0 +1,194 @@
+#!/bin/sh
+# bench_http.sh: HTTP throughput and latency of `digitd serve`, side by side
+# in one run with a Python peer (Flask under gunicorn, 2 workers, serving
+# the same network: bench/peer_flask.py) and with nginx serving a 100-byte
+# static file (the HTTP ceiling of this machine). All on loopback, every
+# load bounded in time.
+#
+#   bench/bench_http.sh [DIGITD_BINARY] [MODEL_FILE]
+#
+# defaults: build/digitd and models/default.model. Environment:
+#   DURATION=10         seconds per wrk run
+#   DIGITD_MNIST_DIR    MNIST files (the payload is a real test digit)
+#   THREADS=2 CONNECTIONS=16   wrk's settings
+# Needs wrk, gunicorn, nginx and Debian's python3-flask, -numpy, -pil.
+# Prints requests/s, p50 and p99 per target, the ratios digitd/peer, and
+# digitd's resident memory after the load.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+digitd=$(cd "$(dirname "${1:-$top/build/digitd}")" && pwd)/$(basename "${1:-$top/build/digitd}")
+model=$(cd "$(dirname "${2:-$top/models/default.model}")" && pwd)/$(basename "${2:-$top/models/default.model}")
+duration=${DURATION:-10}
+threads=${THREADS:-2}
+conns=${CONNECTIONS:-16}
+py=/usr/bin/python3
+
+for tool in wrk gunicorn nginx; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+        { echo "bench_http.sh: $tool is not installed" >&2; exit 1; }
+done
+[ -x "$digitd" ] || { echo "bench_http.sh: no digitd binary at $digitd (build first)" >&2; exit 1; }
+[ -f "$model" ] || { echo "bench_http.sh: no model at $model" >&2; exit 1; }
+[ -n "${DIGITD_MNIST_DIR:-}" ] || { echo "bench_http.sh: set DIGITD_MNIST_DIR (MNIST IDX files)" >&2; exit 1; }
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # nginx workers run as another user when started by root
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# ---- payloads: a real test digit as JSON pixels and as a 280x280 canvas
+# PNG (transparent background, opaque black ink, as a browser exports it)
+"$py" - "$DIGITD_MNIST_DIR" "$tmp" <<'EOF'
+import gzip, json, os, struct, sys, zlib
+d, out = sys.argv[1], sys.argv[2]
+def read(name):
+    for cand in (name + ".gz", name):
+        p = os.path.join(d, cand)
+        if os.path.exists(p):
+            raw = open(p, "rb").read()
+            return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    sys.exit("no " + name + " in " + d)
+px = list(read("t10k-images-idx3-ubyte")[16:16 + 784])
+open(os.path.join(out, "pixels.json"), "w").write(json.dumps({"pixels": px}))
+rows = []
+for y in range(280):
+    r = bytearray()
+    for x in range(280):
+        v = px[(y // 10) * 28 + x // 10]
+        r += bytes((0, 0, 0, v))
+    rows.append(b"\0" + bytes(r))
+def chunk(t, b):
+    return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 280, 280, 8, 6, 0, 0, 0)) +
+       chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + chunk(b"IEND", b""))
+open(os.path.join(out, "canvas.png"), "wb").write(png)
+os.makedirs(os.path.join(out, "static"))
+open(os.path.join(out, "static", "small.txt"), "w").write("x" * 99 + "\n")
+EOF
+
+cat > "$tmp/post.lua" <<'EOF'
+local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("BODY_TYPE")
+EOF
+
+free_port() {
+    "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_http() { # URL: up to 15 s
+    i=0
+    until "$py" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 150 ] || { echo "bench_http.sh: $1 did not come up" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# ---- the three servers
+p_digitd=$(free_port)
+"$digitd" serve --quiet --bind 127.0.0.1 --port "$p_digitd" --model "$model" \
+    --web-root "$tmp/static" --threads 2 2>"$tmp/digitd.log" &
+digitd_pid=$!
+pids="$pids $digitd_pid"
+
+p_peer=$(free_port)
+DIGITD_MODEL="$model" OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 \
+    gunicorn -w 2 -b "127.0.0.1:$p_peer" --chdir "$here" --log-level warning \
+    peer_flask:app 2>"$tmp/peer.log" &
+pids="$pids $!"
+
+p_nginx=$(free_port)
+cat > "$tmp/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.err warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx-body;
+    proxy_temp_path $tmp/nginx-proxy;
+    fastcgi_temp_path $tmp/nginx-fcgi;
+    uwsgi_temp_path $tmp/nginx-uwsgi;
+    scgi_temp_path $tmp/nginx-scgi;
+    server {
+        listen 127.0.0.1:$p_nginx;
+        root $tmp/static;
+        default_type text/plain;
+    }
+}
+EOF
+"$nginx_bin" -c "$tmp/nginx.conf" -e "$tmp/nginx.err" 2>/dev/null &
+pids="$pids $!"
+
+wait_http "http://127.0.0.1:$p_digitd/readyz"
+wait_http "http://127.0.0.1:$p_peer/healthz"
+wait_http "http://127.0.0.1:$p_nginx/small.txt"
+
+# ---- the runs: one wrk per target and payload, one after the other
+results="$tmp/results"
+: > "$results"
+run() { # NAME URL [BODY_FILE BODY_TYPE]
+    name=$1 url=$2
+    if [ $# -ge 4 ]; then
+        out=$(BODY_FILE=$3 BODY_TYPE=$4 wrk -t"$threads" -c"$conns" -d"${duration}s" \
+              --latency -s "$tmp/post.lua" "$url")
+    else
+        out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
+    fi
+    rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    errs=$(echo "$out" | awk '/Socket errors/ {print $0}')
+    echo "$name $rps $p50 $p99 ${bad:-0}" >> "$results"
+    printf '%-28s %10s req/s  p50 %9s  p99 %9s  non-2xx %s %s\n' "$name" "$rps" "$p50" "$p99" \
+        "${bad:-0}" "$errs"
+}
+
+echo "wrk -t$threads -c$conns -d${duration}s on loopback; digitd --threads 2, gunicorn -w 2, nginx 2 workers"
+run digitd_json "http://127.0.0.1:$p_digitd/predict" "$tmp/pixels.json" application/json
+run peer_json "http://127.0.0.1:$p_peer/predict" "$tmp/pixels.json" application/json
+run digitd_png "http://127.0.0.1:$p_digitd/predict" "$tmp/canvas.png" image/png
+run peer_png "http://127.0.0.1:$p_peer/predict" "$tmp/canvas.png" image/png
+run digitd_static100 "http://127.0.0.1:$p_digitd/small.txt"
+run nginx_static100 "http://127.0.0.1:$p_nginx/small.txt"
+
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$digitd_pid/status")
+hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$digitd_pid/status")
+
+# ---- ratios (latencies as wrk prints them: us, ms or s)
+"$py" - "$results" "$rss_kb" "$hwm_kb" <<'EOF'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99, bad = line.split()
+    rows[name] = (float(rps), p50, p99, int(bad))
+def ms(t):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if t.endswith(unit):
+            return float(t[:-len(unit)]) * f
+    return float("nan")
+print()
+for form in ("json", "png"):
+    d, p = rows["digitd_" + form], rows["peer_" + form]
+    print(f"{form:5s} digitd/gunicorn: {d[0] / p[0]:6.1f}x req/s;  digitd p99 {ms(d[2]):.3f} ms "
+          f"vs {ms(p[2]):.3f} ms")
+n = rows["nginx_static100"]
+print(f"digitd JSON /predict = {rows['digitd_json'][0] / n[0] * 100:.0f}% of nginx static req/s; "
+      f"digitd static = {rows['digitd_static100'][0] / n[0] * 100:.0f}%")
+print(f"digitd resident memory after the load: {int(sys.argv[2]) / 1024:.1f} MiB "
+      f"(peak {int(sys.argv[3]) / 1024:.1f} MiB)")
+if any(r[3] for k, r in rows.items() if k.startswith("digitd")):
+    print("WARNING: digitd answered non-2xx during the load")
+EOF

@@ -1,0 +1,117 @@
+/* metrics.c: see metrics.h. */
+#include "metrics.h"
+
+#include "text_buffer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const double bucket_le[METRICS_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
+
+static const char *const route_names[ROUTE_COUNT] = {
+    "predict", "healthz", "readyz", "model", "metrics", "static", "other"};
+
+const char *metrics_route_name(metrics_route r) {
+    return (unsigned)r < ROUTE_COUNT ? route_names[r] : "other";
+}
+
+void metrics_init(metrics *m) {
+    memset(m, 0, sizeof *m); /* all-zero bits are zero atomics on our ABIs */
+    atomic_init(&m->in_flight, 0);
+    atomic_init(&m->model_loaded, 0);
+    m->start_unix = (int64_t)time(NULL);
+}
+
+void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros) {
+    if ((unsigned)r >= ROUTE_COUNT) r = ROUTE_OTHER;
+    if (status >= 100 && status < 600)
+        atomic_fetch_add_explicit(&m->requests[r][status - 100], 1,
+                                  memory_order_relaxed);
+    double s = (double)micros / 1e6;
+    int b = 0;
+    while (b < METRICS_BUCKETS && s > bucket_le[b]) b++;
+    atomic_fetch_add_explicit(&m->latency_bucket[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_sum_us[r], micros, memory_order_relaxed);
+}
+
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+
+char *metrics_render(metrics *m, size_t *len) {
+    text_buffer t;
+    tb_init(&t, 16384);
+
+    tb_printf(&t, "# HELP digitd_http_requests_total HTTP requests answered, by route "
+            "and status.\n# TYPE digitd_http_requests_total counter\n");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int s = 0; s < 500; s++) {
+            unsigned long long v = LOAD(m->requests[r][s]);
+            if (v)
+                tb_printf(&t, "digitd_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                    route_names[r], s + 100, v);
+        }
+
+    tb_printf(&t, "# HELP digitd_http_request_duration_seconds Time from the request "
+            "headers to the last byte of the answer.\n"
+            "# TYPE digitd_http_request_duration_seconds histogram\n");
+    for (int r = 0; r < ROUTE_COUNT; r++) {
+        unsigned long long cum = 0;
+        for (int b = 0; b <= METRICS_BUCKETS; b++) {
+            cum += LOAD(m->latency_bucket[r][b]);
+            if (b < METRICS_BUCKETS)
+                tb_printf(&t,
+                    "digitd_http_request_duration_seconds_bucket{route=\"%s\","
+                    "le=\"%g\"} %llu\n",
+                    route_names[r], bucket_le[b], cum);
+            else
+                tb_printf(&t,
+                    "digitd_http_request_duration_seconds_bucket{route=\"%s\","
+                    "le=\"+Inf\"} %llu\n",
+                    route_names[r], cum);
+        }
+        tb_printf(&t, "digitd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+            route_names[r], (double)LOAD(m->latency_sum_us[r]) / 1e6);
+        tb_printf(&t, "digitd_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+            route_names[r], cum);
+    }
+
+    tb_printf(&t, "# HELP digitd_predictions_total Predictions answered, by digit.\n"
+            "# TYPE digitd_predictions_total counter\n");
+    for (int d = 0; d < 10; d++)
+        tb_printf(&t, "digitd_predictions_total{digit=\"%d\"} %llu\n", d,
+            LOAD(m->predictions[d]));
+
+    tb_printf(&t,
+        "# HELP digitd_http_request_body_bytes_total Request body bytes received.\n"
+        "# TYPE digitd_http_request_body_bytes_total counter\n"
+        "digitd_http_request_body_bytes_total %llu\n"
+        "# HELP digitd_http_response_body_bytes_total Response body bytes queued.\n"
+        "# TYPE digitd_http_response_body_bytes_total counter\n"
+        "digitd_http_response_body_bytes_total %llu\n",
+        LOAD(m->bytes_in), LOAD(m->bytes_out));
+    tb_printf(&t,
+        "# HELP digitd_model_reloads_total Model reloads (SIGHUP), by result.\n"
+        "# TYPE digitd_model_reloads_total counter\n"
+        "digitd_model_reloads_total{result=\"success\"} %llu\n"
+        "digitd_model_reloads_total{result=\"failure\"} %llu\n",
+        LOAD(m->reloads_ok), LOAD(m->reloads_failed));
+    tb_printf(&t,
+        "# HELP digitd_http_requests_in_flight Requests being received, "
+        "computed or sent.\n"
+        "# TYPE digitd_http_requests_in_flight gauge\n"
+        "digitd_http_requests_in_flight %lld\n",
+        (long long)atomic_load(&m->in_flight));
+    tb_printf(&t,
+        "# HELP digitd_model_loaded 1 when a model is serving.\n"
+        "# TYPE digitd_model_loaded gauge\n"
+        "digitd_model_loaded %d\n"
+        "# HELP digitd_start_time_seconds Process start, Unix time.\n"
+        "# TYPE digitd_start_time_seconds gauge\n"
+        "digitd_start_time_seconds %lld\n",
+        atomic_load(&m->model_loaded), (long long)m->start_unix);
+
+    return tb_take(&t, len);
+}

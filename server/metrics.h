@@ -1,0 +1,56 @@
+/* metrics.h: the daemon's counters, exported by GET /metrics in the
+ * Prometheus text format (version 0.0.4). Every counter is a C11 atomic, so
+ * worker threads update them without locks; a scrape reads each one once
+ * (the figures are individually exact, not a consistent snapshot). */
+#ifndef DIGITD_METRICS_H
+#define DIGITD_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Routes, as labelled in the metrics and the access log. */
+typedef enum {
+    ROUTE_PREDICT,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_MODEL,
+    ROUTE_METRICS,
+    ROUTE_STATIC, /* the page and its assets */
+    ROUTE_OTHER,  /* anything not found */
+    ROUTE_COUNT
+} metrics_route;
+
+/* Upper bounds of the latency histogram, seconds (+Inf is implicit). */
+#define METRICS_BUCKETS 14
+
+typedef struct {
+    /* requests[route][status - 100], statuses 100..599 */
+    atomic_uint_fast64_t requests[ROUTE_COUNT][500];
+    /* latency: cumulative counts are computed at render time; these are
+     * per bucket, the last one being +Inf */
+    atomic_uint_fast64_t latency_bucket[ROUTE_COUNT][METRICS_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_us[ROUTE_COUNT];
+    atomic_uint_fast64_t predictions[10];   /* answered digits */
+    atomic_uint_fast64_t bytes_in;          /* request bodies */
+    atomic_uint_fast64_t bytes_out;         /* response bodies */
+    atomic_uint_fast64_t reloads_ok, reloads_failed;
+    atomic_int_fast64_t in_flight;          /* requests begun, not finished */
+    atomic_int model_loaded;                /* 0 or 1 */
+    int64_t start_unix;                     /* process start, seconds */
+} metrics;
+
+/* Zeroes every counter and records the start time. */
+void metrics_init(metrics *m);
+
+const char *metrics_route_name(metrics_route r);
+
+/* One finished request: its route, HTTP status and duration. */
+void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros);
+
+/* Renders the text exposition into a malloc'd NUL-terminated buffer (the
+ * caller frees it) and its length into *len. Returns NULL when out of
+ * memory. */
+char *metrics_render(metrics *m, size_t *len);
+
+#endif

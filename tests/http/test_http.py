@@ -1,0 +1,1175 @@
+#!/usr/bin/env python3
+"""HTTP integration tests of `digitd serve`.
+
+Each group starts the real daemon binary on a free loopback port (it is
+started with --port 0 and the bound port is read from its "listening on"
+log line) and speaks HTTP to it over real sockets, with nothing but the
+Python standard library. Groups (one CTest test each):
+
+  api          health, readiness, /model, /metrics, static files, headers,
+               CORS, options and environment, a daemon without a model
+  forms        every POST /predict input form answers the right digit for
+               real MNIST test digits; a small digit in the corner of a large
+               white image; batches; ?include=input             (needs MNIST)
+  bad          the bad-input catalogue: each case with its expected status,
+               a JSON error body, and /healthz still 200 afterwards; slow
+               clients; wrong methods; path traversal
+  concurrency  many clients at once, every answer identical to the
+               sequential one                                   (needs MNIST)
+  reload       SIGHUP with good, corrupt, truncated and missing model files
+               while under load: zero failed requests
+  signals      SIGTERM/SIGINT finish the request in flight and exit 0;
+               connection limits and idle timeouts
+
+Exit status: 0 passed, 1 failed, 77 skipped (MNIST needed but
+DIGITD_MNIST_DIR unset).
+"""
+import argparse
+import base64
+import concurrent.futures
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+SKIP = 77
+N_DIGITS = 20  # real MNIST test digits per input form
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+
+class Failures:
+    def __init__(self):
+        self.items = []
+        self.checks = 0
+
+    def check(self, cond, what):
+        self.checks += 1
+        if not cond:
+            self.items.append(what)
+            print("FAIL:", what, flush=True)
+        return cond
+
+
+F = Failures()
+
+
+def check(cond, what):
+    return F.check(cond, what)
+
+
+# ---------------------------------------------------------------------------
+# The daemon
+
+class Daemon:
+    """A `digitd serve` process on a free port; its stderr goes to a file."""
+
+    def __init__(self, args, model, web, extra=(), env=None, name="digitd",
+                 expect_listen=True):
+        self.log_path = os.path.join(args.work, name + ".log")
+        self.log = open(self.log_path, "wb")
+        cmd = [args.digitd, "serve", "--port", "0", "--bind", "127.0.0.1",
+               "--model", model, "--web-root", web, *extra]
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("DIGITD_") and k != "DIGITD_MNIST_DIR":
+                del e[k]
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=self.log, env=e)
+        self.port = None
+        if expect_listen:
+            self.port = self._wait_port()
+
+    def _wait_port(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.log_text()
+            for line in text.splitlines():
+                if "listening on http://127.0.0.1:" in line:
+                    rest = line.split("listening on http://127.0.0.1:")[1]
+                    return int(rest.split()[0])
+            if self.proc.poll() is not None:
+                raise RuntimeError("digitd exited early:\n" + text)
+            time.sleep(0.02)
+        raise RuntimeError("digitd did not start listening:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """Returns (status, headers dict with lowercase names, body bytes)."""
+        c = conn or self.conn()
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            if conn is None:
+                c.close()
+
+    def json(self, method, path, obj=None, body=None, ctype="application/json", **kw):
+        if obj is not None:
+            body = json.dumps(obj)
+        st, h, data = self.request(method, path, body=body,
+                                   headers={"Content-Type": ctype} if ctype else {}, **kw)
+        try:
+            return st, h, json.loads(data)
+        except ValueError:
+            return st, h, None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            check(False, "digitd did not exit within %ds of signal %d" % (timeout, sig))
+        self.log.close()
+        return rc
+
+
+def raw_exchange(port, data, read_timeout=5.0, half_close=False):
+    """Sends bytes over a fresh socket and returns everything read until the
+    server closes or read_timeout passes without data."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    try:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def status_of(raw):
+    try:
+        return int(raw.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# MNIST and image encoders
+
+def load_mnist(n):
+    d = os.environ.get("DIGITD_MNIST_DIR", "")
+    if not d:
+        return None
+
+    def read(name):
+        for cand in (name + ".gz", name):
+            p = os.path.join(d, cand)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    raw = f.read()
+                return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        raise FileNotFoundError(os.path.join(d, name))
+    imgs = read("t10k-images-idx3-ubyte")[16:]
+    labs = read("t10k-labels-idx1-ubyte")[8:]
+    return [(list(imgs[i * 784:(i + 1) * 784]), labs[i]) for i in range(n)]
+
+
+def png(w, h, rows, color_type=0):
+    """rows: h lists of w*channels byte values. color_type 0 gray, 4 gray+
+    alpha, 2 RGB, 6 RGBA."""
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+
+    def chunk(t, d):
+        return (struct.pack(">I", len(d)) + t + d +
+                struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def gif(w, h, gray):
+    """An 8-bit grayscale GIF of the w*h values in gray. LZW with a clear
+    code every 250 literals keeps every code 9 bits wide."""
+    palette = b"".join(bytes((i, i, i)) for i in range(256))
+    codes = []
+    for i, v in enumerate(gray):
+        if i % 250 == 0:
+            codes.append(256)
+        codes.append(v)
+    codes.append(257)
+    bits, nbits, out = 0, 0, bytearray()
+    for c in codes:
+        bits |= c << nbits
+        nbits += 9
+        while nbits >= 8:
+            out.append(bits & 0xff)
+            bits >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(bits & 0xff)
+    blocks = b"".join(bytes((len(out[i:i + 255]),)) + bytes(out[i:i + 255])
+                      for i in range(0, len(out), 255))
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0xf7, 0, 0) + palette +
+            b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x08" + blocks +
+            b"\x00;")
+
+
+def encode_with_fixture(args, fmt, w, h, c, pixels):
+    raw = os.path.join(args.work, "enc.raw")
+    out = os.path.join(args.work, "enc." + fmt)
+    with open(raw, "wb") as f:
+        f.write(bytes(pixels))
+    subprocess.run([args.fixture, "encode", fmt, str(w), str(h), str(c), raw, out],
+                   check=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def upscale(px, side, k):
+    """side x side values -> (side*k)^2, nearest neighbour."""
+    out = []
+    for y in range(side * k):
+        row = px[(y // k) * side:(y // k) * side + side]
+        for x in range(side * k):
+            out.append(row[x // k])
+    return out
+
+
+def rows_of(values, w, ch=1):
+    return [values[y * w * ch:(y + 1) * w * ch] for y in range(len(values) // (w * ch))]
+
+
+def multipart(fields, boundary="----digitdTestBoundary7MA4YWxkTrZu0gW"):
+    """fields: list of (name, filename or None, content type, bytes)."""
+    parts = []
+    for name, filename, ctype, data in fields:
+        disp = 'form-data; name="%s"' % name
+        if filename:
+            disp += '; filename="%s"' % filename
+        head = "--%s\r\nContent-Disposition: %s\r\n" % (boundary, disp)
+        if ctype:
+            head += "Content-Type: %s\r\n" % ctype
+        parts.append(head.encode() + b"\r\n" + data + b"\r\n")
+    body = b"".join(parts) + ("--%s--\r\n" % boundary).encode()
+    return body, "multipart/form-data; boundary=%s" % boundary
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+def random_model(args, name="random.model", seed=1, arch="784-32-10"):
+    path = os.path.join(args.work, name)
+    subprocess.run([args.fixture, "model", path, arch, str(seed)], check=True)
+    return path
+
+
+def trained_model(args):
+    """The shipped model when there is one, else a small MLP trained here."""
+    shipped = os.path.join(args.source, "models", "default.model")
+    if os.path.exists(shipped):
+        return shipped
+    path = os.path.join(args.work, "trained.model")
+    if not os.path.exists(path):
+        print("models/default.model is absent: training a small test model", flush=True)
+        subprocess.run([args.fixture, "train", path, os.environ["DIGITD_MNIST_DIR"], "3"],
+                       check=True)
+    return path
+
+
+SECRET = b"TOP-SECRET-OUTSIDE-THE-WEB-ROOT"
+
+
+def web_root(args):
+    """A web root of our own (index, assets, a subfolder, a hidden file and
+    a symlink pointing out of it) beside a secret file outside it."""
+    root = os.path.join(args.work, "web")
+    if os.path.exists(root):
+        shutil.rmtree(root)
+    os.makedirs(os.path.join(root, "sub"))
+    os.makedirs(os.path.join(root, "emptydir"))
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<!doctype html><title>digitd test</title><p>hello</p>\n")
+    with open(os.path.join(root, "app.js"), "w") as f:
+        f.write("console.log('hi');\n")
+    with open(os.path.join(root, "style.css"), "w") as f:
+        f.write("body{color:#000}\n")
+    with open(os.path.join(root, "sub", "index.html"), "w") as f:
+        f.write("<p>sub</p>\n")
+    with open(os.path.join(root, "sub", "icon.svg"), "w") as f:
+        f.write("<svg xmlns='http://www.w3.org/2000/svg'/>\n")
+    with open(os.path.join(root, ".secret"), "wb") as f:
+        f.write(SECRET)
+    secret = os.path.join(args.work, "secret.txt")
+    with open(secret, "wb") as f:
+        f.write(SECRET)
+    os.symlink(secret, os.path.join(root, "link.txt"))
+    os.symlink(args.work, os.path.join(root, "linkdir"))
+    os.symlink("index.html", os.path.join(root, "inside-link.html"))
+    return root
+
+
+def need_mnist():
+    if not os.environ.get("DIGITD_MNIST_DIR"):
+        print("SKIP: DIGITD_MNIST_DIR is not set; this test needs the MNIST test "
+              "set (e.g. DIGITD_MNIST_DIR=/path/to/mnist ctest -L http)", flush=True)
+        sys.exit(SKIP)
+
+
+def error_body_ok(st, h, body, raw=None):
+    """Every error is {"error": {"status": N, "message": "..."}} with the
+    security headers and no internal paths."""
+    ok = (isinstance(body, dict) and isinstance(body.get("error"), dict) and
+          body["error"].get("status") == st and
+          isinstance(body["error"].get("message"), str) and body["error"]["message"])
+    text = json.dumps(body) if body is not None else ""
+    return (ok and h.get("content-type", "").startswith("application/json") and
+            h.get("x-content-type-options") == "nosniff" and
+            "content-security-policy" in h and
+            "/work" not in text and "/tmp" not in text and ".model" not in text)
+
+
+# ---------------------------------------------------------------------------
+# Group: api
+
+def group_api(args):
+    model = random_model(args)
+    web = web_root(args)
+    d = Daemon(args, model, web)
+    try:
+        st, h, body = d.json("GET", "/healthz", ctype=None)
+        check(st == 200 and body == {"status": "ok"}, "GET /healthz is 200 {status: ok}")
+        check(h.get("x-content-type-options") == "nosniff", "nosniff on /healthz")
+        check("default-src" in h.get("content-security-policy", ""), "CSP on /healthz")
+        check(h.get("cache-control") == "no-store", "API answers are not cached")
+
+        st, h, body = d.json("GET", "/readyz", ctype=None)
+        check(st == 200 and body.get("status") == "ready", "GET /readyz is 200 with a model")
+
+        st, h, info = d.json("GET", "/model", ctype=None)
+        with open(model, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        check(st == 200, "GET /model is 200")
+        check(info.get("sha256") == digest, "/model sha256 is the file's SHA-256")
+        check(info.get("parameters") == 784 * 32 + 32 + 32 * 10 + 10,
+              "/model parameter count of 784-32-10 (got %r)" % info.get("parameters"))
+        check("dense32" in info.get("architecture", "") and "dense10" in info["architecture"],
+              "/model architecture names the layers (%r)" % info.get("architecture"))
+        check(info.get("name") == "untrained-784-32-10", "/model name from the file")
+        check(info.get("id", "").endswith("@" + digest[:12]), "/model id ends with the digest")
+        check("test_accuracy" in info and "loaded_at" in info, "/model accuracy and load time")
+        check(all("/" not in str(v) or k in ("architecture",) for k, v in info.items()
+                  if isinstance(v, str) and k != "loaded_at"),
+              "/model leaks no file path")
+
+        # a prediction, then the metrics count it
+        st, h, p = d.json("POST", "/predict", {"pixels": [0] * 392 + [255] * 392})
+        check(st == 200 and abs(sum(p["probabilities"]) - 1) < 1e-4 and
+              len(p["probabilities"]) == 10 and p["model"] == info["id"] and
+              p["digit"] == max(range(10), key=lambda k: p["probabilities"][k]) and
+              p["confidence"] == p["probabilities"][p["digit"]],
+              "a prediction has digit, confidence, 10 probabilities summing to 1, model")
+        # counted when the answer has been sent, so possibly a moment after
+        # the client has it: poll
+        for _ in range(50):
+            st, h, data = d.request("GET", "/metrics")
+            text = data.decode()
+            if ('digitd_http_requests_total{route="predict",status="200"} 1' in text and
+                    "digitd_http_requests_in_flight 1" in text):
+                break
+            time.sleep(0.02)
+        check(st == 200 and h.get("content-type", "").startswith("text/plain; version=0.0.4"),
+              "GET /metrics is Prometheus text")
+        for needle in ('digitd_http_requests_total{route="predict",status="200"} 1',
+                       'digitd_http_requests_total{route="healthz",status="200"} 1',
+                       'digitd_http_request_duration_seconds_bucket{route="predict",le="+Inf"} 1',
+                       'digitd_predictions_total{digit="%d"} 1' % p["digit"],
+                       "digitd_http_request_body_bytes_total",
+                       'digitd_model_reloads_total{result="success"} 0',
+                       "digitd_http_requests_in_flight 1",
+                       "digitd_model_loaded 1"):
+            check(needle in text, "metrics contain %s" % needle)
+
+        # static files
+        st, h, data = d.request("GET", "/")
+        check(st == 200 and b"digitd test" in data, "GET / serves index.html")
+        check(h.get("content-type") == "text/html; charset=utf-8", "index.html is text/html")
+        check(h.get("cache-control") == "no-cache", "the page revalidates (no-cache)")
+        check("script-src" not in h.get("content-security-policy", "x") and
+              "default-src 'self'" in h.get("content-security-policy", ""),
+              "the page's CSP allows only its own resources")
+        check(h.get("x-content-type-options") == "nosniff", "nosniff on the page")
+        etag = h.get("etag")
+        st, h2, data = d.request("GET", "/", headers={"If-None-Match": etag})
+        check(st == 304 and data == b"", "If-None-Match gives 304")
+        for path, ctype in (("/app.js", "text/javascript; charset=utf-8"),
+                            ("/style.css", "text/css; charset=utf-8"),
+                            ("/sub/icon.svg", "image/svg+xml"),
+                            ("/sub/", "text/html; charset=utf-8"),
+                            ("/inside-link.html", "text/html; charset=utf-8")):
+            st, h, data = d.request("GET", path)
+            check(st == 200 and h.get("content-type") == ctype,
+                  "GET %s is 200 %s (got %d %s)" % (path, ctype, st, h.get("content-type")))
+        st, h, data = d.request("GET", "/app.js")
+        check("max-age" in h.get("cache-control", ""), "assets are cacheable")
+        st, h, data = d.request("HEAD", "/app.js")
+        check(st == 200 and data == b"" and h.get("content-length") == "19", "HEAD of an asset")
+        st, h, data = d.request("HEAD", "/healthz")
+        check(st == 200 and data == b"", "HEAD /healthz")
+
+        # keep-alive: several requests on one connection
+        c = d.conn()
+        codes = [d.request("GET", "/healthz", conn=c)[0] for _ in range(3)]
+        codes.append(d.json("POST", "/predict", {"pixels": [0.5] * 784}, conn=c)[0])
+        codes.append(d.request("GET", "/app.js", conn=c)[0])
+        c.close()
+        check(codes == [200] * 5, "keep-alive connection serves several requests %r" % codes)
+
+        # access log: time, method, path, status, bytes, microseconds
+        time.sleep(0.2)
+        lines = [l for l in d.log_text().splitlines() if " GET /healthz " in l]
+        check(lines and lines[0].split()[-1].endswith("us") and
+              lines[0].split()[-3] == "200" and lines[0].split()[-2] == "16" and
+              lines[0][:4].isdigit() and "T" in lines[0].split()[0],
+              "access log line: time client method path status bytes micros (%r)"
+              % (lines[:1],))
+    finally:
+        check(d.stop() == 0, "SIGTERM exits 0")
+
+    # --quiet: no access log
+    d = Daemon(args, model, web, extra=["--quiet"], name="quiet")
+    d.request("GET", "/healthz")
+    time.sleep(0.1)
+    d.stop()
+    check(" GET /healthz " not in d.log_text(), "--quiet writes no access log")
+
+    # CORS, off by default, on with --cors-origin; environment variables,
+    # flags winning over them
+    d = Daemon(args, model, web, extra=["--cors-origin", "https://example.org"], name="cors",
+               env={"DIGITD_BIND": "not-an-address", "DIGITD_CORS_ORIGIN": "https://env.example",
+                    "DIGITD_MAX_BODY": "1k"})
+    try:
+        st, h, _ = d.request("OPTIONS", "/predict", headers={
+            "Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
+        check(st == 204 and h.get("access-control-allow-origin") == "https://example.org" and
+              "POST" in h.get("access-control-allow-methods", ""),
+              "CORS preflight answered with the flag's origin (flag beats env)")
+        st, h, _ = d.json("POST", "/predict", {"pixels": [0] * 784})
+        check(h.get("access-control-allow-origin") == "https://example.org",
+              "CORS header on answers")
+        st, h, body = d.json("POST", "/predict", body=b"[" + b" " * 1100 + b"]")
+        check(st == 413, "DIGITD_MAX_BODY=1k applies when no flag says otherwise (%d)" % st)
+    finally:
+        d.stop()
+    d = Daemon(args, model, web, name="nocors")
+    st, h, _ = d.json("POST", "/predict", {"pixels": [0] * 784})
+    check("access-control-allow-origin" not in h, "no CORS headers by default")
+    st, h, _ = d.request("OPTIONS", "/predict")
+    check(st == 405 and h.get("allow") == "POST", "OPTIONS without CORS is 405")
+    d.stop()
+
+    # environment alone
+    env_port_probe = socket.socket()
+    env_port_probe.bind(("127.0.0.1", 0))
+    free_port = env_port_probe.getsockname()[1]
+    env_port_probe.close()
+    p = subprocess.Popen([args.digitd, "serve"], stderr=subprocess.PIPE,
+                         env=dict(os.environ, DIGITD_PORT=str(free_port),
+                                  DIGITD_BIND="127.0.0.1", DIGITD_MODEL=model,
+                                  DIGITD_WEB_ROOT=web, DIGITD_QUIET="1"))
+    ok = False
+    for _ in range(200):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", free_port, timeout=2)
+            c.request("GET", "/readyz")
+            ok = c.getresponse().status == 200
+            break
+        except OSError:
+            time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    p.wait(20)
+    check(ok, "DIGITD_PORT/BIND/MODEL/WEB_ROOT configure the daemon")
+
+    # options
+    r = subprocess.run([args.digitd, "serve", "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and "--max-body" in r.stdout and len(r.stdout.splitlines()) <= 30,
+          "serve --help fits a screen and exits 0")
+    for bad in (["--port", "70000"], ["--threads", "0"], ["--max-body", "lots"],
+                ["--bind", "example.com"], ["--nope"], ["extra"]):
+        r = subprocess.run([args.digitd, "serve", "--port", "0", "--model", model, *bad],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode in (1, 2) and r.stderr.strip(), "serve %s fails with a message" % bad)
+
+    # no model: alive, not ready, /predict 503
+    d = Daemon(args, os.path.join(args.work, "missing.model"), web, name="nomodel")
+    try:
+        check(d.request("GET", "/healthz")[0] == 200, "without a model /healthz is 200")
+        st, h, body = d.json("GET", "/readyz", ctype=None)
+        check(st == 503 and error_body_ok(st, h, body), "without a model /readyz is 503")
+        st, h, body = d.json("POST", "/predict", {"pixels": [0] * 784})
+        check(st == 503 and error_body_ok(st, h, body), "without a model /predict is 503")
+        st, h, body = d.json("GET", "/model", ctype=None)
+        check(st == 503, "without a model /model is 503")
+        # a good file then SIGHUP: ready
+        shutil.copy(model, os.path.join(args.work, "missing.model"))
+        d.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if d.request("GET", "/readyz")[0] == 200:
+                break
+            time.sleep(0.05)
+        check(d.request("GET", "/readyz")[0] == 200, "SIGHUP loads a model that appeared")
+    finally:
+        check(d.stop(signal.SIGINT) == 0, "SIGINT exits 0")
+
+
+# ---------------------------------------------------------------------------
+# Group: forms
+
+def group_forms(args):
+    need_mnist()
+    digits = load_mnist(N_DIGITS)
+    model = trained_model(args)
+    d = Daemon(args, model, web_root(args))
+    try:
+        forms = {}
+
+        def add(name, ctype, body):
+            forms.setdefault(name, []).append((ctype, body))
+
+        for px, label in digits:
+            inv = [255 - v for v in px]
+            add("json pixels 0..255", "application/json", json.dumps({"pixels": px}))
+            add("json pixels 0..1", "application/json",
+                json.dumps({"pixels": [v / 255 for v in px]}))
+            add("json pixels 28 rows", "application/json",
+                json.dumps({"pixels": rows_of(px, 28)}))
+            big = upscale(inv, 28, 4)  # 112x112, dark ink on white
+            png_dark = png(112, 112, rows_of(big, 112))
+            add("image/png dark on light", "image/png", png_dark)
+            add("image/png light on dark", "image/png", png(28, 28, rows_of(px, 28)))
+            rgb = [c for v in upscale(inv, 28, 3) for c in (v, v, min(255, v + 40))]
+            add("image/jpeg colour", "image/jpeg", encode_with_fixture(args, "jpg", 84, 84, 3, rgb))
+            add("image/bmp", "image/bmp", encode_with_fixture(args, "bmp", 56, 56, 1,
+                                                               upscale(inv, 28, 2)))
+            add("image/gif", "image/gif", gif(56, 56, upscale(inv, 28, 2)))
+            add("json image base64", "application/json",
+                json.dumps({"image": base64.b64encode(png_dark).decode()}))
+            add("json image data: URL", "application/json",
+                json.dumps({"image": "data:image/png;base64," +
+                            base64.b64encode(png_dark).decode()}))
+            body, ctype = multipart([("note", None, None, b"hello"),
+                                     ("image", "digit.png", "image/png", png_dark)])
+            add("multipart/form-data", ctype, body)
+            # a browser canvas: 280x280 RGBA, transparent background
+            # (0,0,0,0), opaque ink of one colour (here black, then blue)
+            for ink, name in (((0, 0, 0), "canvas black ink"), ((30, 60, 200), "canvas blue ink")):
+                canvas = []
+                for v in upscale(px, 28, 10):
+                    canvas += [ink[0], ink[1], ink[2], v] if v else [0, 0, 0, 0]
+                add("transparent " + name, "image/png", png(280, 280, rows_of(canvas, 280, 4), 6))
+            # white ink on a transparent canvas
+            canvas = []
+            for v in upscale(px, 28, 10):
+                canvas += [255, 255, 255, v]
+            add("transparent canvas white ink", "image/png", png(280, 280, rows_of(canvas, 280, 4), 6))
+            # small dark digit in the corner of a large white image
+            W, H = 900, 700
+            small = upscale(inv, 28, 2)
+            img = bytearray(b"\xff" * (W * H))
+            for y in range(56):
+                img[(10 + y) * W + 10:(10 + y) * W + 66] = bytes(small[y * 56:(y + 1) * 56])
+            add("small digit in the corner of 900x700 white PNG", "image/png",
+                png(W, H, rows_of(list(img), W)))
+
+        labels = [lab for _, lab in digits]
+        c = d.conn()
+        for name, items in forms.items():
+            got = []
+            for ctype, body in items:
+                st, h, ans = d.json("POST", "/predict", body=body, ctype=ctype, conn=c)
+                got.append(ans.get("digit") if st == 200 else "HTTP %d %s" % (st, ans))
+            right = sum(1 for a, b in zip(got, labels) if a == b)
+            print("%-50s %2d/%d right" % (name, right, len(labels)), flush=True)
+            check(right >= len(labels) - 1,
+                  "%s: %d of %d right (%r vs %r)" % (name, right, len(labels), got, labels))
+        c.close()
+
+        # batches: an array and {"instances": [...]}, answers in order
+        batch = [{"pixels": px} for px, _ in digits[:10]]
+        batch[3] = {"image": "data:image/png;base64," +
+                    base64.b64encode(forms["image/png dark on light"][3][1]).decode()}
+        for name, obj in (("array", batch), ("instances", {"instances": batch})):
+            st, h, ans = d.json("POST", "/predict", obj)
+            preds = ans.get("predictions") if st == 200 else None
+            check(st == 200 and isinstance(preds, list) and len(preds) == 10 and
+                  "model" in ans,
+                  "batch (%s) answers {predictions: [10], model} (%d)" % (name, st))
+            if preds:
+                right = sum(1 for p, (_, lab) in zip(preds, digits) if p["digit"] == lab)
+                check(right >= 9, "batch (%s) in order: %d of 10 right" % (name, right))
+                check(all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in preds),
+                      "batch probabilities sum to 1")
+
+        # ?include=input: the normalised 28x28 the model saw
+        px = digits[0][0]
+        st, h, ans = d.json("POST", "/predict?include=input", {"pixels": px})
+        inp = ans.get("input")
+        check(st == 200 and isinstance(inp, list) and len(inp) == 784 and
+              max(abs(a - b / 255) for a, b in zip(inp, px)) < 1e-3,
+              "?include=input returns the 784 pixels as the model saw them")
+        st, h, ans = d.json("POST", "/predict?include=input",
+                            body=forms["image/png dark on light"][0][1], ctype="image/png")
+        inp = ans.get("input", [])
+        check(st == 200 and len(inp) == 784 and max(inp) > 0.5 and min(inp) >= 0 and
+              sum(inp[:28]) < 1 and ans["digit"] == digits[0][1],
+              "?include=input on an image: ink high, empty border")
+        st, h, ans = d.json("POST", "/predict", {"pixels": px})
+        check("input" not in ans, "no input without ?include=input")
+
+        # /model of the trained model records an accuracy
+        st, h, info = d.json("GET", "/model", ctype=None)
+        check(st == 200 and isinstance(info.get("test_accuracy"), float) and
+              info["test_accuracy"] > 0.9, "/model reports the recorded test accuracy")
+    finally:
+        check(d.stop() == 0, "exit 0")
+
+
+# ---------------------------------------------------------------------------
+# Group: bad inputs
+
+LIMIT = 65536  # --max-body in this group
+
+
+def group_bad(args):
+    model = random_model(args)
+    web = web_root(args)
+    d = Daemon(args, model, web, extra=["--max-body", str(LIMIT), "--timeout", "2",
+                                        "--max-image-side", "2000"])
+    good_png = png(28, 28, [[255] * 10 + [0] * 8 + [255] * 10] * 28)
+    white = png(64, 64, [[255] * 64] * 64)
+    transparent = png(64, 64, [[0, 0, 0, 0] * 64] * 64, 6)
+    truncated = good_png[:len(good_png) // 2]
+    # a valid PNG header claiming 100000x100000, then a little data
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    huge_hdr = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr +
+                struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff) +
+                png(1, 1, [[0]])[33:])
+    one = png(1, 1, [[0]])
+    mp_noimage, mp_type = multipart([("file", "d.png", "image/png", good_png)])
+    mp_ok, _ = multipart([("image", "d.png", "image/png", good_png)])
+    px = [0] * 784
+
+    def pixels_with(token):
+        return ('{"pixels": [' + ",".join(["0"] * 400 + [token] + ["0"] * 383) + "]}").encode()
+
+    J = "application/json"
+    cases = [
+        # (name, content type, body, expected status)
+        ("empty JSON body", J, b"", 400),
+        ("missing Content-Type", None, json.dumps({"pixels": px}), 415),
+        ("text/plain Content-Type", "text/plain", json.dumps({"pixels": px}), 415),
+        ("image/webp Content-Type", "image/webp", b"RIFF....WEBP", 415),
+        ("truncated JSON", J, b'{"pixels": [1, 2, ', 400),
+        ("JSON with trailing garbage", J, json.dumps({"pixels": px}) + "xyz", 400),
+        ("JSON scalar", J, b"42", 422),
+        ("JSON object without pixels or image", J, b"{}", 422),
+        ("783 numbers", J, json.dumps({"pixels": [0] * 783}), 422),
+        ("785 numbers", J, json.dumps({"pixels": [0] * 785}), 422),
+        ("NaN among the pixels", J, pixels_with("NaN"), 422),
+        ("Infinity among the pixels", J, pixels_with("Infinity"), 422),
+        ("-Infinity among the pixels", J, pixels_with("-Infinity"), 422),
+        ("1e999 (overflows to infinity)", J, pixels_with("1e999"), 422),
+        ("a string among the pixels", J, pixels_with('"7"'), 422),
+        ("a null among the pixels", J, pixels_with("null"), 422),
+        ("a negative pixel", J, pixels_with("-1"), 422),
+        ("a pixel over 255", J, pixels_with("256"), 422),
+        ("pixels not an array", J, b'{"pixels": "0,0,0"}', 422),
+        ("rows of the wrong length", J, json.dumps({"pixels": [[0] * 27] * 28}), 422),
+        ("arrays nested 10000 deep", J, b"[" * 10000 + b"]" * 10000, 400),
+        ("objects nested 10000 deep", J, b'{"a":' * 10000 + b"1" + b"}" * 10000, 400),
+        ("invalid base64", J, json.dumps({"image": "iVBOR%%%not base64!"}), 400),
+        ("data: URL not base64", J, json.dumps({"image": "data:image/png,abc"}), 422),
+        ("base64 of text, not an image", J,
+         json.dumps({"image": base64.b64encode(b"hello, world").decode()}), 415),
+        ("image not a string", J, b'{"image": 12}', 422),
+        ("both pixels and image", J,
+         json.dumps({"pixels": px, "image": base64.b64encode(good_png).decode()}), 422),
+        ("empty batch", J, b"[]", 422),
+        ("batch of 257", J,
+         json.dumps([{"image": base64.b64encode(good_png).decode()}] * 257), 422),
+        ("batch with a bad fourth input", J,
+         json.dumps([{"pixels": px}] * 3 + [{"pixels": [0] * 5}]), 422),
+        ("truncated PNG", "image/png", truncated, 400),
+        ("PNG header claiming 100000x100000", "image/png", huge_hdr, 422),
+        ("1x1 image", "image/png", one, 422),
+        ("all-white image", "image/png", white, 422),
+        ("all-transparent image", "image/png", transparent, 422),
+        ("GIF magic then garbage", "image/gif", b"GIF89a" + b"\x01" * 40, 400),
+        ("JPEG magic then garbage", "image/jpeg", b"\xff\xd8\xff" + b"\x00" * 100, 400),
+        ("empty raw image", "image/png", b"", 422),
+        ("text sent as image/png", "image/png", b"this is not a png", 415),
+        ("multipart without the image field", mp_type, mp_noimage, 422),
+        ("multipart without a boundary", "multipart/form-data", mp_ok, 400),
+        ("multipart truncated", mp_type, mp_ok[:len(mp_ok) // 2], 400),
+        ("multipart with another boundary", mp_type.replace("7MA4", "XXXX"), mp_ok, 400),
+        ("body exactly at the limit (junk JSON)", J, b"[" + b" " * (LIMIT - 1), 400),
+        ("body one byte over the limit", J, b"[" + b" " * LIMIT, 413),
+        ("image over --max-image-side", "image/png",
+         png(2001, 1, [[0] * 2001]), 422),
+    ]
+    try:
+        for name, ctype, body, want in cases:
+            st, h, ans = d.json("POST", "/predict", body=body, ctype=ctype)
+            check(st == want and error_body_ok(st, h, ans),
+                  "%s: want %d, got %d %s" % (name, want, st, ans))
+            check(d.request("GET", "/healthz")[0] == 200, "healthz after: " + name)
+        st, h, ans = d.json("POST", "/predict", body=cases[29][2], ctype=J)
+        check("input 3" in ans["error"]["message"], "a batch error names the input")
+
+        # chunked, far over the limit: 413 after the body, daemon fine
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n" % 65536 + b" " * 65536 + b"\r\n"
+        try:
+            for _ in range(160):  # 10 MiB
+                s.sendall(chunk)
+            s.sendall(b"0\r\n\r\n")
+            resp = s.recv(65536)
+        except OSError:
+            resp = b""
+        s.close()
+        check(status_of(resp) == 413, "chunked body of 10 MiB over a 64 KiB limit: 413 (%r)"
+              % resp[:40])
+        check(d.request("GET", "/healthz")[0] == 200, "healthz after the chunked flood")
+
+        # a declared Content-Length over the limit is refused before the body
+        resp = raw_exchange(d.port, b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n"
+                            b"Expect: 100-continue\r\n\r\n", read_timeout=3)
+        check(status_of(resp) == 413 and b"100 Continue" not in resp,
+              "Content-Length of 1 GB with Expect: 100-continue: 413 at once")
+
+        # no length at all: 411
+        resp = raw_exchange(d.port, b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                            b"Content-Type: application/json\r\n\r\n", read_timeout=3)
+        check(status_of(resp) == 411, "POST without Content-Length or chunking: 411 (%r)"
+              % resp[:40])
+
+        # garbage that is not HTTP, and oversized headers: refused by the
+        # HTTP layer, daemon fine
+        resp = raw_exchange(d.port, b"\x16\x03\x01garbage\r\n\r\n", read_timeout=3)
+        check(status_of(resp) in (400, None), "non-HTTP bytes refused (%r)" % resp[:30])
+        resp = raw_exchange(d.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                            b"a" * 100000 + b"\r\n\r\n", read_timeout=3)
+        check(status_of(resp) in (413, 414, 431, None), "100 KB header refused (%r)" % resp[:30])
+        check(d.request("GET", "/healthz")[0] == 200, "healthz after garbage")
+
+        # wrong method on every route (and unknown routes: 404)
+        for method, path, allow in (("GET", "/predict", "POST"), ("PUT", "/predict", "POST"),
+                                    ("DELETE", "/predict", "POST"), ("HEAD", "/predict", "POST"),
+                                    ("POST", "/healthz", "GET, HEAD"),
+                                    ("DELETE", "/healthz", "GET, HEAD"),
+                                    ("POST", "/readyz", "GET, HEAD"),
+                                    ("PUT", "/model", "GET, HEAD"),
+                                    ("POST", "/metrics", "GET, HEAD"),
+                                    ("POST", "/", "GET, HEAD"),
+                                    ("DELETE", "/index.html", "GET, HEAD"),
+                                    ("PATCH", "/app.js", "GET, HEAD")):
+            st, h, ans = d.json(method, path, ctype=None)
+            check(st == 405 and h.get("allow") == allow and
+                  (method == "HEAD" or error_body_ok(st, h, ans)),
+                  "%s %s: 405 Allow: %s (got %d %s)" % (method, path, allow, st, h.get("allow")))
+        for method, path in (("GET", "/nope"), ("POST", "/nope"), ("GET", "/predict/x"),
+                             ("GET", "/healthz/"), ("DELETE", "/nope.html")):
+            st, h, ans = d.json(method, path, ctype=None)
+            check(st == 404 and error_body_ok(st, h, ans), "%s %s: 404 (%d)" % (method, path, st))
+
+        # path traversal, raw on the socket so nothing normalises the path
+        for path in ("/../secret.txt", "/../../../../etc/passwd", "/%2e%2e/secret.txt",
+                     "/%2E%2E/%2e%2e/etc/passwd", "/..%2fsecret.txt", "/sub/../../secret.txt",
+                     "/sub/%2e%2e/%2e%2e/secret.txt", "//etc/passwd", "/%2fetc/passwd",
+                     "/..\\secret.txt", "/%5c..%5csecret.txt", "/link.txt", "/linkdir/secret.txt",
+                     "/.secret", "/%2esecret", "/sub/./index.html", "/emptydir", "/emptydir/",
+                     "/index.html%00.png", "/" + "a/" * 3000 + "x"):
+            resp = raw_exchange(d.port, ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                         % path).encode(), read_timeout=3)
+            st = status_of(resp)
+            check(st in (404, 400, 414, 431) and SECRET not in resp and b"root:" not in resp,
+                  "GET %s refused (got %s)" % (path[:60], st))
+        check(d.request("GET", "/")[0] == 200, "the page is still served")
+
+        # a slow client that stops halfway: cut after the timeout (2 s),
+        # other clients served meanwhile
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 5000\r\n\r\n" + b"[" * 100)
+        t0 = time.time()
+        served = all(d.request("GET", "/healthz")[0] == 200 for _ in range(5))
+        check(served and time.time() - t0 < 1.5, "others are served while a client stalls")
+        try:
+            got = s.recv(1000)
+        except OSError:
+            got = b""
+        waited = time.time() - t0
+        s.close()
+        check(got == b"" and 1.0 < waited < 6.0,
+              "a stalled upload is closed after the timeout (%.1fs, %r)" % (waited, got[:40]))
+        # a client that opens a connection and says nothing
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        t0 = time.time()
+        try:
+            got = s.recv(1000)
+        except OSError:
+            got = b""
+        waited = time.time() - t0
+        s.close()
+        check(got == b"" and waited < 6.0, "a silent connection is closed (%.1fs)" % waited)
+        time.sleep(0.1)
+        check(" 408 " in d.log_text(), "the timed-out request is logged as 408")
+
+        # after all that: alive, ready, and still right
+        st, h, ans = d.json("POST", "/predict", body=good_png, ctype="image/png")
+        check(st == 200, "a good request after the catalogue is 200")
+        st, h, data = d.request("GET", "/metrics")
+        check(b'route="predict",status="422"' in data and b'route="other",status="404"' in data,
+              "errors are counted in the metrics")
+    finally:
+        check(d.stop() == 0, "exit 0 after the catalogue")
+    log = d.log_text()
+    check("AddressSanitizer" not in log and "runtime error" not in log,
+          "no sanitizer reports in the daemon's log")
+
+
+# ---------------------------------------------------------------------------
+# Group: concurrency
+
+def group_concurrency(args):
+    need_mnist()
+    digits = load_mnist(64)
+    model = trained_model(args)
+    d = Daemon(args, model, web_root(args), extra=["--quiet"])
+    try:
+        bodies = []
+        for px, label in digits:
+            bodies.append(("application/json", json.dumps({"pixels": px}), label))
+            inv = [255 - v for v in upscale(px, 28, 3)]
+            bodies.append(("image/png", png(84, 84, rows_of(inv, 84)), label))
+        # sequential answers first
+        expect = []
+        c = d.conn()
+        for ctype, body, _ in bodies:
+            st, h, ans = d.json("POST", "/predict", body=body, ctype=ctype, conn=c)
+            expect.append((st, ans.get("digit"), ans.get("probabilities")))
+        c.close()
+        right = sum(1 for (st, dg, _), (_, _, lab) in zip(expect, bodies) if dg == lab)
+        check(right >= len(bodies) * 0.9, "sequential answers mostly right (%d/%d)"
+              % (right, len(bodies)))
+
+        errors = []
+
+        def client(k):
+            conn = d.conn()
+            bad = 0
+            for i in range(60):
+                j = (k * 7 + i * 13) % len(bodies)
+                ctype, body, _ = bodies[j]
+                try:
+                    st, h, ans = d.json("POST", "/predict", body=body, ctype=ctype, conn=conn)
+                    got = (st, ans.get("digit"), ans.get("probabilities"))
+                except Exception as e:  # noqa: BLE001 - any failure counts
+                    got = ("exception", repr(e))
+                    conn.close()
+                    conn = d.conn()
+                if got != expect[j]:
+                    bad += 1
+                    if len(errors) < 5:
+                        errors.append((j, got, expect[j]))
+            conn.close()
+            return bad
+
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(32) as ex:
+            bad = sum(ex.map(client, range(32)))
+        dt = time.time() - t0
+        print("32 clients x 60 requests in %.2fs" % dt, flush=True)
+        check(bad == 0, "all 1920 concurrent answers identical to the sequential ones "
+              "(%d differ: %r)" % (bad, errors))
+
+        # new connection per request, many at once
+        def one_shot(j):
+            ctype, body, _ = bodies[j % len(bodies)]
+            st, h, ans = d.json("POST", "/predict", body=body, ctype=ctype)
+            return (st, ans.get("digit"), ans.get("probabilities")) == expect[j % len(bodies)]
+        with concurrent.futures.ThreadPoolExecutor(48) as ex:
+            oks = list(ex.map(one_shot, range(400)))
+        check(all(oks), "400 one-shot connections from 48 threads all right (%d bad)"
+              % oks.count(False))
+        for _ in range(50):
+            st, h, data = d.request("GET", "/metrics")
+            if b"digitd_http_requests_in_flight 1\n" in data:
+                break
+            time.sleep(0.02)
+        check(b"digitd_http_requests_in_flight 1\n" in data, "in-flight back to just this one")
+    finally:
+        check(d.stop() == 0, "exit 0")
+
+
+# ---------------------------------------------------------------------------
+# Group: reload
+
+def group_reload(args):
+    a = random_model(args, "a.model", seed=1)
+    b = random_model(args, "b.model", seed=2)
+    live = os.path.join(args.work, "live.model")
+    shutil.copy(a, live)
+    d = Daemon(args, live, web_root(args), extra=["--quiet"])
+    ids = {}
+    for name, path in (("a", a), ("b", b)):
+        with open(path, "rb") as f:
+            ids[name] = hashlib.sha256(f.read()).hexdigest()[:12]
+    stop = threading.Event()
+    results = {"ok": 0, "bad": [], "ids": set()}
+    lock = threading.Lock()
+    body = json.dumps({"pixels": [(i * 37) % 256 for i in range(784)]})
+
+    def hammer():
+        conn = d.conn()
+        while not stop.is_set():
+            try:
+                st, h, ans = d.json("POST", "/predict", body=body, conn=conn)
+                rz = d.request("GET", "/readyz", conn=conn)[0]
+                with lock:
+                    if st == 200 and rz == 200:
+                        results["ok"] += 1
+                        results["ids"].add(ans["model"].split("@")[1])
+                    else:
+                        results["bad"].append((st, rz, ans))
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    results["bad"].append(repr(e))
+                conn.close()
+                conn = d.conn()
+        conn.close()
+
+    def current_id():
+        return d.json("GET", "/model", ctype=None)[2]["sha256"][:12]
+
+    def hup_and_wait(want_line_count):
+        d.send_signal(signal.SIGHUP)
+        for _ in range(200):
+            if d.log_text().count("SIGHUP") >= want_line_count and (
+                    d.log_text().count("model reloaded") + d.log_text().count("reload refused")
+                    >= want_line_count):
+                return
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        tmp = live + ".tmp"
+        shutil.copy(b, tmp)
+        os.replace(tmp, live)
+        hup_and_wait(1)
+        check(current_id() == ids["b"], "SIGHUP with a good new file switches to it")
+        time.sleep(0.3)
+        with open(live, "wb") as f:
+            f.write(os.urandom(5000))
+        hup_and_wait(2)
+        check(current_id() == ids["b"], "a garbage file is refused, the old model serves")
+        time.sleep(0.3)
+        with open(a, "rb") as f:
+            data = f.read()
+        with open(live, "wb") as f:
+            f.write(data[:len(data) // 2])
+        hup_and_wait(3)
+        check(current_id() == ids["b"], "a truncated file is refused")
+        with open(live, "wb") as f:
+            f.write(data[:-1] + bytes([data[-1] ^ 0xff]))
+        hup_and_wait(4)
+        check(current_id() == ids["b"], "a file with a flipped bit (CRC) is refused")
+        os.remove(live)
+        hup_and_wait(5)
+        check(current_id() == ids["b"], "a deleted file is refused")
+        time.sleep(0.3)
+        shutil.copy(a, tmp)
+        os.replace(tmp, live)
+        hup_and_wait(6)
+        check(current_id() == ids["a"], "and a good file again is taken")
+        # rapid reloads
+        for _ in range(10):
+            d.send_signal(signal.SIGHUP)
+            time.sleep(0.02)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    print("requests during reloads: %d ok, %d failed" % (results["ok"], len(results["bad"])),
+          flush=True)
+    check(results["ok"] > 100, "the load ran (%d requests)" % results["ok"])
+    check(not results["bad"], "zero failed requests during reloads (%r)" % results["bad"][:3])
+    check(results["ids"] <= {ids["a"], ids["b"]}, "only whole models answered")
+    st, h, data = d.request("GET", "/metrics")
+    text = data.decode()
+    check('digitd_model_reloads_total{result="failure"} 4' in text, "4 failed reloads counted")
+    check("digitd_model_loaded 1" in text, "still loaded")
+    rc = d.stop()
+    check(rc == 0, "exit 0")
+    log = d.log_text()
+    check(log.count("reload refused") == 4, "each refusal is logged")
+    check("AddressSanitizer" not in log and "runtime error" not in log, "no sanitizer reports")
+
+
+# ---------------------------------------------------------------------------
+# Group: signals and connection limits
+
+def group_signals(args):
+    model = random_model(args)
+    web = web_root(args)
+    body = json.dumps({"pixels": [0] * 784}).encode()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        d = Daemon(args, model, web, name="sig%d" % sig)
+        # a request in flight: headers and half the body sent
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
+        time.sleep(0.3)
+        d.send_signal(sig)
+        time.sleep(0.3)
+        check(d.proc.poll() is None, "signal %d: waits for the request in flight" % sig)
+        # no new connections are accepted now
+        try:
+            c = socket.create_connection(("127.0.0.1", d.port), timeout=2)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            refused = c.recv(100) == b""
+            c.close()
+        except OSError:
+            refused = True
+        check(refused, "signal %d: new connections are refused" % sig)
+        s.sendall(body[100:])
+        resp = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                resp += chunk
+                if b"\r\n\r\n" in resp and b'"model"' in resp:
+                    break
+        except OSError:
+            pass
+        s.close()
+        check(status_of(resp) == 200, "signal %d: the request in flight is answered (%r)"
+              % (sig, resp[:30]))
+        try:
+            rc = d.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        d.stop()
+        check(rc == 0, "signal %d: exit status 0 (got %r)" % (sig, rc))
+
+    # connection limits: --max-per-ip 4, --max-connections 8
+    d = Daemon(args, model, web, extra=["--max-per-ip", "4", "--max-connections", "8",
+                                        "--timeout", "3", "--threads", "2"], name="limits")
+    try:
+        idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
+        time.sleep(0.2)
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=3)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = s.recv(100)
+        except OSError:
+            got = b""
+        s.close()
+        check(got == b"", "a 5th connection from one address over --max-per-ip 4 is refused")
+        t0 = time.time()
+        try:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=3,
+                                         source_address=("127.0.0.2", 0))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = s.recv(100)
+            s.close()
+        except OSError as e:
+            got = repr(e).encode()
+        check(status_of(got) == 200 and time.time() - t0 < 1.0,
+              "127.0.0.2 is served while 127.0.0.1 holds its limit (%r)" % got[:30])
+        # idle connections are closed after the timeout
+        t0 = time.time()
+        for c in idle:
+            c.settimeout(10)
+            try:
+                c.recv(10)
+            except OSError:
+                pass
+        check(time.time() - t0 < 6, "idle connections closed after --timeout 3")
+        for c in idle:
+            c.close()
+        time.sleep(0.3)
+        check(d.request("GET", "/healthz")[0] == 200, "served again once they are gone")
+    finally:
+        check(d.stop() == 0, "exit 0")
+
+
+# ---------------------------------------------------------------------------
+
+GROUPS = {"api": group_api, "forms": group_forms, "bad": group_bad,
+          "concurrency": group_concurrency, "reload": group_reload,
+          "signals": group_signals}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
+    ap.add_argument("--digitd", required=True)
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    if os.path.exists(args.work):
+        for name in os.listdir(args.work):
+            if name == "trained.model":
+                continue  # slow to make: keep it between runs
+            p = os.path.join(args.work, name)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            else:
+                os.remove(p)
+    os.makedirs(args.work, exist_ok=True)
+    GROUPS[args.group](args)
+    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
+    return 1 if F.items else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
