@@ -392,6 +392,35 @@ START_TEST(maxpool_ties_pick_first_and_nan_wins) {
 }
 END_TEST
 
+/* Many ties (values 0..3): every window's winner must be the first
+ * maximum in row-major order, as a plain scan finds it. This catches a
+ * 2x2 path that compares columns before rows. */
+START_TEST(maxpool_ties_follow_row_major_order) {
+    enum { H = 6, W = 8, K = 2 };
+    float in[2 * H * W], out[2 * (H / K) * (W / K)];
+    int32_t arg[2 * (H / K) * (W / K)];
+    nn_rng rng;
+    nn_rng_seed(&rng, 77);
+    for (int i = 0; i < 2 * H * W; i++) in[i] = (float)nn_rng_below(&rng, 4);
+    in[0] = 1, in[1] = 3, in[W] = 3, in[W + 1] = 0; /* upper-right before lower-left */
+    maxpool_forward(out, arg, in, 2, 1, H, W, K);
+    for (int pl = 0; pl < 2; pl++)
+        for (int oh = 0; oh < H / K; oh++)
+            for (int ow = 0; ow < W / K; ow++) {
+                int best = -1;
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) {
+                        int i = pl * H * W + (oh * K + kh) * W + ow * K + kw;
+                        if (best < 0 || in[i] > in[best]) best = i;
+                    }
+                int o = (pl * (H / K) + oh) * (W / K) + ow;
+                ck_assert_int_eq(arg[o], best);
+                ck_assert_float_eq(out[o], in[best]);
+            }
+    ck_assert_int_eq(arg[0], 1);
+}
+END_TEST
+
 typedef struct {
     pool_case p;
     float *in, *out, *R;
@@ -537,6 +566,7 @@ static Suite *conv_suite(void) {
     TCase *tp = tcase_create("maxpool");
     tcase_add_loop_test(tp, maxpool_forward_matches_definition, 0, N_POOLS);
     tcase_add_test(tp, maxpool_ties_pick_first_and_nan_wins);
+    tcase_add_test(tp, maxpool_ties_follow_row_major_order);
     tcase_add_loop_test(tp, maxpool_backward_matches_finite_differences, 0, N_POOLS);
     suite_add_tcase(s, tp);
 
