@@ -1,0 +1,685 @@
+/*
+ * gemm.c: single-precision matrix product C = alpha*op(A)*op(B) + beta*C
+ * (nn_sgemm), where the training of every dense and conv layer spends its
+ * time.
+ *
+ * Blocking scheme (after Goto & van de Geijn, "Anatomy of high-performance
+ * matrix multiplication", simplified for the NN's shapes):
+ *
+ *   for each depth block k0 (KC deep, the same split whatever the threads)
+ *     pack op(A) rows of this slice x KC into MR-row panels      (L2)
+ *     for each column block j0 (NC wide)
+ *       pack op(B) KC x NC into NR-column panels                 (L2)
+ *       for each MR panel of A      (one A panel, MR x KC, sits in L1)
+ *         for each NR panel of B
+ *           micro-kernel: an MR x NR tile of C in registers, summed over
+ *           the KC depth in order, then C = alpha*tile + beta*C
+ *
+ * Packing copies each operand once into the order the micro-kernel reads
+ * (for every k: MR values of A, NR values of B, contiguous), so the four
+ * transpose cases differ only in the packing routines and the kernel runs
+ * on unit-stride, aligned data. Panels at the edges are zero-padded; the
+ * kernel stores only the valid part of its tile.
+ *
+ * Micro-kernel: written once with GCC vector extensions and compiled for
+ * three targets: AVX-512 (8 x 32 tile of 16-float vectors, 16 zmm
+ * accumulators), AVX2 (6 x 16, 12 ymm) and plain code (4 x 8, SSE2 on
+ * x86-64), picked at run time with __builtin_cpu_supports so one binary
+ * runs on any x86-64. The build must allow contraction (-ffp-contract=fast,
+ * set in CMakeLists.txt) so that `acc += a * b` becomes one FMA.
+ *
+ * A few rows (M <= GEMM_DIRECT_MAX_M, e.g. inference of one digit) skip
+ * packing: a direct row-times-matrix loop reads B once per row, while
+ * packing B alone would cost more than the whole product.
+ *
+ * Threads: C is cut into slices of whole tiles along M or N, one slice per
+ * thread, each with its own packing buffers. Every element of C is then
+ * computed by one thread, by the same kernel, over the same depth blocks
+ * in the same order: results are bitwise identical whatever the thread
+ * count. Small products run on the calling thread only.
+ */
+#include "nn.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Tuning constants                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Deepest packed block. K is cut into equal blocks of at most this depth
+ * (784 -> 2 x 392), which depends on K only, never on threads. One A panel
+ * (8 x 512 floats = 16 KiB) fits L1 beside the B data streaming through. */
+#define GEMM_KC 512
+/* Widest packed block of B: KC x NC floats = 512 KiB at most, in L2. */
+#define GEMM_NC 256
+/* Products below this many multiply-adds run on one thread: a parallel
+ * region costs a few microseconds, which a product this small does not
+ * repay. */
+#define GEMM_PAR_MIN_FMAS (1 << 19)
+/* Up to this many rows of op(A), skip packing (see the top comment):
+ * measured faster than packing for 1..4 rows of the MLP's shapes. */
+#define GEMM_DIRECT_MAX_M 4
+/* Packing buffers up to this many floats live on the stack (32 KiB). */
+#define GEMM_STACK_FLOATS 8192
+
+/* Largest tile any kernel instantiation uses: rows, vectors per row. */
+#define GEMM_MAX_MR 8
+#define GEMM_MAX_NV 2
+
+#define GEMM_INLINE static inline __attribute__((always_inline))
+
+/* Every argument of one call, so the inner functions take one pointer. */
+typedef struct {
+    bool ta, tb;
+    int N, K; /* N: columns of the whole C, not of one thread's slice */
+    float alpha, beta;
+    const float *A;
+    const float *B;
+    float *C;
+    size_t lda, ldb, ldc;
+} gemm_args;
+
+/* op(A)[i][k], for the direct path. */
+GEMM_INLINE float a_at(const gemm_args *g, int i, int k) {
+    return g->ta ? g->A[(size_t)k * g->lda + i] : g->A[(size_t)i * g->lda + k];
+}
+
+/* C = alpha * s + beta * C for one element; beta == 0 never reads C. */
+GEMM_INLINE void c_update(float *c, float s, float alpha, float beta) {
+    *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Vectors                                                             */
+/* ------------------------------------------------------------------ */
+
+/* GCC/clang vector extensions: v16 is one zmm register (AVX-512), v8 one
+ * ymm (AVX2), v4 one xmm (SSE2, or NEON elsewhere). Unaligned loads and
+ * stores go through memcpy, which compiles to one move; they are macros
+ * because a vector passed by value would change the ABI between the
+ * targets (-Wpsabi). */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+#define VEC_LOAD(dst, p) memcpy(&(dst), (p), sizeof(dst))
+#define VEC_STORE(p, src) memcpy((p), &(src), sizeof(src))
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define GEMM_HAVE_SHUFFLE 1
+#endif
+#endif
+
+/* dst[j*ldd + i] = src[i*lds + j] for i, j < 8: an 8x8 block transposed
+ * in registers, the building block of the transposing packs. */
+GEMM_INLINE void transpose8x8(const float *src, size_t lds, float *dst,
+                              size_t ldd) {
+#ifdef GEMM_HAVE_SHUFFLE
+    v8 r[8], t[8], u[8], o[8];
+    for (int i = 0; i < 8; i++)
+        memcpy(&r[i], src + (size_t)i * lds, sizeof(v8));
+    /* 32-bit interleave of row pairs: t0 = a0 b0 a1 b1 | a4 b4 a5 b5 */
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14,
+                                           7, 15);
+    }
+    /* 64-bit interleave: u0 = a0 b0 c0 d0 | a4 b4 c4 d4, u1 = ..1 | ..5 */
+    for (int h = 0; h < 8; h += 4) {
+        u[h + 0] = __builtin_shufflevector(t[h], t[h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[h + 1] = __builtin_shufflevector(t[h], t[h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[h + 2] = __builtin_shufflevector(t[h + 1], t[h + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[h + 3] = __builtin_shufflevector(t[h + 1], t[h + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    /* 128-bit halves: column j of the block is o[j]. */
+    for (int j = 0; j < 4; j++) {
+        o[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        o[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int j = 0; j < 8; j++)
+        memcpy(dst + (size_t)j * ldd, &o[j], sizeof(v8));
+#else
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Packs op(A) rows i0..i0+mlen-1, depth k0..k0+kc-1, into panels of MR
+ * rows: panel p holds, for each k, the MR values op(A)[i0+p*MR+r][k0+k]
+ * at dst[p*MR*kc + k*MR + r]. Rows past mlen are zero. */
+GEMM_INLINE void pack_a(const int MR, const gemm_args *g, int i0, int mlen,
+                        int k0, int kc, float *restrict dst) {
+    for (int p = 0; p < mlen; p += MR) {
+        int rows = mlen - p < MR ? mlen - p : MR;
+        float *d = dst + (size_t)p * kc;
+        if (g->ta) {
+            /* A stored (K, M): the MR values of one k are contiguous. */
+            for (int k = 0; k < kc; k++) {
+                const float *s = g->A + (size_t)(k0 + k) * g->lda + i0 + p;
+                for (int r = 0; r < MR; r++)
+                    d[(size_t)k * MR + r] = r < rows ? s[r] : 0.0f;
+            }
+            continue;
+        }
+        /* A stored (M, K): a transpose, by 8x8 blocks where it can. */
+        const float *s = g->A + (size_t)(i0 + p) * g->lda + k0;
+        int k = 0;
+        if (MR % 8 == 0 && rows == MR)
+            for (; k + 8 <= kc; k += 8)
+                for (int r = 0; r < MR; r += 8)
+                    transpose8x8(s + (size_t)r * g->lda + k, g->lda,
+                                 d + (size_t)k * MR + r, MR);
+        for (; k < kc; k++)
+            for (int r = 0; r < MR; r++)
+                d[(size_t)k * MR + r] = r < rows ? s[(size_t)r * g->lda + k] : 0.0f;
+    }
+}
+
+/* Packs op(B) depth k0..k0+kc-1, columns j0..j0+nlen-1, into panels of NR
+ * columns: panel q holds, for each k, op(B)[k0+k][j0+q*NR+c] at
+ * dst[q*NR*kc + k*NR + c]. Columns past nlen are zero. */
+GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
+                        int k0, int kc, float *restrict dst) {
+    for (int q = 0; q < nlen; q += NR) {
+        int cols = nlen - q < NR ? nlen - q : NR;
+        float *d = dst + (size_t)q * kc;
+        if (!g->tb) {
+            /* B stored (K, N): each k is a contiguous run of NR values. */
+            for (int k = 0; k < kc; k++) {
+                const float *s = g->B + (size_t)(k0 + k) * g->ldb + j0 + q;
+                if (cols == NR) {
+                    memcpy(d + (size_t)k * NR, s, NR * sizeof(float));
+                } else {
+                    for (int c = 0; c < NR; c++)
+                        d[(size_t)k * NR + c] = c < cols ? s[c] : 0.0f;
+                }
+            }
+            continue;
+        }
+        /* B stored (N, K): a transpose, by 8x8 blocks where it can. */
+        const float *s = g->B + (size_t)(j0 + q) * g->ldb + k0;
+        int k = 0;
+        if (cols == NR)
+            for (; k + 8 <= kc; k += 8)
+                for (int c = 0; c < NR; c += 8)
+                    transpose8x8(s + (size_t)c * g->ldb + k, g->ldb,
+                                 d + (size_t)k * NR + c, NR);
+        for (; k < kc; k++)
+            for (int c = 0; c < NR; c++)
+                d[(size_t)k * NR + c] = c < cols ? s[(size_t)c * g->ldb + k] : 0.0f;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Micro-kernel and direct path, once per vector width                 */
+/* ------------------------------------------------------------------ */
+
+/* Both bodies are written once, as macros over the vector type VEC (VL
+ * floats), and defined for v16, v8 and v4: a compiler cannot keep a
+ * 64-byte vector in AVX2's registers (it goes through memory at every
+ * step, ten times slower), so AVX2 uses v8 and plain code v4. */
+
+/* micro_kernel_VEC: one MR x NR tile (NR = VL*NV). a is a packed A panel
+ * (kc, MR), b a packed B panel (kc, NR), aligned to a whole vector (the
+ * buffer is 64-byte aligned and panels are NR*kc floats apart). Sums over
+ * k in order into registers, then writes C[0..mr)[0..nr) = alpha*sum +
+ * beta*C (beta == 0: C unread). MR and NV are constants once inlined, so the
+ * loops unroll completely and the accumulators stay in registers. */
+#define GEMM_DEFINE_MICRO_KERNEL(VEC)                                          \
+    GEMM_INLINE void micro_kernel_##VEC(                                       \
+        const int MR, const int NV, int kc, const float *restrict a,           \
+        const float *restrict b, float *restrict c, size_t ldc, int mr,        \
+        int nr, float alpha, float beta) {                                     \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        const int NR = VL * NV;                                                \
+        VEC acc[GEMM_MAX_MR][GEMM_MAX_NV];                                     \
+        _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)                   \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)               \
+                acc[i][v] = (VEC){0};                                          \
+        b = __builtin_assume_aligned(b, sizeof(VEC));                          \
+        for (int k = 0; k < kc; k++) {                                         \
+            VEC bv[GEMM_MAX_NV];                                               \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)               \
+                bv[v] = *(const VEC *)(b + (size_t)k * NR + VL * v);           \
+            _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++) {             \
+                float ai = a[(size_t)k * MR + i];                              \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)           \
+                    acc[i][v] += ai * bv[v];                                   \
+            }                                                                  \
+        }                                                                      \
+        if (mr == MR && nr == NR) {                                            \
+            _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)               \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {         \
+                    float *p = c + (size_t)i * ldc + VL * v;                   \
+                    VEC out = alpha * acc[i][v];                               \
+                    if (beta != 0.0f) {                                        \
+                        VEC old;                                               \
+                        VEC_LOAD(old, p);                                      \
+                        out = alpha * acc[i][v] + beta * old;                  \
+                    }                                                          \
+                    VEC_STORE(p, out);                                         \
+                }                                                              \
+            return;                                                            \
+        }                                                                      \
+        /* Edge tile: through memory, element by element. */                   \
+        float tile[GEMM_MAX_MR * GEMM_MAX_NV * 16];                            \
+        for (int i = 0; i < MR; i++)                                           \
+            for (int v = 0; v < NV; v++)                                       \
+                VEC_STORE(tile + i * NR + VL * v, acc[i][v]);                  \
+        for (int i = 0; i < mr; i++)                                           \
+            for (int j = 0; j < nr; j++)                                       \
+                c_update(c + (size_t)i * ldc + j, tile[i * NR + j], alpha,     \
+                         beta);                                                \
+    }
+
+/* direct_rows_VEC: C rows m0..m1-1, columns n0..n1-1, straight from A and
+ * B, no packing. Used for a few rows (where packing B would cost as
+ * much as the product) and as the fallback when packing memory cannot be
+ * allocated. Each element is still summed in a fixed order that depends
+ * only on the shapes.
+ *   B (K, N): C row = sum over k of a[k] * B row k, 8*VL columns at once.
+ *   B stored (N, K): each element is a dot product along k, four B rows at
+ *   a time, VL lanes of k per vector; the lanes are summed in order at the
+ *   end and the k tail is added last. */
+#define GEMM_DEFINE_DIRECT_ROWS(VEC)                                           \
+    GEMM_INLINE void direct_rows_##VEC(const gemm_args *g, int m0, int m1,     \
+                                       int n0, int n1) {                       \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        const int K = g->K;                                                    \
+        const float alpha = g->alpha, beta = g->beta;                          \
+        for (int i = m0; i < m1; i++) {                                        \
+            float *crow = g->C + (size_t)i * g->ldc;                           \
+            if (!g->tb) {                                                      \
+                int j = n0;                                                    \
+                for (; j + 8 * VL <= n1; j += 8 * VL) {                        \
+                    VEC acc[8];                                                \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)        \
+                        acc[v] = (VEC){0};                                     \
+                    for (int k = 0; k < K; k++) {                              \
+                        float s = a_at(g, i, k);                               \
+                        const float *brow = g->B + (size_t)k * g->ldb + j;     \
+                        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++) {  \
+                            VEC bv;                                            \
+                            VEC_LOAD(bv, brow + VL * v);                       \
+                            acc[v] += s * bv;                                  \
+                        }                                                      \
+                    }                                                          \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++) {      \
+                        VEC out = alpha * acc[v];                              \
+                        if (beta != 0.0f) {                                    \
+                            VEC old;                                           \
+                            VEC_LOAD(old, crow + j + VL * v);                  \
+                            out = alpha * acc[v] + beta * old;                 \
+                        }                                                      \
+                        VEC_STORE(crow + j + VL * v, out);                     \
+                    }                                                          \
+                }                                                              \
+                for (; j + VL <= n1; j += VL) {                                \
+                    VEC acc = {0};                                             \
+                    for (int k = 0; k < K; k++) {                              \
+                        VEC bv;                                                \
+                        VEC_LOAD(bv, g->B + (size_t)k * g->ldb + j);           \
+                        acc += a_at(g, i, k) * bv;                             \
+                    }                                                          \
+                    VEC out = alpha * acc;                                     \
+                    if (beta != 0.0f) {                                        \
+                        VEC old;                                               \
+                        VEC_LOAD(old, crow + j);                               \
+                        out = alpha * acc + beta * old;                        \
+                    }                                                          \
+                    VEC_STORE(crow + j, out);                                  \
+                }                                                              \
+                for (; j < n1; j++) {                                          \
+                    float s = 0.0f;                                            \
+                    for (int k = 0; k < K; k++)                                \
+                        s += a_at(g, i, k) * g->B[(size_t)k * g->ldb + j];     \
+                    c_update(crow + j, s, alpha, beta);                        \
+                }                                                              \
+                continue;                                                      \
+            }                                                                  \
+            const int KV = K - K % VL;                                         \
+            for (int j = n0; j < n1; j += 4) {                                 \
+                const int nb = n1 - j < 4 ? n1 - j : 4;                        \
+                VEC acc[4] = {{0}};                                            \
+                for (int k = 0; k < KV; k += VL) {                             \
+                    VEC av;                                                    \
+                    if (!g->ta) {                                              \
+                        VEC_LOAD(av, g->A + (size_t)i * g->lda + k);           \
+                    } else {                                                   \
+                        for (int l = 0; l < VL; l++)                           \
+                            av[l] = g->A[(size_t)(k + l) * g->lda + i];        \
+                    }                                                          \
+                    if (nb == 4) {                                             \
+                        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {  \
+                            VEC bv;                                            \
+                            VEC_LOAD(bv, g->B + (size_t)(j + r) * g->ldb + k); \
+                            acc[r] += av * bv;                                 \
+                        }                                                      \
+                        continue;                                              \
+                    }                                                          \
+                    for (int r = 0; r < nb; r++) {                             \
+                        VEC bv;                                                \
+                        VEC_LOAD(bv, g->B + (size_t)(j + r) * g->ldb + k);     \
+                        acc[r] += av * bv;                                     \
+                    }                                                          \
+                }                                                              \
+                for (int r = 0; r < nb; r++) {                                 \
+                    float s = 0.0f;                                            \
+                    for (int l = 0; l < VL; l++)                               \
+                        s += acc[r][l];                                        \
+                    for (int k = KV; k < K; k++)                               \
+                        s += a_at(g, i, k) *                                   \
+                             g->B[(size_t)(j + r) * g->ldb + k];               \
+                    c_update(crow + j + r, s, alpha, beta);                    \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+
+GEMM_DEFINE_MICRO_KERNEL(v16)
+GEMM_DEFINE_MICRO_KERNEL(v8)
+GEMM_DEFINE_MICRO_KERNEL(v4)
+GEMM_DEFINE_DIRECT_ROWS(v16)
+GEMM_DEFINE_DIRECT_ROWS(v8)
+GEMM_DEFINE_DIRECT_ROWS(v4)
+
+/* The width is a constant in every caller, so these choices fold away. */
+GEMM_INLINE void micro_kernel(const int VL, const int MR, const int NV, int kc,
+                              const float *a, const float *b, float *c,
+                              size_t ldc, int mr, int nr, float alpha,
+                              float beta) {
+    if (VL == 16)
+        micro_kernel_v16(MR, NV, kc, a, b, c, ldc, mr, nr, alpha, beta);
+    else if (VL == 8)
+        micro_kernel_v8(MR, NV, kc, a, b, c, ldc, mr, nr, alpha, beta);
+    else
+        micro_kernel_v4(MR, NV, kc, a, b, c, ldc, mr, nr, alpha, beta);
+}
+
+GEMM_INLINE void direct_rows(const int VL, const gemm_args *g, int m0, int m1,
+                             int n0, int n1) {
+    if (VL == 16)
+        direct_rows_v16(g, m0, m1, n0, n1);
+    else if (VL == 8)
+        direct_rows_v8(g, m0, m1, n0, n1);
+    else
+        direct_rows_v4(g, m0, m1, n0, n1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocked product of one slice of C                                   */
+/* ------------------------------------------------------------------ */
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes);
+}
+
+/* C rows m0..m1-1, columns n0..n1-1 (a slice whose origin sits on the
+ * MR x NR tile grid of the whole C), with packing buffers of its own. */
+GEMM_INLINE void blocked_slice(const int VL, const int MR, const int NV,
+                               const gemm_args *g, int m0, int m1, int n0,
+                               int n1) {
+    const int NR = VL * NV;
+    const int K = g->K;
+    const int nkb = (K + GEMM_KC - 1) / GEMM_KC;
+    const int kcb = (K + nkb - 1) / nkb; /* depth of every block but the last */
+    const int ms = m1 - m0;
+    const int ms_pad = (ms + MR - 1) / MR * MR;
+    const int ns = n1 - n0;
+    const int nc_max = ns < GEMM_NC ? (ns + NR - 1) / NR * NR : GEMM_NC;
+    /* A buffer (ms_pad, kcb), then B buffer (nc_max, kcb) from the next
+     * 64-byte boundary, for the kernel's aligned B loads. */
+    const size_t a_len = (size_t)ms_pad * kcb;
+    const size_t b_off = (a_len + 15) & ~(size_t)15;
+    const size_t need = b_off + (size_t)nc_max * kcb;
+
+    float stack_buf[GEMM_STACK_FLOATS] __attribute__((aligned(64)));
+    float *heap = NULL, *buf = stack_buf;
+    if (need > GEMM_STACK_FLOATS) {
+        heap = alloc_floats(need);
+        if (!heap) {
+            direct_rows(VL, g, m0, m1, n0, n1);
+            return;
+        }
+        buf = heap;
+    }
+    float *apack = buf, *bpack = buf + b_off;
+
+    for (int k0 = 0; k0 < K; k0 += kcb) {
+        const int kc = K - k0 < kcb ? K - k0 : kcb;
+        /* Later depth blocks add to what the earlier ones wrote. */
+        const float beta = k0 == 0 ? g->beta : 1.0f;
+        pack_a(MR, g, m0, ms, k0, kc, apack);
+        for (int j0 = n0; j0 < n1; j0 += GEMM_NC) {
+            const int nc = n1 - j0 < GEMM_NC ? n1 - j0 : GEMM_NC;
+            pack_b(NR, g, j0, nc, k0, kc, bpack);
+            for (int ip = 0; ip < ms; ip += MR) {
+                const int mr = ms - ip < MR ? ms - ip : MR;
+                float *crow = g->C + (size_t)(m0 + ip) * g->ldc + j0;
+                for (int jp = 0; jp < nc; jp += NR) {
+                    const int nr = nc - jp < NR ? nc - jp : NR;
+                    micro_kernel(VL, MR, NV, kc, apack + (size_t)ip * kc,
+                                 bpack + (size_t)jp * kc, crow + jp, g->ldc,
+                                 mr, nr, g->alpha, beta);
+                }
+            }
+        }
+    }
+    free(heap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Instruction-set variants and their choice                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    int mr, nr; /* tile of the micro-kernel */
+    void (*slice)(const gemm_args *g, int m0, int m1, int n0, int n1);
+    void (*direct)(const gemm_args *g, int m0, int m1, int n0, int n1);
+} gemm_impl;
+
+/* Each variant has a second, one-vector-wide tile for a C of at most one
+ * vector's width (the 10 logits): the usual tile would compute mostly
+ * padding. The choice depends on the whole C, so every thread count uses
+ * the same tiles. */
+
+/* Plain code (SSE2 on x86-64): 4 x 8 tile of v4 = 8 of the 16 xmm
+ * registers as accumulators. */
+static void slice_generic(const gemm_args *g, int m0, int m1, int n0, int n1) {
+    if (g->N <= 4)
+        blocked_slice(4, 4, 1, g, m0, m1, n0, n1);
+    else
+        blocked_slice(4, 4, 2, g, m0, m1, n0, n1);
+}
+static void direct_generic(const gemm_args *g, int m0, int m1, int n0, int n1) {
+    direct_rows(4, g, m0, m1, n0, n1);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMM_X86 1
+#define GEMM_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define GEMM_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+/* AVX-512: 8 x 32 tile of v16 = 16 zmm accumulators, 2 for B, 1 for the
+ * broadcast A value; 16 FMAs per 10 loads keep both FMA pipes busy. */
+GEMM_TARGET_AVX512 static void slice_avx512(const gemm_args *g, int m0, int m1,
+                                            int n0, int n1) {
+    if (g->N <= 16)
+        blocked_slice(16, 8, 1, g, m0, m1, n0, n1);
+    else
+        blocked_slice(16, 8, 2, g, m0, m1, n0, n1);
+}
+GEMM_TARGET_AVX512 static void direct_avx512(const gemm_args *g, int m0,
+                                             int m1, int n0, int n1) {
+    direct_rows(16, g, m0, m1, n0, n1);
+}
+
+/* AVX2: 6 x 16 tile of v8 = 12 of the 16 ymm registers as accumulators. */
+GEMM_TARGET_AVX2 static void slice_avx2(const gemm_args *g, int m0, int m1,
+                                        int n0, int n1) {
+    if (g->N <= 8)
+        blocked_slice(8, 6, 1, g, m0, m1, n0, n1);
+    else
+        blocked_slice(8, 6, 2, g, m0, m1, n0, n1);
+}
+GEMM_TARGET_AVX2 static void direct_avx2(const gemm_args *g, int m0, int m1,
+                                         int n0, int n1) {
+    direct_rows(8, g, m0, m1, n0, n1);
+}
+#endif
+
+static const gemm_impl gemm_impls[] = {
+#ifdef GEMM_X86
+    {"avx512", 8, 32, slice_avx512, direct_avx512},
+    {"avx2", 6, 16, slice_avx2, direct_avx2},
+#endif
+    {"generic", 4, 8, slice_generic, direct_generic},
+};
+
+/* Whether this CPU runs the variant. Read-only: no state is kept. */
+static bool gemm_impl_usable(const gemm_impl *im) {
+#ifdef GEMM_X86
+    if (strcmp(im->name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(im->name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    (void)im;
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads and the public entry                                        */
+/* ------------------------------------------------------------------ */
+
+/* Multiplies C by beta (beta == 0: zeroes it, whatever it held). */
+static void scale_c(float *C, size_t ldc, int M, int N, float beta) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+/* Part t of n equal shares of `tiles` tiles: [*first, *end). */
+static void share(int tiles, int t, int n, int *first, int *end) {
+    int base = tiles / n, extra = tiles % n;
+    *first = t * base + (t < extra ? t : extra);
+    *end = *first + base + (t < extra ? 1 : 0);
+}
+
+static void sgemm_run(const gemm_impl *im, const gemm_args *g, int M, int N,
+                      int threads) {
+    if (M <= GEMM_DIRECT_MAX_M) {
+        im->direct(g, 0, M, 0, N);
+        return;
+    }
+    int nt = threads;
+    if ((double)M * N * g->K < GEMM_PAR_MIN_FMAS)
+        nt = 1;
+    if (nt <= 1) {
+        im->slice(g, 0, M, 0, N);
+        return;
+    }
+    const int tiles_m = (M + im->mr - 1) / im->mr;
+    const int tiles_n = (N + im->nr - 1) / im->nr;
+    /* Cut the dimension whose busiest thread gets the least work; on a tie
+     * cut the longer one (each thread packs all of the other operand). */
+    const double cost_m = (double)((tiles_m + nt - 1) / nt) * im->mr * N;
+    const double cost_n = (double)((tiles_n + nt - 1) / nt) * im->nr * M;
+    const bool cut_m = cost_m < cost_n || (cost_m == cost_n && M > N);
+    const int tiles = cut_m ? tiles_m : tiles_n;
+    if (nt > tiles)
+        nt = tiles;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        /* The team may be smaller than asked (nested regions, limits):
+         * share by its actual size. */
+        int first, end;
+        share(tiles, omp_get_thread_num(), omp_get_num_threads(), &first, &end);
+        if (cut_m) {
+            int m1 = end * im->mr < M ? end * im->mr : M;
+            if (first * im->mr < m1)
+                im->slice(g, first * im->mr, m1, 0, N);
+        } else {
+            int n1 = end * im->nr < N ? end * im->nr : N;
+            if (first * im->nr < n1)
+                im->slice(g, 0, M, first * im->nr, n1);
+        }
+    }
+#else
+    im->slice(g, 0, M, 0, N);
+#endif
+}
+
+static void sgemm_with(const gemm_impl *im, bool trans_a, bool trans_b, int M,
+                       int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc,
+                       int threads) {
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(C, (size_t)ldc, M, N, beta);
+        return;
+    }
+    gemm_args g = {
+        .ta = trans_a, .tb = trans_b, .N = N, .K = K, .alpha = alpha, .beta = beta,
+        .A = A, .B = B, .C = C,
+        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
+    };
+    sgemm_run(im, &g, M, N, threads);
+}
+
+void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc, int threads) {
+    const gemm_impl *im = &gemm_impls[0];
+    while (!gemm_impl_usable(im))
+        im++; /* the last one, plain code, is always usable */
+    sgemm_with(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+               ldc, threads);
+}
+
+/* nn_sgemm with a named variant ("avx512", "avx2", "generic"), so tests
+ * and benchmarks can check every variant on one machine. Not in nn.h:
+ * declare it where it is used. Returns -1 (and does nothing) when the
+ * variant is unknown or this CPU cannot run it, else 0. */
+int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
+                     int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     int threads);
+int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
+                     int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     int threads) {
+    for (size_t i = 0; i < sizeof gemm_impls / sizeof gemm_impls[0]; i++) {
+        const gemm_impl *im = &gemm_impls[i];
+        if (strcmp(im->name, variant) == 0) {
+            if (!gemm_impl_usable(im))
+                return -1;
+            sgemm_with(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                       beta, C, ldc, threads);
+            return 0;
+        }
+    }
+    return -1;
+}
