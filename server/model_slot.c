@@ -21,40 +21,6 @@ int model_slot_init(model_slot *slot, const char *path, nn_error *err) {
     return 0;
 }
 
-/* Reads a whole regular file into a malloc'd buffer. Returns 0 or -1. */
-static int read_file(const char *path, uint8_t **buf, size_t *len, nn_error *err) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return nn_fail(err, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return nn_fail(err, "%s is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > MODEL_MAX_BYTES) {
-        fclose(f);
-        return nn_fail(err, "%s is %lld bytes, more than the 512 MiB a model may be",
-                       path, (long long)st.st_size);
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b) {
-        fclose(f);
-        return nn_fail(err, "out of memory reading %s", path);
-    }
-    size_t got = fread(b, 1, n, f);
-    /* a file that grows while we read it is being written: refuse */
-    int extra = fgetc(f);
-    fclose(f);
-    if (got != n || extra != EOF) {
-        free(b);
-        return nn_fail(err, "%s changed size while being read", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 static void free_model(served_model *m) {
     nn_net_free(m->net);
     free(m);
@@ -63,7 +29,7 @@ static void free_model(served_model *m) {
 int model_slot_load(model_slot *slot, nn_error *err) {
     uint8_t *bytes = NULL;
     size_t len = 0;
-    if (read_file(slot->path, &bytes, &len, err) != 0) return -1;
+    if (nn_read_file(slot->path, MODEL_MAX_BYTES, &bytes, &len, err) != 0) return -1;
 
     served_model *m = calloc(1, sizeof *m);
     if (!m) {

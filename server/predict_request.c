@@ -199,6 +199,8 @@ static int add_pixels(request *r, const cJSON *pixels) {
         for (const cJSON *it = first; it; it = it->next, i++)
             if (take_pixel(r, it, i, dst + i, &max)) return -1;
     }
+    if (max == 0)
+        return fail(r, 422, "the input is blank: every pixel is 0 (no ink)");
     if (max > 1)
         for (int i = 0; i < NN_PIXELS; i++) dst[i] /= 255.0f;
     r->n++;
@@ -277,6 +279,7 @@ static int fast_pixels(const char *s, size_t len, float *dst) {
     SKIP_WS();
 #undef SKIP_WS
     if (i != len) return 0;
+    if (max == 0) return 0; /* blank: add_pixels says so */
     if (max > 1)
         for (int n = 0; n < NN_PIXELS; n++) dst[n] /= 255.0f;
     return 1;

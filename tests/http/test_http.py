@@ -703,6 +703,8 @@ def group_bad(args):
         ("JSON object without pixels or image", J, b"{}", 422),
         ("783 numbers", J, json.dumps({"pixels": [0] * 783}), 422),
         ("785 numbers", J, json.dumps({"pixels": [0] * 785}), 422),
+        ("784 zeros: a blank input", J, json.dumps({"pixels": [0] * 784}), 422),
+        ("28 rows of zeros: a blank input", J, json.dumps({"pixels": [[0] * 28] * 28}), 422),
         ("NaN among the pixels", J, pixels_with("NaN"), 422),
         ("Infinity among the pixels", J, pixels_with("Infinity"), 422),
         ("-Infinity among the pixels", J, pixels_with("-Infinity"), 422),
@@ -751,7 +753,8 @@ def group_bad(args):
             check(st == want and error_body_ok(st, h, ans),
                   "%s: want %d, got %d %s" % (name, want, st, ans))
             check(d.request("GET", "/healthz")[0] == 200, "healthz after: " + name)
-        st, h, ans = d.json("POST", "/predict", body=cases[29][2], ctype=J)
+        bad_fourth = next(c[2] for c in cases if c[0] == "batch with a bad fourth input")
+        st, h, ans = d.json("POST", "/predict", body=bad_fourth, ctype=J)
         check("input 3" in ans["error"]["message"], "a batch error names the input")
 
         # chunked, far over the limit: 413 after the body, daemon fine
