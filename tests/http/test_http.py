@@ -685,7 +685,7 @@ def group_bad(args):
     one = png(1, 1, [[0]])
     mp_noimage, mp_type = multipart([("file", "d.png", "image/png", good_png)])
     mp_ok, _ = multipart([("image", "d.png", "image/png", good_png)])
-    px = [0] * 784
+    px = [0] * 300 + [1] * 28 + [0] * 456  # a bar: valid, not blank
 
     def pixels_with(token):
         return ('{"pixels": [' + ",".join(["0"] * 400 + [token] + ["0"] * 383) + "]}").encode()
