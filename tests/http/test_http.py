@@ -1060,7 +1060,7 @@ def group_reload(args):
 def group_signals(args):
     model = random_model(args)
     web = web_root(args)
-    body = json.dumps({"pixels": [0] * 784}).encode()
+    body = json.dumps({"pixels": [0] * 300 + [1] * 28 + [0] * 456}).encode()
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = Daemon(args, model, web, name="sig%d" % sig)
         # a request in flight: headers and half the body sent
