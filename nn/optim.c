@@ -37,15 +37,19 @@ void optim_weight_decay(const nn_net *net, float *grads, float wd) {
 
 /* One step over all parameters. step counts from 1 (Adam's bias
  * correction needs it). */
-void optim_step(const nn_train_config *cfg, float *p,
-                           const float *g, float *m, float *v, size_t n,
-                           float lr, long step) {
+void optim_step(const nn_train_config *cfg, float *p, const float *g,
+                float *m, float *v, size_t n, float lr, long step) {
+    /* Element-wise, so any split over threads gives the same bits; small
+     * arrays stay on one thread, where starting a team costs more. */
+    int threads = cfg->threads > 1 && n >= ((size_t)1 << 16) ? cfg->threads : 1;
     switch (cfg->optimizer) {
     case NN_SGD:
+#pragma omp parallel for simd num_threads(threads) schedule(static)
         for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
         break;
     case NN_MOMENTUM: {
         float mu = cfg->momentum;
+#pragma omp parallel for simd num_threads(threads) schedule(static)
         for (size_t i = 0; i < n; i++) {
             m[i] = mu * m[i] + g[i];
             p[i] -= lr * m[i];
@@ -58,6 +62,7 @@ void optim_step(const nn_train_config *cfg, float *p,
         double c1 = 1 - pow(b1, (double)step), c2 = 1 - pow(b2, (double)step);
         float a = (float)(lr * sqrt(c2) / c1);
         float e = (float)(eps * sqrt(c2));
+#pragma omp parallel for simd num_threads(threads) schedule(static)
         for (size_t i = 0; i < n; i++) {
             m[i] = b1 * m[i] + (1 - b1) * g[i];
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
@@ -67,4 +72,3 @@ void optim_step(const nn_train_config *cfg, float *p,
     }
     }
 }
-
