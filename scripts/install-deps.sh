@@ -10,7 +10,7 @@ set -euo pipefail
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
        check zlib1g-dev)
 test=("${build[@]}" python3 chromium nodejs npm curl)
-bench=("${test[@]}" python3-numpy python3-torch python3-flask gunicorn wrk
+bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask gunicorn wrk
        nginx-light)
 
 case "${1:-build}" in

@@ -1,0 +1,118 @@
+/*
+ * bench_infer.c: single-image inference latency of digitd's core: one
+ * nn_predict call with batch 1 (forward pass and softmax, scratch memory
+ * allocated per call as the server does), in microseconds.
+ *
+ * Inputs are MNIST test images from --data DIR (default $DIGITD_MNIST_DIR,
+ * else ../shared/mnist) or synthetic ones, cycled so that the caches see
+ * different inputs; the weights are freshly initialised (latency does not
+ * depend on their values). After --warmup calls, --iters calls are timed
+ * one by one; median, p99 and mean are printed.
+ *
+ * Usage:
+ *   bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] [--threads T]
+ *               [--iters N] [--warmup N] [--data DIR]
+ * Prints one line of key=value pairs, the first `median_us=`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn.h"
+
+static double now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] "
+                    "[--threads T] [--iters N] [--warmup N] [--data DIR]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    const char *arch = "784-256-128-10", *act = "relu";
+    const char *dir = getenv("DIGITD_MNIST_DIR");
+    if (!dir || !*dir) dir = "../shared/mnist";
+    int threads = 1, iters = 20000, warmup = 2000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) usage();
+        const char *v = argv[++i];
+        if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--act")) act = v;
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--iters")) iters = atoi(v);
+        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--data")) dir = v;
+        else usage();
+    }
+    if (iters < 1 || warmup < 0 || threads < 1) usage();
+
+    nn_error err;
+    nn_dataset d = {0};
+    const char *source = "mnist";
+    if (nn_mnist_load(dir, "t10k", &d, &err)) {
+        fprintf(stderr, "bench_infer: %s; using synthetic data\n", err.msg);
+        nn_rng r;
+        nn_rng_seed(&r, 7);
+        d.n = 1000;
+        d.images = malloc((size_t)d.n * NN_PIXELS * sizeof(float));
+        d.labels = calloc((size_t)d.n, 1);
+        if (!d.images || !d.labels) return 1;
+        for (size_t i = 0; i < (size_t)d.n * NN_PIXELS; i++)
+            d.images[i] = nn_rng_uniform(&r);
+        source = "synthetic";
+    }
+
+    nn_net *net = nn_net_create(arch, act, &err);
+    if (!net) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    nn_net_init(net, &rng);
+
+    float probs[NN_CLASSES];
+    double *t = malloc((size_t)iters * sizeof *t);
+    if (!t) return 1;
+    volatile float sink = 0;
+    for (int i = 0; i < warmup; i++) {
+        if (nn_predict(net, d.images + (size_t)(i % d.n) * NN_PIXELS, 1, probs,
+                       threads, &err)) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+        sink += probs[0];
+    }
+    double total0 = now_us();
+    for (int i = 0; i < iters; i++) {
+        const float *x = d.images + (size_t)(i % d.n) * NN_PIXELS;
+        double t0 = now_us();
+        nn_predict(net, x, 1, probs, threads, &err);
+        t[i] = now_us() - t0;
+        sink += probs[0];
+    }
+    double mean = (now_us() - total0) / iters;
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    char desc[256];
+    nn_net_describe(net, desc, sizeof desc);
+    printf("median_us=%.2f p99_us=%.2f mean_us=%.2f min_us=%.2f iters=%d "
+           "threads=%d data=%s arch=%s\n",
+           t[iters / 2], t[(size_t)((double)iters * 0.99)], mean, t[0], iters,
+           threads, source, desc);
+    (void)sink;
+    free(t);
+    nn_net_free(net);
+    nn_dataset_free(&d);
+    return 0;
+}
