@@ -3,6 +3,8 @@
 #   scripts/install-deps.sh build   compile and serve
 #   scripts/install-deps.sh test    also run the whole test suite (browser included)
 #   scripts/install-deps.sh bench   also the benchmark peers
+#   scripts/install-deps.sh fuzz    also clang/libFuzzer and valgrind
+#                                   (tests/fuzz/run.sh, tests/faults/valgrind.sh)
 # As root it runs apt-get itself; otherwise it prints the exact apt-get
 # line and fails, so nothing half-works.
 set -euo pipefail
@@ -10,14 +12,16 @@ set -euo pipefail
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
        check zlib1g-dev)
 test=("${build[@]}" python3 chromium nodejs npm curl)
-bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask gunicorn wrk
+bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)
+fuzz=("${build[@]}" python3 clang libclang-rt-14-dev libomp-14-dev valgrind)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
   bench) want=("${bench[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  fuzz) want=("${fuzz[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

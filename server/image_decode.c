@@ -158,10 +158,73 @@ static int claimed_sides(const uint8_t *b, size_t len, int *w, int *h) {
     return 0;
 }
 
+/* stb_image 2.27 (Debian 12's libstb-dev) trusts the sixteen code counts
+ * of a JPEG Huffman table (DHT segment): counts summing past 256 make
+ * stbi__build_huffman and the symbol loop write past the table's 257-byte
+ * arrays, with bytes from the file (found by tests/fuzz, fixed upstream in
+ * 2.28). stb reads a DHT only right after the bytes FF C4, in the header
+ * probe as well as in the decoder, so every FF C4 pair in the image is
+ * checked here the way stb would parse the segment after it (bytes past
+ * the end read as 0, as in stb). Returns 0 when a table would overflow, or
+ * when the image holds more such pairs than any real JPEG (which bounds
+ * the work on hostile input). */
+static int jpeg_huffman_tables_ok(const uint8_t *b, size_t len) {
+#define AT(i) ((i) < len ? (unsigned)b[i] : 0u)
+    size_t pairs = 0;
+    for (size_t p = 1; p < len; p++) {
+        if (b[p] != 0xc4 || b[p - 1] != 0xff) continue;
+        if (++pairs > 1024) return 0;
+        size_t q = p + 1;
+        long left = (long)(AT(q) << 8 | AT(q + 1)) - 2;
+        q += 2;
+        while (left > 0 && q < len) {
+            if ((AT(q) >> 4) > 1 || (AT(q) & 15) > 3) break; /* stb refuses */
+            unsigned n = 0;
+            for (size_t i = 1; i <= 16; i++) n += AT(q + i);
+            if (n > 256) return 0;
+            q += 17 + n;
+            left -= 17 + (long)n;
+        }
+    }
+#undef AT
+    return 1;
+}
+
+/* stb_image sizes its buffer for a PNG's compressed data from each IDAT
+ * chunk's declared length before it checks that the bytes are there: a
+ * 100-byte PNG declaring a 2 GB chunk makes it allocate 2 GB (found by
+ * tests/fuzz). Returns 0 when a chunk before IEND declares more bytes than
+ * follow it, which stb would refuse anyway after that allocation. */
+static int png_chunks_fit(const uint8_t *b, size_t len) {
+    size_t pos = 8; /* after the signature */
+    while (len - pos >= 8) {
+        size_t n = (size_t)be32(b + pos);
+        if (n > len - pos - 8) return 0;
+        if (memcmp(b + pos + 4, "IEND", 4) == 0) break;
+        pos += 8 + n;
+        if (len - pos < 4) break;
+        pos += 4; /* CRC */
+    }
+    return 1;
+}
+
+/* Whether stb takes the bytes for a JPEG: its start-of-image marker FF D8,
+ * which stb finds after any number of FF fill bytes. */
+static int stb_sees_jpeg(const uint8_t *b, size_t len) {
+    size_t i = 1;
+    if (len < 2 || b[0] != 0xff) return 0;
+    while (i < len && b[i] == 0xff) i++;
+    return i < len && b[i] == 0xd8;
+}
+
 int image_probe(const uint8_t *bytes, size_t len, int *w, int *h) {
     int channels;
     *w = *h = 0;
     if (len == 0 || len > INT_MAX) return -1;
+    if (stb_sees_jpeg(bytes, len) && !jpeg_huffman_tables_ok(bytes, len)) return -1;
+    if (len >= 8 && memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+        !png_chunks_fit(bytes, len))
+        return -1;
     if (stbi_info_from_memory(bytes, (int)len, w, h, &channels))
         return *w > 0 && *h > 0 ? 0 : -1;
     /* Refused by stb: still report sides over the ceiling, so the caller

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# valgrind memcheck over the unit tests, the fuzz-corpus replays and the
+# real daemon under HTTP test groups: no errors, no definite leaks.
+#
+#   tests/faults/valgrind.sh [BUILD_DIR] [HTTP_GROUP...]
+#
+# BUILD_DIR: a build WITHOUT sanitizers (default: build-valgrind, configured
+# and built here, RelWithDebInfo). HTTP groups default to "api bad reload";
+# MNIST is not used (the tests that need it report skipped). Exit status 0
+# when every program ran clean; the valgrind logs are in BUILD/valgrind/.
+# Unit tests run with CK_FORK=no so valgrind sees the tests themselves.
+# VALGRIND_SKIP names unit tests to leave out (default: test_gemm, whose
+# large products take over ten minutes under memcheck; "" runs them all).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$src/build-valgrind}
+[[ $# -gt 0 ]] && shift
+groups=("$@")
+[[ ${#groups[@]} -eq 0 ]] && groups=(api bad reload)
+
+command -v valgrind >/dev/null || {
+  echo "$0: needs valgrind (as root: scripts/install-deps.sh fuzz)" >&2; exit 1; }
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+if grep -q '^DIGITD_SANITIZE:STRING=.\+' "$build/CMakeCache.txt"; then
+  echo "$0: $build is a sanitizer build; valgrind needs a plain one" >&2
+  exit 1
+fi
+cmake --build "$build" -j "$(nproc)" >/dev/null
+
+out=$build/valgrind
+rm -rf "$out"
+mkdir -p "$out"
+vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+    --show-leak-kinds=definite --track-origins=yes --num-callers=30 -q)
+unset DIGITD_MNIST_DIR
+export CK_FORK=no CK_DEFAULT_TIMEOUT=3600
+failed=()
+start=$SECONDS
+
+run() {  # run NAME CMD...: one program under memcheck
+  local name=$1
+  shift
+  local t0=$SECONDS rc=0
+  "${vg[@]}" --log-file="$out/$name.log" "$@" >"$out/$name.out" 2>&1 || rc=$?
+  if [[ $rc -eq 0 || $rc -eq 77 ]]; then
+    printf '%-32s ok (%ds%s)\n' "$name" $((SECONDS - t0)) "$([[ $rc -eq 77 ]] && echo ', skipped')"
+  else
+    printf '%-32s FAILED (exit %d): %s/%s.log\n' "$name" "$rc" "$out" "$name"
+    failed+=("$name")
+  fi
+}
+
+echo "== unit tests"
+skip=" ${VALGRIND_SKIP-test_gemm} "
+for exe in "$build"/tests/test_*; do
+  [[ -x $exe ]] || continue
+  if [[ $skip == *" $(basename "$exe") "* ]]; then
+    echo "$(basename "$exe"): skipped (VALGRIND_SKIP)"
+    continue
+  fi
+  run "$(basename "$exe")" "$exe"
+done
+echo "== fuzz corpus replays"
+for exe in "$build"/tests/faults/fuzz_replay_*; do
+  h=fuzz_${exe##*/fuzz_replay_}
+  run "$(basename "$exe")" "$exe" "$src/tests/fuzz/corpus/$h" "$src/tests/fuzz/regressions/$h"
+done
+
+echo "== the daemon under HTTP test groups: ${groups[*]}"
+wrapper=$out/digitd-under-valgrind
+cat >"$wrapper" <<WRAP
+#!/bin/sh
+exec ${vg[*]} --log-file=$out/digitd-%p.log $build/digitd "\$@"
+WRAP
+chmod +x "$wrapper"
+for g in "${groups[@]}"; do
+  t0=$SECONDS
+  rc=0
+  /usr/bin/python3 "$src/tests/http/test_http.py" --group "$g" --digitd "$wrapper" \
+    --fixture "$build/tests/http/http_fixture" --source "$src" \
+    --work "$out/http_$g" >"$out/http_$g.out" 2>&1 || rc=$?
+  if [[ $rc -eq 0 || $rc -eq 77 ]]; then
+    printf '%-32s ok (%ds)\n' "http_$g" $((SECONDS - t0))
+  else
+    printf '%-32s FAILED (exit %d): %s\n' "http_$g" "$rc" "$out/http_$g.out"
+    grep -E "^FAIL" "$out/http_$g.out" | head -5
+    failed+=("http_$g")
+  fi
+done
+# every daemon's own log: empty under -q unless memcheck found something
+for log in "$out"/digitd-*.log; do
+  if [[ -s $log ]]; then
+    echo "memcheck reports in $log:"
+    head -30 "$log"
+    failed+=("$(basename "$log")")
+  fi
+done
+
+echo "valgrind: $((SECONDS - start))s, ${#failed[@]} failed ${failed[*]:-}"
+[[ ${#failed[@]} -eq 0 ]]

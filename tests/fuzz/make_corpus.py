@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz harnesses (tests/fuzz/corpus/).
+
+    tests/fuzz/make_corpus.py --fixture build/tests/http/http_fixture
+
+Every seed is a small real input of the kind each parser takes: images
+made here (PNG, GIF) or by stb_image_write through the HTTP tests' fixture
+(JPEG, BMP), JSON and multipart bodies as clients send them, model files
+written by the real nn/ writer (tiny architectures), IDX files raw and
+gzipped, request paths. The corpora are committed; run this again only to
+change them (it rewrites the seed files it makes and leaves others, such as
+inputs a fuzzer added, alone)."""
+import argparse
+import base64
+import gzip
+import json
+import os
+import struct
+import subprocess
+import tempfile
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def png(w, h, rows, color_type=0, bit_depth=8, palette=None):
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+
+    def chunk(t, d):
+        return (struct.pack(">I", len(d)) + t + d +
+                struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+    if palette:
+        out += chunk(b"PLTE", palette)
+    return out + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def gif(w, h, gray):
+    palette = b"".join(bytes((i, i, i)) for i in range(256))
+    codes = []
+    for i, v in enumerate(gray):
+        if i % 250 == 0:
+            codes.append(256)
+        codes.append(v)
+    codes.append(257)
+    bits, nbits, out = 0, 0, bytearray()
+    for c in codes:
+        bits |= c << nbits
+        nbits += 9
+        while nbits >= 8:
+            out.append(bits & 0xff)
+            bits >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(bits & 0xff)
+    blocks = b"".join(bytes((len(out[i:i + 255]),)) + bytes(out[i:i + 255])
+                      for i in range(0, len(out), 255))
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0xf7, 0, 0) + palette +
+            b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x08" + blocks + b"\x00;")
+
+
+def digit(side):
+    """A '7'-like stroke, ink 255 on 0, side x side values."""
+    px = [0] * (side * side)
+    for x in range(side // 5, side - side // 5):
+        px[(side // 5) * side + x] = 255
+    for k in range(side // 5, side - side // 6):
+        x = side - side // 5 - 1 - (k - side // 5) // 2
+        px[k * side + x] = 255
+        px[k * side + max(0, x - 1)] = 200
+    return px
+
+
+def rows_of(values, w, ch=1):
+    return [values[y * w * ch:(y + 1) * w * ch] for y in range(len(values) // (w * ch))]
+
+
+def encode(fixture, fmt, w, h, c, pixels):
+    with tempfile.TemporaryDirectory() as t:
+        raw, out = os.path.join(t, "in.raw"), os.path.join(t, "out." + fmt)
+        with open(raw, "wb") as f:
+            f.write(bytes(pixels))
+        subprocess.run([fixture, "encode", fmt, str(w), str(h), str(c), raw, out], check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def model(fixture, arch, seed):
+    with tempfile.TemporaryDirectory() as t:
+        out = os.path.join(t, "m.model")
+        subprocess.run([fixture, "model", out, arch, str(seed)], check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def images(fixture):
+    s = 16
+    ink = digit(s)
+    paper = [255 - v for v in ink]
+    rgba = []
+    for v in ink:  # blue ink on a transparent canvas
+        rgba += [30, 60, 200, v] if v else [0, 0, 0, 0]
+    rgb = [c for v in paper for c in (v, v, min(255, v + 40))]
+    pal = bytes(c for i in range(4) for c in (i * 85,) * 3)
+    return {
+        "gray.png": png(s, s, rows_of(paper, s)),
+        "light-on-dark.png": png(s, s, rows_of(ink, s)),
+        "canvas-rgba.png": png(s, s, rows_of(rgba, s, 4), color_type=6),
+        "gray-alpha.png": png(s, s, rows_of([c for v in ink for c in (0, v)], s, 2),
+                              color_type=4),
+        "rgb.png": png(s, s, rows_of(rgb, s, 3), color_type=2),
+        "palette.png": png(s, s, rows_of([v // 86 for v in paper], s), color_type=3,
+                           palette=pal),
+        "sixteen-bit.png": png(s, s, rows_of([c for v in paper for c in (v, v)], s, 2),
+                               bit_depth=16),
+        "gray.gif": gif(s, s, paper),
+        "gray.jpg": encode(fixture, "jpg", s, s, 1, paper),
+        "colour.jpg": encode(fixture, "jpg", s, s, 3, rgb),
+        "gray.bmp": encode(fixture, "bmp", s, s, 1, paper),
+        "rgba.bmp": encode(fixture, "bmp", s, s, 4, rgba),
+    }
+
+
+def json_bodies(imgs):
+    px = digit(28)
+    b64 = base64.b64encode(imgs["gray.png"]).decode()
+    one = {"pixels": px}
+    return {
+        "pixels.json": json.dumps(one).encode(),
+        "pixels-compact.json": json.dumps(one, separators=(",", ":")).encode(),
+        "pixels-unit.json": json.dumps({"pixels": [v / 255 for v in px]}).encode(),
+        "pixels-rows.json": json.dumps({"pixels": rows_of(px, 28)}).encode(),
+        "image-base64.json": json.dumps({"image": b64}).encode(),
+        "image-data-url.json": json.dumps(
+            {"image": "data:image/gif;base64," +
+             base64.b64encode(imgs["gray.gif"]).decode()}).encode(),
+        "image-urlsafe-wrapped.json": json.dumps(
+            {"image": "\n".join(base64.urlsafe_b64encode(imgs["canvas-rgba.png"])
+                                .decode()[i:i + 60] for i in range(0, 400, 60))}).encode(),
+        "batch.json": json.dumps([one, {"image": b64}]).encode(),
+        "instances.json": json.dumps({"instances": [{"image": b64}, one]}).encode(),
+        "nan.json": ('{"pixels": [' + ",".join(["0"] * 400 + ["NaN"] + ["0"] * 383) +
+                     "]}").encode(),
+        "nested.json": b"[" * 17 + b"]" * 17,
+        "strings.json": b'{"pixels": "0,0", "image": null, "x": "\\u00e9\\ud83d\\ude00"}',
+        "trailing.json": json.dumps(one).encode() + b" xyz",
+    }
+
+
+def multipart_bodies(imgs):
+    def body(boundary, fields, preamble=b""):
+        out = preamble
+        for name, filename, ctype, data in fields:
+            disp = 'form-data; name="%s"' % name
+            if filename:
+                disp += '; filename="%s"' % filename
+            head = "--%s\r\nContent-Disposition: %s\r\n" % (boundary, disp)
+            if ctype:
+                head += "Content-Type: %s\r\n" % ctype
+            out += head.encode() + b"\r\n" + data + b"\r\n"
+        return out + ("--%s--\r\n" % boundary).encode()
+    b = "----digitdFuzz7MA4YWxkTrZu0gW"
+    t = ("multipart/form-data; boundary=%s\n" % b).encode()
+    return {
+        "curl.txt": t + body(b, [("image", "d.png", "image/png", imgs["gray.png"])]),
+        "two-fields.txt": t + body(b, [("note", None, None, b"hi"),
+                                       ("image", "d.jpg", "image/jpeg", imgs["gray.jpg"])]),
+        "quoted-boundary.txt": b'multipart/form-data; charset=utf-8; boundary="a b;c"\n' +
+        body("a b;c", [("image", "d.gif", "image/gif", imgs["gray.gif"])]),
+        "preamble.txt": t + body(b, [("image", "x.bmp", None, imgs["gray.bmp"])],
+                                 preamble=b"ignored preamble\r\n"),
+        "no-image-field.txt": t + body(b, [("file", "d.png", "image/png", imgs["gray.png"])]),
+        "truncated.txt": (t + body(b, [("image", "d.png", "image/png", imgs["gray.png"])]))[:200],
+        "no-boundary.txt": b"multipart/form-data\n--x\r\n\r\nabc\r\n--x--\r\n",
+    }
+
+
+def idx_files():
+    def idx(dims, items):
+        return struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(
+            struct.pack(">I", d) for d in dims) + items
+    two = bytes(digit(28)) + bytes(255 - v for v in digit(28))
+    images2 = idx((2, 28, 28), two)
+    labels3 = idx((3,), bytes((7, 1, 0)))
+    return {
+        "images-2.idx": images2,
+        "labels-3.idx": labels3,
+        "images-0.idx": idx((0, 28, 28), b""),
+        "labels-bad-digit.idx": idx((2,), bytes((7, 12))),
+        "images-2.idx.gz": gzip.compress(images2, mtime=0),
+        "labels-3.idx.gz": gzip.compress(labels3, mtime=0),
+        "labels-two-members.gz": gzip.compress(labels3[:6], mtime=0) +
+        gzip.compress(labels3[6:], mtime=0),
+    }
+
+
+def models(fixture):
+    return {
+        "mlp-784-4-10.model": model(fixture, "784-4-10", 1),
+        "pool4-dense10.model": model(fixture, "pool4,dense10", 2),
+        "conv.model": model(fixture, "conv3x2:valid,relu,pool4,dense10", 3),
+        "tanh-dropout.model": model(fixture, "pool4,dense4,tanh,dropout0.25,dense10", 4),
+    }
+
+
+STATIC_PATHS = ["/", "/index.html", "/app.js", "/style.css", "/sub/", "/sub/icon.svg",
+                "/sub/index.html", "/inside.html", "/../secret.txt", "/sub/../../secret.txt",
+                "/link-out.txt", "/sub/up.txt", "/linkdir/secret.txt", "/sibling.html",
+                "/passwd", "/.hidden", "/fifo", "/emptydir/", "/emptydir", "//etc/passwd",
+                "/sub/./icon.svg", "/..\\secret.txt", "index.html", "/index.html%00.png",
+                "/nope/"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fixture", required=True, help="path of the http_fixture binary")
+    ap.add_argument("--out", default=os.path.join(HERE, "corpus"))
+    args = ap.parse_args()
+    imgs = images(args.fixture)
+    sets = {
+        "fuzz_image": imgs,
+        "fuzz_predict_image": imgs,
+        "fuzz_predict_json": json_bodies(imgs),
+        "fuzz_predict_multipart": multipart_bodies(imgs),
+        "fuzz_idx": idx_files(),
+        "fuzz_model": models(args.fixture),
+        "fuzz_static": {"path-%02d.txt" % i: p.encode() for i, p in enumerate(STATIC_PATHS)},
+    }
+    total = 0
+    for harness, files in sets.items():
+        d = os.path.join(args.out, harness)
+        os.makedirs(d, exist_ok=True)
+        for name, data in files.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+            total += len(data)
+        print("%-24s %3d seeds, %6d bytes" % (harness, len(files),
+                                               sum(len(v) for v in files.values())))
+    print("total %d bytes" % total)
+
+
+if __name__ == "__main__":
+    main()
