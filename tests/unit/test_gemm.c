@@ -95,7 +95,9 @@ static bool check_product(const char *variant, bool ta, bool tb, int M, int N,
             }
             double old = c0[(size_t)i * C.ld + j];
             double ref = alpha * sum + (beta == 0.0f ? 0.0 : beta * old);
-            double scale = fabs(alpha) * mag + (beta == 0.0f ? 0.0 : fabs(beta * old));
+            double scale = fabs(alpha) * mag;
+            if (beta != 0.0f)
+                scale += fabs(beta * old);
             double tol = (K + 4) * (double)FLT_EPSILON * scale + 1e-30;
             double got = C.v[(size_t)i * C.ld + j];
             ck_assert_msg(fabs(got - ref) <= tol,
@@ -116,9 +118,10 @@ static bool check_product(const char *variant, bool ta, bool tb, int M, int N,
 /* ------------------------------------------------------------------ */
 
 /* Sizes around the tile edges (1, MR+1, 2*NR+1, ...): every variant's
- * full and partial tiles, the narrow tiles used when N <= 16, and the
- * few-row direct path (M <= 4). */
-static const int odd_sizes[] = {1, 2, 3, 8, 16, 17, 33, 129};
+ * full and partial tiles (MR is 8, 6 or 4), the narrow tiles used when N
+ * is at most one vector (16, 8 or 4), and the few-row direct path (M <= 4
+ * rows; 5 is the first packed one). */
+static const int odd_sizes[] = {1, 2, 3, 4, 5, 6, 8, 16, 17, 33, 129};
 #define N_ODD (int)(sizeof odd_sizes / sizeof odd_sizes[0])
 
 START_TEST(test_all_transposes_odd_sizes) {
@@ -129,7 +132,8 @@ START_TEST(test_all_transposes_odd_sizes) {
             for (int ni = 0; ni < N_ODD; ni++)
                 for (int ki = 0; ki < N_ODD; ki++) {
                     int M = odd_sizes[mi], N = odd_sizes[ni], K = odd_sizes[ki];
-                    uint64_t seed = (uint64_t)(1000 * t + 100 * mi + 10 * ni + ki);
+                    uint64_t seed =
+                        (uint64_t)(1000 * t + 100 * mi + 10 * ni + ki);
                     ran += check_product(variant, t & 1, t & 2, M, N, K, 1.0f,
                                          0.0f, 0, false, 1, seed);
                 }
@@ -166,7 +170,8 @@ START_TEST(test_beta_zero_ignores_nan) {
         check_product(variant, ta, tb, 1, 300, 40, 1.0f, 0.0f, 0, true, 1, 12);
         check_product(variant, ta, tb, 2, 9, 1, -1.0f, 0.0f, 1, true, 1, 13);
         /* Big enough for threads and several depth blocks. */
-        check_product(variant, ta, tb, 70, 90, 1100, 1.0f, 0.0f, 3, true, 2, 14);
+        check_product(variant, ta, tb, 70, 90, 1100, 1.0f, 0.0f, 3, true, 2,
+                      14);
     }
 }
 END_TEST
@@ -189,7 +194,8 @@ END_TEST
 START_TEST(test_mlp_shapes_public) {
     check_product(NULL, false, true, 128, 256, 784, 1.0f, 0.0f, 0, true, 2, 41);
     check_product(NULL, true, false, 256, 784, 128, 1.0f, 0.0f, 0, true, 2, 42);
-    check_product(NULL, false, false, 128, 784, 256, 1.0f, 0.0f, 0, true, 2, 43);
+    check_product(NULL, false, false, 128, 784, 256, 1.0f, 0.0f, 0, true, 2,
+                  43);
     check_product(NULL, false, true, 1, 256, 784, 1.0f, 0.0f, 0, true, 1, 44);
     check_product(NULL, false, true, 128, 10, 128, 1.0f, 0.0f, 0, true, 2, 45);
     check_product(NULL, true, false, 10, 128, 128, 1.0f, 0.0f, 0, true, 2, 46);
@@ -246,7 +252,8 @@ static void check_thread_identity(const char *variant, bool ta, bool tb, int M,
     if (nn_sgemm_variant(variant, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta,
                          ref, N, 1) == 0) {
         static const int thread_counts[] = {2, 1, 2, 0, -1};
-        for (size_t t = 0; t < sizeof thread_counts / sizeof *thread_counts; t++) {
+        const size_t n_counts = sizeof thread_counts / sizeof *thread_counts;
+        for (size_t t = 0; t < n_counts; t++) {
             memcpy(got, c0, sizeof(float) * nc);
             ck_assert_int_eq(nn_sgemm_variant(variant, ta, tb, M, N, K, 1.0f, A,
                                               lda, B, ldb, beta, got, N,
