@@ -38,6 +38,7 @@
  * in the same order: results are bitwise identical whatever the thread
  * count. Small products run on the calling thread only.
  */
+#include "layers.h"
 #include "nn.h"
 
 #include <stdint.h>
@@ -675,14 +676,7 @@ void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                ldc, threads);
 }
 
-/* nn_sgemm with a named variant ("avx512", "avx2", "generic"), so tests
- * and benchmarks can check every variant on one machine. Not in nn.h:
- * declare it where it is used. Returns -1 (and does nothing) when the
- * variant is unknown or this CPU cannot run it, else 0. */
-int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
-                     int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc,
-                     int threads);
+/* nn_sgemm with a named variant: declared in layers.h. */
 int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
                      int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc,

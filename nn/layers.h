@@ -13,6 +13,15 @@
 
 #include "nn.h"
 
+/* ---- GEMM variants (nn/gemm.c) ------------------------------------ */
+/* nn_sgemm with a named kernel ("avx512", "avx2", "generic"), so tests and
+ * benchmarks can check every variant on one machine. Returns -1 (and does
+ * nothing) when the variant is unknown or this CPU cannot run it, else 0. */
+int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
+                     int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     int threads);
+
 /* ---- dense (nn/dense.c) ------------------------------------------- */
 /* in (B,I), W (O,I), b (O) -> out (B,O) */
 void dense_forward(float *out, const float *in, const float *W, const float *b,
@@ -99,5 +108,16 @@ void layer_backward(const nn_layer *l, const float *params, float *grads,
  * Returns the loss, or -1 with err when memory runs out. */
 double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
                      int B, float *grads, int threads, nn_error *err);
+
+/* ---- nn_net_build in two steps (nn/network.c) -------------------- */
+/* nn_net_layout checks the layers and fills *net (layers, shapes, offsets,
+ * n_layers, n_params, metadata defaults) without allocating anything:
+ * net->params is NULL. Returns 0, or -1 with err naming the impossible
+ * dimension. nn_net_alloc_params then allocates net->n_params zeroed
+ * floats (0, or -1 with err). The model loader compares n_params with its
+ * file in between, so a file cannot make it allocate for nothing. */
+int nn_net_layout(nn_net *net, const nn_layer *src, int n_layers,
+                  nn_error *err);
+int nn_net_alloc_params(nn_net *net, nn_error *err);
 
 #endif

@@ -11,14 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers.h"
 #include "testutil.h"
 
-/* Test hook of nn/gemm.c (not in nn.h): nn_sgemm with a named variant.
- * Returns -1 when the variant is unknown or this CPU cannot run it. */
-int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
-                     int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc,
-                     int threads);
 
 static const char *const variants[] = {"avx512", "avx2", "generic"};
 #define N_VARIANTS 3
