@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "layers.h"
 #include "nn.h"
 
 _Static_assert(sizeof(float) == 4, "model files store IEEE-754 binary32");
@@ -518,8 +519,17 @@ nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err) {
         layers[i].pad = (int)pad;
         layers[i].rate = get_f32(p + 16);
     }
-    nn_net *net = nn_net_build(layers, (int)n_layers, err);
-    if (!net) return NULL; /* err already names the impossible dimension */
+    /* The layout first: the parameter count is checked against the file
+     * before up to 1 GiB of parameters is allocated. */
+    nn_net *net = calloc(1, sizeof *net);
+    if (!net) {
+        nn_fail(err, "out of memory");
+        return NULL;
+    }
+    if (nn_net_layout(net, layers, (int)n_layers, err) != 0) {
+        nn_net_free(net); /* err already names the impossible dimension */
+        return NULL;
+    }
     /* nn_net_build ignores the fields a kind does not use (and our writer
      * stores them as zero); anything else there is not a file we wrote. */
     for (uint32_t i = 0; i < n_layers; i++) {
@@ -541,6 +551,10 @@ nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err) {
                 "parameter count mismatch: the layers need %zu parameters, "
                 "the file holds %" PRIu64,
                 net->n_params, n_params);
+        nn_net_free(net);
+        return NULL;
+    }
+    if (nn_net_alloc_params(net, err) != 0) {
         nn_net_free(net);
         return NULL;
     }

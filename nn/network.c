@@ -39,17 +39,15 @@ static const char *kind_name(nn_layer_kind k) {
     return "unknown";
 }
 
-nn_net *nn_net_build(const nn_layer *src, int n_layers, nn_error *err) {
-    if (n_layers < 1 || n_layers > NN_MAX_LAYERS) {
-        nn_fail(err, "impossible dimensions: %d layers (1 to %d allowed)",
-                n_layers, NN_MAX_LAYERS);
-        return NULL;
-    }
-    nn_net *net = calloc(1, sizeof *net);
-    if (!net) {
-        nn_fail(err, "out of memory");
-        return NULL;
-    }
+/* See layers.h: everything nn_net_build does but allocate the parameters,
+ * so the model loader can compare the parameter count with its file before
+ * allocating up to MAX_PARAMS floats. */
+int nn_net_layout(nn_net *net, const nn_layer *src, int n_layers,
+                  nn_error *err) {
+    memset(net, 0, sizeof *net);
+    if (n_layers < 1 || n_layers > NN_MAX_LAYERS)
+        return nn_fail(err, "impossible dimensions: %d layers (1 to %d allowed)",
+                       n_layers, NN_MAX_LAYERS);
     nn_shape s = {1, NN_SIDE, NN_SIDE};
     size_t off = 0;
     for (int i = 0; i < n_layers; i++) {
@@ -146,18 +144,34 @@ nn_net *nn_net_build(const nn_layer *src, int n_layers, nn_error *err) {
     }
     net->n_layers = n_layers;
     net->n_params = off;
-    net->params = calloc(off, sizeof(float));
-    if (!net->params) {
-        nn_fail(err, "out of memory for %zu parameters", off);
-        goto fail;
-    }
     net->meta.test_accuracy = net->meta.val_accuracy = -1;
     net->meta.train_seconds = -1;
     net->meta.created_unix = -1;
-    return net;
+    return 0;
 fail:
-    free(net);
-    return NULL;
+    return -1;
+}
+
+int nn_net_alloc_params(nn_net *net, nn_error *err) {
+    free(net->params);
+    net->params = calloc(net->n_params, sizeof(float));
+    if (!net->params)
+        return nn_fail(err, "out of memory for %zu parameters", net->n_params);
+    return 0;
+}
+
+nn_net *nn_net_build(const nn_layer *src, int n_layers, nn_error *err) {
+    nn_net *net = calloc(1, sizeof *net);
+    if (!net) {
+        nn_fail(err, "out of memory");
+        return NULL;
+    }
+    if (nn_net_layout(net, src, n_layers, err) != 0 ||
+        nn_net_alloc_params(net, err) != 0) {
+        nn_net_free(net);
+        return NULL;
+    }
+    return net;
 }
 
 void nn_net_free(nn_net *net) {

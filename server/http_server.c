@@ -49,6 +49,9 @@ struct http_server {
     metrics *m;
     struct MHD_Daemon *daemon;
     int port;
+    /* Connections open now, counted by on_connection; accept_policy
+     * refuses new ones at cfg.max_connections (see there). */
+    atomic_uint open_connections;
 };
 
 /* Everything about one request, from its headers to its log line. */
@@ -601,6 +604,44 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     }
 }
 
+/* ---- the connection limit --------------------------------------------- */
+
+/* libmicrohttpd 0.9.75 at its own MHD_OPTION_CONNECTION_LIMIT stops
+ * polling the listening socket, so a further client sits in the kernel's
+ * backlog with no answer until some connection closes. Instead we count
+ * open connections ourselves (NOTIFY_STARTED / NOTIFY_CLOSED) and refuse
+ * the ones past --max-connections in the accept policy callback, which
+ * MHD calls for every accepted socket before it sets up a connection:
+ * MHD_NO closes the socket at once, so the extra client sees its
+ * connection closed right away while the established ones keep being
+ * served. MHD's own limit is set CONNECTION_MARGIN above ours (and
+ * shared out among its worker threads): it is only a backstop for the few
+ * sockets accepted at the same moment on several threads before their
+ * NOTIFY_STARTED has counted them. */
+#define CONNECTION_MARGIN(max) (16u + (max) / 8u)
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+                                     socklen_t addrlen) {
+    http_server *s = cls;
+    (void)addr;
+    (void)addrlen;
+    if (atomic_load(&s->open_connections) >= s->cfg.max_connections)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    http_server *s = cls;
+    (void)c;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->open_connections, 1u);
+    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->open_connections, 1u);
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
 http_server *http_server_start(const http_config *cfg, model_slot *slot,
@@ -611,6 +652,7 @@ http_server *http_server_start(const http_config *cfg, model_slot *slot,
         return NULL;
     }
     s->cfg = *cfg;
+    atomic_init(&s->open_connections, 0u);
     s->slot = slot;
     s->web = web;
     s->m = m;
@@ -640,13 +682,16 @@ http_server *http_server_start(const http_config *cfg, model_slot *slot,
     /* With one thread MHD runs a single internal loop; asking for a pool of
      * one is refused by some versions. */
     unsigned pool = cfg->threads > 1 ? (unsigned)cfg->threads : 0;
+    unsigned mhd_limit = cfg->max_connections + CONNECTION_MARGIN(cfg->max_connections);
+    if (pool && mhd_limit < pool) mhd_limit = pool; /* at least one per thread */
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        flags, (uint16_t)cfg->port, accept_policy, s, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, or MHD complains */
         MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,

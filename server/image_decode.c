@@ -190,17 +190,146 @@ static int jpeg_huffman_tables_ok(const uint8_t *b, size_t len) {
     return 1;
 }
 
+/* stb_image 2.27 also decodes a scan with whatever Huffman table ids its
+ * SOS segment names, defined or not; its tables are malloc'd and never
+ * cleared, so a scan using a table the file never defined makes
+ * stbi__jpeg_huff_decode index h->values[] with garbage (a read 16 MB
+ * away; found by tests/fuzz, fixed upstream in 2.28). This walks the
+ * markers as stbi__decode_jpeg_image does and refuses the image when a
+ * scan needs a table no DHT before it defined:
+ *   - SOI (after FF fill bytes); before the frame header (SOF0-2), stb
+ *     skips stray bytes between segments; after it, it does not;
+ *   - a segment is FF xx (fill bytes allowed) and a 16-bit length; every
+ *     segment stb reads must fit in the bytes (stb reads zeros past the
+ *     end, which turns a cut SOS into a scan with table 0);
+ *   - after SOS, entropy-coded data up to the first FF yy with yy neither
+ *     00 (a stuffed byte), FF (fill) nor RST0-7. stb reads a scan lazily,
+ *     but never past such a marker, and when it stops earlier it goes to
+ *     the next FF and takes the byte after it as the marker, which is that
+ *     same marker or something stb refuses; so stb and this walk meet at
+ *     every marker stb accepts;
+ *   - a baseline scan (SOF0/1) decodes every block with its DC and AC
+ *     table; a progressive one (SOF2) needs the DC table in a first DC
+ *     scan (Ss = 0, Ah = 0) and the AC table when Se > 0 (its first DC
+ *     scans come before any AC table is defined, so a valid progressive
+ *     file uses no table early).
+ * Anything stb would refuse anyway (an unknown marker, a wrong segment
+ * length, table ids past 3) is refused here too. One pass over the bytes,
+ * so the work is linear in the image size. Returns 1 when stb may decode
+ * the bytes, 0 when not. */
+static int jpeg_scans_ok(const uint8_t *b, size_t len) {
+    size_t p = 0;
+    int dc_defined[4] = {0}, ac_defined[4] = {0};
+    int frame = 0, progressive = 0, components = 0;
+
+    /* SOI, as stb_sees_jpeg found it */
+    while (p < len && b[p] == 0xff) p++;
+    if (p >= len || b[p] != 0xd8) return 0;
+    p++;
+
+    int m = -1;     /* a marker already read (after a scan), or -1 */
+    int first = 1;  /* the first marker after SOI */
+    for (;;) {
+        if (m < 0) {
+            /* stbi__get_marker: FF, fill bytes, the marker. Before the
+             * frame header, stb skips bytes that are not FF between
+             * segments (not before the first one). */
+            if (frame == 0 && !first)
+                while (p < len && b[p] != 0xff) p++;
+            first = 0;
+            if (p >= len) return 1; /* stb runs out of data: its error */
+            if (b[p] != 0xff) return 0;
+            while (p < len && b[p] == 0xff) p++;
+            if (p >= len) return 1;
+            m = b[p++];
+        }
+        if (m == 0xd9) return frame; /* EOI: stb's end (an error before SOF) */
+
+        /* every marker stb accepts here has a 16-bit length */
+        int known = m == 0xc4 || m == 0xdb || m == 0xdd || m == 0xfe ||
+                    (m >= 0xe0 && m <= 0xef) ||
+                    (frame == 0 && m >= 0xc0 && m <= 0xc2) ||
+                    (frame == 1 && (m == 0xda || m == 0xdc));
+        if (!known) return 0; /* stb: "unknown marker" */
+        if (len - p < 2) return 0;
+        size_t seg = (size_t)b[p] << 8 | b[p + 1];
+        if (seg < 2 || seg > len - p) return 0; /* does not fit */
+        const uint8_t *s = b + p + 2;
+        size_t n = seg - 2;
+        p += seg;
+
+        if ((m == 0xdd || m == 0xdc) && seg != 4) return 0; /* DRI, DNL */
+        if (m == 0xc4) { /* DHT: the tables it defines */
+            size_t q = 0;
+            while (q < n) {
+                unsigned tc = s[q] >> 4, th = s[q] & 15;
+                if (tc > 1 || th > 3 || n - q < 17) return 0;
+                size_t count = 0;
+                for (size_t i = 1; i <= 16; i++) count += s[q + i];
+                if (count > 256 || count > n - q - 17) return 0;
+                if (tc == 0)
+                    dc_defined[th] = 1;
+                else
+                    ac_defined[th] = 1;
+                q += 17 + count;
+            }
+        } else if (m >= 0xc0 && m <= 0xc2) { /* SOF0-2: the frame header */
+            if (n < 6) return 0;
+            components = s[5];
+            if ((components != 1 && components != 3 && components != 4) ||
+                n != 6 + 3 * (size_t)components)
+                return 0;
+            frame = 1;
+            progressive = m == 0xc2;
+        } else if (m == 0xda) { /* SOS: the tables the scan uses */
+            if (n < 1) return 0;
+            size_t ns = s[0];
+            if (ns < 1 || ns > 4 || ns > (size_t)components || n != 4 + 2 * ns)
+                return 0;
+            unsigned ss = s[1 + 2 * ns], se = s[2 + 2 * ns];
+            unsigned ah = s[3 + 2 * ns] >> 4;
+            int need_dc = !progressive || (ss == 0 && ah == 0);
+            int need_ac = !progressive || se > 0;
+            for (size_t i = 0; i < ns; i++) {
+                unsigned td = s[2 + 2 * i] >> 4, ta = s[2 + 2 * i] & 15;
+                if (td > 3 || ta > 3) return 0;
+                if ((need_dc && !dc_defined[td]) || (need_ac && !ac_defined[ta]))
+                    return 0;
+            }
+            /* entropy-coded data up to the next marker */
+            m = -1;
+            while (p < len) {
+                if (b[p++] != 0xff) continue;
+                while (p < len && b[p] == 0xff) p++;
+                if (p >= len) break;
+                unsigned c = b[p++];
+                if (c != 0 && !(c >= 0xd0 && c <= 0xd7)) {
+                    m = (int)c;
+                    break;
+                }
+            }
+            if (m < 0) return 1; /* data ends inside the scan */
+            continue;
+        }
+        m = -1;
+    }
+}
+
 /* stb_image sizes its buffer for a PNG's compressed data from each IDAT
  * chunk's declared length before it checks that the bytes are there: a
  * 100-byte PNG declaring a 2 GB chunk makes it allocate 2 GB (found by
  * tests/fuzz). Returns 0 when a chunk before IEND declares more bytes than
- * follow it, which stb would refuse anyway after that allocation. */
+ * follow it, which stb would refuse anyway after that allocation, or when
+ * an IDAT chunk is empty. */
 static int png_chunks_fit(const uint8_t *b, size_t len) {
     size_t pos = 8; /* after the signature */
     while (len - pos >= 8) {
         size_t n = (size_t)be32(b + pos);
         if (n > len - pos - 8) return 0;
         if (memcmp(b + pos + 4, "IEND", 4) == 0) break;
+        /* An empty IDAT makes stb call memcpy with a NULL source (UB even
+         * for 0 bytes; found by tests/fuzz). No encoder writes one. */
+        if (n == 0 && memcmp(b + pos + 4, "IDAT", 4) == 0) return 0;
         pos += 8 + n;
         if (len - pos < 4) break;
         pos += 4; /* CRC */
@@ -221,7 +350,9 @@ int image_probe(const uint8_t *bytes, size_t len, int *w, int *h) {
     int channels;
     *w = *h = 0;
     if (len == 0 || len > INT_MAX) return -1;
-    if (stb_sees_jpeg(bytes, len) && !jpeg_huffman_tables_ok(bytes, len)) return -1;
+    if (stb_sees_jpeg(bytes, len) &&
+        (!jpeg_huffman_tables_ok(bytes, len) || !jpeg_scans_ok(bytes, len)))
+        return -1;
     if (len >= 8 && memcmp(bytes, "\x89PNG\r\n\x1a\n", 8) == 0 &&
         !png_chunks_fit(bytes, len))
         return -1;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -634,6 +635,59 @@ START_TEST(test_param_count_mismatch) {
 }
 END_TEST
 
+/* A tiny self-consistent file (CRC right, no parameter bytes, n_params 0)
+ * whose layers imply 248 million parameters (992 MB of floats): refused for
+ * the count before anything that size is allocated. The parse runs in a
+ * forked child whose address space is capped at what it already uses plus
+ * 256 MiB, so allocating the parameters first would end in "out of memory"
+ * (or an abort under a sanitizer) instead of the count message. */
+START_TEST(test_param_count_checked_before_allocation) {
+    static const uint32_t sizes[3] = {65536, 3000, 10};
+    uint8_t b[16 + 3 * 20 + 8 + 4 + 4];
+    memset(b, 0, sizeof b);
+    memcpy(b, "DIGITDNN", 8);
+    wr32(b + 8, 1);
+    wr32(b + 12, 3);
+    for (int i = 0; i < 3; i++) {
+        wr32(b + 16 + 20 * i, NN_DENSE);
+        wr32(b + 16 + 20 * i + 4, sizes[i]);
+    }
+    wr64(b + off_nparams(3), 0);
+    wr32(b + off_metalen(3, 0), 0);
+    fix_crc(b, sizeof b);
+
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%ld", &pages) != 1) pages = 0;
+            fclose(f);
+        }
+        if (pages > 0) {
+            rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
+                         ((rlim_t)256 << 20);
+            struct rlimit rl = {cap, cap};
+            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        }
+        nn_error err;
+        nn_net *net = nn_model_parse(b, sizeof b, &err);
+        if (net) _exit(4);
+        if (!strstr(err.msg, "parameter count mismatch")) {
+            fprintf(stderr, "refused with: %s\n", err.msg);
+            _exit(5);
+        }
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child: %s %d", WIFEXITED(status) ? "exit" : "signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+END_TEST
+
 START_TEST(test_non_finite_param) {
     make_tmpdir();
     nn_net *net = make_net("784-32-10", 1);
@@ -780,6 +834,7 @@ int main(void) {
     tcase_add_test(bad, test_flipped_bytes_fail_crc);
     tcase_add_test(bad, test_impossible_dimensions);
     tcase_add_test(bad, test_param_count_mismatch);
+    tcase_add_test(bad, test_param_count_checked_before_allocation);
     tcase_add_test(bad, test_non_finite_param);
     tcase_add_test(bad, test_trailing_garbage);
     tcase_add_test(bad, test_bad_metadata);
