@@ -3,8 +3,9 @@
 #
 #   tests/fuzz/run.sh [SECONDS] [HARNESS...]
 #
-# SECONDS per harness: the argument, else $FUZZ_SECONDS, else 60 (CI runs
-# `tests/fuzz/run.sh 30`). HARNESS names (fuzz_model ...) pick some; the
+# SECONDS per harness: the argument, else $FUZZ_SECONDS, else 60. CI runs
+# `FUZZ_SEED=1 FUZZ_RUNS=50000 tests/fuzz/run.sh 120`: a fixed seed and
+# input count, so that its result is reproducible. HARNESS names (fuzz_model ...) pick some; the
 # default is all of them. Without $FUZZ_BIN_DIR (set by the `fuzz` CMake
 # target) it first configures and builds build-fuzz/ (clang, libFuzzer,
 # ASan + UBSan; $FUZZ_BUILD names another folder).
@@ -78,6 +79,12 @@ for h in "${harnesses[@]}"; do
   [[ -d $fuzz_src/regressions/$h ]] && dirs+=("$fuzz_src/regressions/$h")
   opts=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=300
         -print_final_stats=1 -artifact_prefix="$hw/")
+  # CI's smoke run is (nearly) reproducible: a fixed seed and a fixed
+  # number of inputs (FUZZ_SEED, FUZZ_RUNS) walk almost the same path on
+  # every run, so a red CI points at a change rather than at luck.
+  # Exploring is done with longer runs without them.
+  [[ -n ${FUZZ_SEED:-} ]] && opts+=(-seed="$FUZZ_SEED")
+  [[ -n ${FUZZ_RUNS:-} ]] && opts+=(-runs="$FUZZ_RUNS")
   [[ -f $fuzz_src/$h.dict ]] && opts+=(-dict="$fuzz_src/$h.dict")
   echo "==== $h: ${seconds}s"
   log=$hw/last-run.log
