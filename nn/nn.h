@@ -229,7 +229,7 @@ typedef struct {
     uint64_t seed;
 } nn_train_config;
 
-/* The defaults of `digitd train`: Adam, lr 1e-3, cosine, batch 128... */
+/* The defaults of `digitd train`: Adam, lr 2e-3, cosine, batch 128... */
 void nn_train_config_defaults(nn_train_config *cfg);
 
 typedef enum { NN_EVENT_BATCH, NN_EVENT_EPOCH } nn_event;

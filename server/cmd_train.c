@@ -40,7 +40,7 @@ static void usage(FILE *to) {
         "                      conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10\n"
         "  --activation F      relu, sigmoid or tanh (default relu)\n"
         "  --optimizer O       sgd, momentum or adam (default adam)\n"
-        "  --lr X              learning rate (default 0.001)\n"
+        "  --lr X              learning rate (default 0.002)\n"
         "  --schedule S        constant, step or cosine (default cosine)\n"
         "  --momentum X        for momentum (default 0.9)\n"
         "  --weight-decay X    L2 coefficient (default 0)\n"
