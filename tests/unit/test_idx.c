@@ -17,55 +17,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static char tmpdir[512];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static void remove_tmpdir(void) {
-    if (tmpdir[0]) nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = 0;
-}
-
-/* Every test case gets one base directory, made and removed by the parent
- * process around the forked tests (an unchecked fixture), so nothing is
- * left behind even when a check fails halfway through a test. Each test
- * works in its own subdirectory of it. */
-static char basedir[256];
-
-static void base_setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(basedir, sizeof basedir, "%s/digitd-idx-XXXXXX",
-             t && *t ? t : "/tmp");
-    if (!mkdtemp(basedir)) basedir[0] = 0;
-}
-
-static void base_teardown(void) {
-    if (basedir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "%s", basedir);
-        remove_tmpdir();
-    }
-    basedir[0] = 0;
-}
-
-static void make_tmpdir(void) {
-    ck_assert_msg(basedir[0], "no base directory (mkdtemp failed?)");
-    snprintf(tmpdir, sizeof tmpdir, "%s/t-XXXXXX", basedir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-/* tmpdir/name, in one of four rotating static buffers. */
-static const char *tpath(const char *name) {
-    static char buf[4][640];
-    static int which;
-    which = (which + 1) % 4;
-    snprintf(buf[which], sizeof buf[which], "%s/%s", tmpdir, name);
-    return buf[which];
-}
-
 /* Bytes built in memory; big enough for every file made here. */
 typedef struct {
     uint8_t *b;
@@ -253,13 +204,13 @@ END_TEST
 /* ------------------------------------------------------------------ */
 
 START_TEST(test_load_raw) {
-    make_tmpdir();
+    tu_tmpdir_make();
     bytes im = idx_images(5, 28, 28), lb = idx_labels(5);
-    write_raw(tpath("im"), im);
-    write_raw(tpath("lb"), lb);
+    write_raw(tu_tpath("im"), im);
+    write_raw(tu_tpath("lb"), lb);
     nn_dataset d;
     nn_error err = {{0}};
-    ck_assert_msg(nn_idx_load(tpath("im"), tpath("lb"), &d, &err) == 0, "%s",
+    ck_assert_msg(nn_idx_load(tu_tpath("im"), tu_tpath("lb"), &d, &err) == 0, "%s",
                   err.msg);
     check_loaded(&d, 5);
     nn_dataset_free(&d);
@@ -269,20 +220,20 @@ START_TEST(test_load_raw) {
     nn_dataset_free(NULL);
     free(im.b);
     free(lb.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_load_gzip_by_content) {
-    make_tmpdir();
+    tu_tmpdir_make();
     bytes im = idx_images(4, 28, 28), lb = idx_labels(4);
     /* gzip content under a plain name, plain content under a .gz name:
      * the bytes decide. */
-    write_gz(tpath("images-no-suffix"), im.b, im.len, "wb9");
-    write_raw(tpath("labels.gz"), lb);
+    write_gz(tu_tpath("images-no-suffix"), im.b, im.len, "wb9");
+    write_raw(tu_tpath("labels.gz"), lb);
     nn_dataset d;
     nn_error err = {{0}};
-    ck_assert_msg(nn_idx_load(tpath("images-no-suffix"), tpath("labels.gz"), &d,
+    ck_assert_msg(nn_idx_load(tu_tpath("images-no-suffix"), tu_tpath("labels.gz"), &d,
                               &err) == 0,
                   "%s", err.msg);
     check_loaded(&d, 4);
@@ -291,78 +242,78 @@ START_TEST(test_load_gzip_by_content) {
     /* Two concatenated gzip members (what `cat a.gz b.gz` makes) are one
      * stream to gunzip, and to us. */
     size_t half = im.len / 2;
-    write_gz(tpath("multi.gz"), im.b, half, "wb");
-    write_gz(tpath("multi.gz"), im.b + half, im.len - half, "ab");
-    ck_assert_msg(nn_idx_load(tpath("multi.gz"), tpath("labels.gz"), &d, &err) == 0,
+    write_gz(tu_tpath("multi.gz"), im.b, half, "wb");
+    write_gz(tu_tpath("multi.gz"), im.b + half, im.len - half, "ab");
+    ck_assert_msg(nn_idx_load(tu_tpath("multi.gz"), tu_tpath("labels.gz"), &d, &err) == 0,
                   "%s", err.msg);
     check_loaded(&d, 4);
     nn_dataset_free(&d);
     free(im.b);
     free(lb.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_load_refusals) {
-    make_tmpdir();
+    tu_tmpdir_make();
     bytes im = idx_images(3, 28, 28), lb = idx_labels(3);
-    write_raw(tpath("im"), im);
-    write_raw(tpath("lb"), lb);
+    write_raw(tu_tpath("im"), im);
+    write_raw(tu_tpath("lb"), lb);
 
     /* Each malformed image file, named in the message. */
     im.b[1] = 7;
-    write_raw(tpath("bad-magic"), im);
-    expect_load_refusal(tpath("bad-magic"), tpath("lb"), "not an IDX file",
+    write_raw(tu_tpath("bad-magic"), im);
+    expect_load_refusal(tu_tpath("bad-magic"), tu_tpath("lb"), "not an IDX file",
                         "bad-magic");
     im.b[1] = 0;
 
     im.b[2] = 0x0b;
-    write_raw(tpath("bad-type"), im);
-    expect_load_refusal(tpath("bad-type"), tpath("lb"), "element type is 0x0b",
+    write_raw(tu_tpath("bad-type"), im);
+    expect_load_refusal(tu_tpath("bad-type"), tu_tpath("lb"), "element type is 0x0b",
                         "bad-type");
     im.b[2] = 0x08;
 
     bytes wide = idx_images(3, 28, 32);
-    write_raw(tpath("bad-dims"), wide);
-    expect_load_refusal(tpath("bad-dims"), tpath("lb"), "expected 28x28",
+    write_raw(tu_tpath("bad-dims"), wide);
+    expect_load_refusal(tu_tpath("bad-dims"), tu_tpath("lb"), "expected 28x28",
                         "bad-dims");
     /* Image and label files swapped. */
-    expect_load_refusal(tpath("lb"), tpath("im"), "dimension(s)", "lb");
+    expect_load_refusal(tu_tpath("lb"), tu_tpath("im"), "dimension(s)", "lb");
 
     bytes cut = im;
     cut.len -= 100;
-    write_raw(tpath("cut"), cut);
-    expect_load_refusal(tpath("cut"), tpath("lb"), "truncated", "cut");
+    write_raw(tu_tpath("cut"), cut);
+    expect_load_refusal(tu_tpath("cut"), tu_tpath("lb"), "truncated", "cut");
 
     bytes extra = im;
     memcpy(extra.b + extra.len, "XYZ", 3);
     extra.len += 3;
-    write_raw(tpath("extra"), extra);
-    expect_load_refusal(tpath("extra"), tpath("lb"), "3 trailing bytes", "extra");
+    write_raw(tu_tpath("extra"), extra);
+    expect_load_refusal(tu_tpath("extra"), tu_tpath("lb"), "3 trailing bytes", "extra");
 
     /* Labels: out of range, too few. */
     lb.b[8 + 1] = 10;
-    write_raw(tpath("lb-ten"), lb);
-    expect_load_refusal(tpath("im"), tpath("lb-ten"),
+    write_raw(tu_tpath("lb-ten"), lb);
+    expect_load_refusal(tu_tpath("im"), tu_tpath("lb-ten"),
                         "label 10 at index 1 is not a digit", "lb-ten");
     bytes two = idx_labels(2);
-    write_raw(tpath("lb-two"), two);
-    expect_load_refusal(tpath("im"), tpath("lb-two"), "holds 3 images but",
+    write_raw(tu_tpath("lb-two"), two);
+    expect_load_refusal(tu_tpath("im"), tu_tpath("lb-two"), "holds 3 images but",
                         "lb-two");
-    expect_load_refusal(tpath("im"), tpath("lb-two"), "holds 2 labels", NULL);
+    expect_load_refusal(tu_tpath("im"), tu_tpath("lb-two"), "holds 2 labels", NULL);
 
     /* An empty set, a missing file, an empty file. */
     bytes im0 = idx_images(0, 28, 28), lb0 = idx_labels(0);
-    write_raw(tpath("im0"), im0);
-    write_raw(tpath("lb0"), lb0);
-    expect_load_refusal(tpath("im0"), tpath("lb0"), "holds no images", "im0");
-    expect_load_refusal(tpath("missing"), tpath("lb"), "No such file or directory",
+    write_raw(tu_tpath("im0"), im0);
+    write_raw(tu_tpath("lb0"), lb0);
+    expect_load_refusal(tu_tpath("im0"), tu_tpath("lb0"), "holds no images", "im0");
+    expect_load_refusal(tu_tpath("missing"), tu_tpath("lb"), "No such file or directory",
                         "missing");
-    expect_load_refusal(tpath("im"), tpath("missing-labels"),
+    expect_load_refusal(tu_tpath("im"), tu_tpath("missing-labels"),
                         "No such file or directory", "missing-labels");
-    write_raw(tpath("empty"), (bytes){NULL, 0});
-    expect_load_refusal(tpath("empty"), tpath("lb"), "too short", "empty");
-    expect_load_refusal(tmpdir, tpath("lb"), "not a regular file", tmpdir);
+    write_raw(tu_tpath("empty"), (bytes){NULL, 0});
+    expect_load_refusal(tu_tpath("empty"), tu_tpath("lb"), "too short", "empty");
+    expect_load_refusal(tu_tmpdir, tu_tpath("lb"), "not a regular file", tu_tmpdir);
 
     free(im.b);
     free(lb.b);
@@ -370,16 +321,16 @@ START_TEST(test_load_refusals) {
     free(two.b);
     free(im0.b);
     free(lb0.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_gzip_damage) {
-    make_tmpdir();
+    tu_tmpdir_make();
     bytes im = idx_images(20, 28, 28), lb = idx_labels(20);
-    write_raw(tpath("lb"), lb);
-    write_gz(tpath("im.gz"), im.b, im.len, "wb");
-    FILE *f = fopen(tpath("im.gz"), "rb");
+    write_raw(tu_tpath("lb"), lb);
+    write_gz(tu_tpath("im.gz"), im.b, im.len, "wb");
+    FILE *f = fopen(tu_tpath("im.gz"), "rb");
     ck_assert_ptr_nonnull(f);
     uint8_t gz[65536];
     size_t n = fread(gz, 1, sizeof gz, f);
@@ -387,41 +338,41 @@ START_TEST(test_gzip_damage) {
     ck_assert(n > 100 && n < sizeof gz - 4);
 
     /* Cut in half: the decoder runs out of input. */
-    write_raw(tpath("half.gz"), (bytes){gz, n / 2});
-    expect_load_refusal(tpath("half.gz"), tpath("lb"), "gzip stream is truncated",
+    write_raw(tu_tpath("half.gz"), (bytes){gz, n / 2});
+    expect_load_refusal(tu_tpath("half.gz"), tu_tpath("lb"), "gzip stream is truncated",
                         "half.gz");
     /* Only the 2-byte magic: still gzip by content, and truncated. */
-    write_raw(tpath("magic.gz"), (bytes){gz, 2});
-    expect_load_refusal(tpath("magic.gz"), tpath("lb"), "gzip stream is truncated",
+    write_raw(tu_tpath("magic.gz"), (bytes){gz, 2});
+    expect_load_refusal(tu_tpath("magic.gz"), tu_tpath("lb"), "gzip stream is truncated",
                         "magic.gz");
     /* Bytes after the gzip stream that are not another member. */
     memcpy(gz + n, "junk", 4);
-    write_raw(tpath("junk.gz"), (bytes){gz, n + 4});
-    expect_load_refusal(tpath("junk.gz"), tpath("lb"),
+    write_raw(tu_tpath("junk.gz"), (bytes){gz, n + 4});
+    expect_load_refusal(tu_tpath("junk.gz"), tu_tpath("lb"),
                         "4 bytes of trailing data after the gzip stream",
                         "junk.gz");
     /* Damaged compression method byte: corrupt, not truncated. */
     gz[2] = 0x07;
-    write_raw(tpath("corrupt.gz"), (bytes){gz, n});
-    expect_load_refusal(tpath("corrupt.gz"), tpath("lb"), "gzip stream is corrupt",
+    write_raw(tu_tpath("corrupt.gz"), (bytes){gz, n});
+    expect_load_refusal(tu_tpath("corrupt.gz"), tu_tpath("lb"), "gzip stream is corrupt",
                         "corrupt.gz");
     /* Damaged stored CRC in the gzip trailer. */
     gz[2] = 0x08;
     gz[n - 8] ^= 0xff;
-    write_raw(tpath("crc.gz"), (bytes){gz, n});
-    expect_load_refusal(tpath("crc.gz"), tpath("lb"), "gzip stream is corrupt",
+    write_raw(tu_tpath("crc.gz"), (bytes){gz, n});
+    expect_load_refusal(tu_tpath("crc.gz"), tu_tpath("lb"), "gzip stream is corrupt",
                         "crc.gz");
     free(im.b);
     free(lb.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_gzip_bomb_refused) {
     /* 257 MiB of zeros gzip to about 256 KB; the reader must stop at its
      * 256 MiB cap instead of inflating it all. */
-    make_tmpdir();
-    const char *p = tpath("bomb.gz");
+    tu_tmpdir_make();
+    const char *p = tu_tpath("bomb.gz");
     gzFile g = gzopen(p, "wb1");
     ck_assert_ptr_nonnull(g);
     size_t chunk = 1 << 20;
@@ -435,35 +386,35 @@ START_TEST(test_gzip_bomb_refused) {
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_lt(st.st_size, 2 << 20);
     bytes lb = idx_labels(1);
-    write_raw(tpath("lb"), lb);
-    expect_load_refusal(p, tpath("lb"), "more than 256 MiB", "bomb.gz");
+    write_raw(tu_tpath("lb"), lb);
+    expect_load_refusal(p, tu_tpath("lb"), "more than 256 MiB", "bomb.gz");
     free(lb.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_mnist_load_names) {
-    make_tmpdir();
+    tu_tmpdir_make();
     bytes im = idx_images(6, 28, 28), lb = idx_labels(6);
     /* One gzipped and one raw: each name is tried with and without .gz. */
-    write_gz(tpath("train-images-idx3-ubyte.gz"), im.b, im.len, "wb");
-    write_raw(tpath("train-labels-idx1-ubyte"), lb);
+    write_gz(tu_tpath("train-images-idx3-ubyte.gz"), im.b, im.len, "wb");
+    write_raw(tu_tpath("train-labels-idx1-ubyte"), lb);
     nn_dataset d;
     nn_error err = {{0}};
-    ck_assert_msg(nn_mnist_load(tmpdir, "train", &d, &err) == 0, "%s", err.msg);
+    ck_assert_msg(nn_mnist_load(tu_tmpdir, "train", &d, &err) == 0, "%s", err.msg);
     check_loaded(&d, 6);
     nn_dataset_free(&d);
 
-    ck_assert_int_eq(nn_mnist_load(tmpdir, "t10k", &d, &err), -1);
+    ck_assert_int_eq(nn_mnist_load(tu_tmpdir, "t10k", &d, &err), -1);
     ck_assert_msg(strstr(err.msg, "t10k-images-idx3-ubyte") != NULL, "%s", err.msg);
     ck_assert_msg(strstr(err.msg, "not found") != NULL, "%s", err.msg);
     ck_assert_msg(strstr(err.msg, "fetch-mnist.sh") != NULL, "%s", err.msg);
-    ck_assert_int_eq(nn_mnist_load(tmpdir, "test", &d, &err), -1);
+    ck_assert_int_eq(nn_mnist_load(tu_tmpdir, "test", &d, &err), -1);
     ck_assert_msg(strstr(err.msg, "unknown MNIST set \"test\"") != NULL, "%s",
                   err.msg);
     free(im.b);
     free(lb.b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -501,7 +452,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("idx");
     TCase *tc = tcase_create("idx");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, tu_tmp_base_setup, tu_tmp_base_teardown);
     tcase_add_test(tc, test_parse_ok);
     tcase_add_test(tc, test_parse_refusals);
     tcase_add_test(tc, test_load_raw);

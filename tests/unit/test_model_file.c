@@ -25,58 +25,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static char tmpdir[512];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static void remove_tmpdir(void) {
-    if (tmpdir[0]) {
-        chmod(tmpdir, 0700);
-        nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    }
-    tmpdir[0] = 0;
-}
-
-/* Every test case gets one base directory, made and removed by the parent
- * process around the forked tests (an unchecked fixture), so nothing is
- * left behind even when a check fails halfway through a test. Each test
- * works in its own subdirectory of it. */
-static char basedir[256];
-
-static void base_setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(basedir, sizeof basedir, "%s/digitd-model-XXXXXX",
-             t && *t ? t : "/tmp");
-    if (!mkdtemp(basedir)) basedir[0] = 0;
-}
-
-static void base_teardown(void) {
-    if (basedir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "%s", basedir);
-        remove_tmpdir();
-    }
-    basedir[0] = 0;
-}
-
-static void make_tmpdir(void) {
-    ck_assert_msg(basedir[0], "no base directory (mkdtemp failed?)");
-    snprintf(tmpdir, sizeof tmpdir, "%s/t-XXXXXX", basedir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-/* tmpdir/name, in one of two rotating static buffers. */
-static const char *tpath(const char *name) {
-    static char buf[2][640];
-    static int which;
-    which ^= 1;
-    snprintf(buf[which], sizeof buf[which], "%s/%s", tmpdir, name);
-    return buf[which];
-}
-
 /* Whole file into a new buffer; *len its size. */
 static uint8_t *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -99,9 +47,9 @@ static void spit(const char *path, const void *b, size_t len) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Number of entries in tmpdir besides . and .. */
+/* Number of entries in tu_tmpdir besides . and .. */
 static int count_entries(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_tmpdir);
     ck_assert_ptr_nonnull(d);
     int n = 0;
     struct dirent *e;
@@ -156,7 +104,7 @@ static nn_net *make_net(const char *spec, uint64_t seed) {
 /* A good model file for net, in memory (the caller frees). */
 static uint8_t *good_bytes(const nn_net *net, size_t *len) {
     nn_error err = {{0}};
-    const char *p = tpath("good.model");
+    const char *p = tu_tpath("good.model");
     ck_assert_msg(nn_model_save(net, p, &err) == 0, "%s", err.msg);
     return slurp(p, len);
 }
@@ -197,10 +145,10 @@ static void assert_same_net(const nn_net *a, const nn_net *b) {
 /* ------------------------------------------------------------------ */
 
 static void round_trip(const char *spec) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net(spec, 42);
     nn_error err = {{0}};
-    const char *p = tpath("m.model");
+    const char *p = tu_tpath("m.model");
     ck_assert_msg(nn_model_save(net, p, &err) == 0, "%s", err.msg);
     nn_net *back = nn_model_load(p, &err);
     ck_assert_msg(back != NULL, "%s", err.msg);
@@ -224,7 +172,7 @@ static void round_trip(const char *spec) {
     free(b);
     nn_net_free(back);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 
 START_TEST(test_round_trip_mlp) { round_trip("784-32-10"); }
@@ -243,14 +191,14 @@ END_TEST
 
 START_TEST(test_unknown_meta_defaults) {
     /* A net never trained: the -1 "unknown" numbers survive the trip. */
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_error err = {{0}};
     nn_net *net = nn_net_create("784-16-10", "tanh", &err);
     ck_assert_msg(net != NULL, "%s", err.msg);
     net->meta.test_accuracy = net->meta.val_accuracy = -1;
     net->meta.train_seconds = -1;
     net->meta.created_unix = -1;
-    const char *p = tpath("u.model");
+    const char *p = tu_tpath("u.model");
     ck_assert_msg(nn_model_save(net, p, &err) == 0, "%s", err.msg);
     nn_net *back = nn_model_load(p, &err);
     ck_assert_msg(back != NULL, "%s", err.msg);
@@ -258,33 +206,33 @@ START_TEST(test_unknown_meta_defaults) {
     ck_assert_str_eq(back->meta.name, "");
     nn_net_free(back);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_meta_newline_and_bad_utf8_sanitised) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-8-10", 1);
     /* A newline would split the line; invalid UTF-8 would reach JSON. */
     snprintf(net->meta.name, sizeof net->meta.name, "a\nb\xff" "c");
     nn_error err = {{0}};
-    const char *p = tpath("s.model");
+    const char *p = tu_tpath("s.model");
     ck_assert_msg(nn_model_save(net, p, &err) == 0, "%s", err.msg);
     nn_net *back = nn_model_load(p, &err);
     ck_assert_msg(back != NULL, "%s", err.msg);
     ck_assert_str_eq(back->meta.name, "a b?c");
     nn_net_free(back);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_save_twice_same_path) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *a = make_net("784-32-10", 1);
     nn_net *b = make_net("conv3x4,pool2,dense10", 2);
     nn_error err = {{0}};
-    const char *p = tpath("same.model");
+    const char *p = tu_tpath("same.model");
     ck_assert_msg(nn_model_save(a, p, &err) == 0, "%s", err.msg);
     ck_assert_msg(nn_model_save(b, p, &err) == 0, "%s", err.msg);
     nn_net *back = nn_model_load(p, &err);
@@ -300,16 +248,16 @@ START_TEST(test_save_twice_same_path) {
     nn_net_free(back);
     nn_net_free(a);
     nn_net_free(b);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_relative_path_without_dir) {
     /* "x.model" (no slash) saves into the current directory. */
-    make_tmpdir();
+    tu_tmpdir_make();
     char old[1024];
     ck_assert_ptr_nonnull(getcwd(old, sizeof old));
-    ck_assert_int_eq(chdir(tmpdir), 0);
+    ck_assert_int_eq(chdir(tu_tmpdir), 0);
     nn_net *net = make_net("784-8-10", 3);
     nn_error err = {{0}};
     int rc = nn_model_save(net, "x.model", &err);
@@ -320,7 +268,7 @@ START_TEST(test_relative_path_without_dir) {
     assert_same_net(net, back);
     nn_net_free(back);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -329,21 +277,21 @@ END_TEST
 /* ------------------------------------------------------------------ */
 
 START_TEST(test_save_into_missing_dir) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-8-10", 1);
     nn_error err = {{0}};
-    const char *p = tpath("no/such/dir/m.model");
+    const char *p = tu_tpath("no/such/dir/m.model");
     ck_assert_int_eq(nn_model_save(net, p, &err), -1);
     ck_assert_msg(strstr(err.msg, "No such file or directory") != NULL, "%s",
                   err.msg);
     ck_assert_msg(strstr(err.msg, "no/such/dir") != NULL, "%s", err.msg);
     /* A path whose "directory" is a regular file. */
-    spit(tpath("plain"), "x", 1);
-    ck_assert_int_eq(nn_model_save(net, tpath("plain/m.model"), &err), -1);
+    spit(tu_tpath("plain"), "x", 1);
+    ck_assert_int_eq(nn_model_save(net, tu_tpath("plain/m.model"), &err), -1);
     ck_assert_msg(strstr(err.msg, "Not a directory") != NULL, "%s", err.msg);
     ck_assert_int_eq(count_entries(), 1);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -351,17 +299,17 @@ START_TEST(test_save_into_read_only_dir) {
     /* root ignores directory permissions, so this check only means
      * something for other users. */
     if (geteuid() == 0) return;
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *old = make_net("784-8-10", 1), *new = make_net("784-8-10", 2);
     nn_error err = {{0}};
-    const char *p = tpath("m.model");
+    const char *p = tu_tpath("m.model");
     ck_assert_msg(nn_model_save(old, p, &err) == 0, "%s", err.msg);
     size_t before_len;
     uint8_t *before = slurp(p, &before_len);
-    ck_assert_int_eq(chmod(tmpdir, 0500), 0);
+    ck_assert_int_eq(chmod(tu_tmpdir, 0500), 0);
     ck_assert_int_eq(nn_model_save(new, p, &err), -1);
     ck_assert_msg(strstr(err.msg, "Permission denied") != NULL, "%s", err.msg);
-    ck_assert_int_eq(chmod(tmpdir, 0700), 0);
+    ck_assert_int_eq(chmod(tu_tmpdir, 0700), 0);
     size_t after_len;
     uint8_t *after = slurp(p, &after_len);
     ck_assert_uint_eq(before_len, after_len);
@@ -370,7 +318,7 @@ START_TEST(test_save_into_read_only_dir) {
     free(after);
     nn_net_free(old);
     nn_net_free(new);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -378,11 +326,11 @@ START_TEST(test_failed_write_keeps_old_file) {
     /* A write that fails halfway (here: the file size limit, which binds
      * root too) must leave the old model byte-for-byte and no temporary
      * file behind. */
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *old = make_net("784-8-10", 1);
     nn_net *big = make_net("784-256-10", 2); /* ~800 KB file */
     nn_error err = {{0}};
-    const char *p = tpath("m.model");
+    const char *p = tu_tpath("m.model");
     ck_assert_msg(nn_model_save(old, p, &err) == 0, "%s", err.msg);
     size_t before_len;
     uint8_t *before = slurp(p, &before_len);
@@ -408,15 +356,15 @@ START_TEST(test_failed_write_keeps_old_file) {
     free(after);
     nn_net_free(old);
     nn_net_free(big);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_save_refuses_nan) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *old = make_net("784-8-10", 1);
     nn_error err = {{0}};
-    const char *p = tpath("m.model");
+    const char *p = tu_tpath("m.model");
     ck_assert_msg(nn_model_save(old, p, &err) == 0, "%s", err.msg);
     size_t before_len;
     uint8_t *before = slurp(p, &before_len);
@@ -430,7 +378,7 @@ START_TEST(test_save_refuses_nan) {
     free(before);
     free(after);
     nn_net_free(old);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -449,8 +397,8 @@ START_TEST(test_load_missing_file) {
 END_TEST
 
 START_TEST(test_load_names_file_in_refusal) {
-    make_tmpdir();
-    const char *p = tpath("junk.model");
+    tu_tmpdir_make();
+    const char *p = tu_tpath("junk.model");
     spit(p, "hello, world, this is not a model at all", 40);
     nn_error err = {{0}};
     ck_assert_ptr_null(nn_model_load(p, &err));
@@ -458,14 +406,14 @@ START_TEST(test_load_names_file_in_refusal) {
     ck_assert_msg(strstr(err.msg, "not a digitd model file") != NULL, "%s",
                   err.msg);
     /* A directory is not a model either. */
-    ck_assert_ptr_null(nn_model_load(tmpdir, &err));
+    ck_assert_ptr_null(nn_model_load(tu_tmpdir, &err));
     ck_assert_msg(strstr(err.msg, "not a regular file") != NULL, "%s", err.msg);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_wrong_magic) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -476,12 +424,12 @@ START_TEST(test_wrong_magic) {
                    "short non-model");
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_version_99) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -490,12 +438,12 @@ START_TEST(test_version_99) {
     expect_refusal(b, len, "unknown model format version 99", "version 99");
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_truncated) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("conv3x4,pool2,dense10", 1);
     int n = net->n_layers;
     size_t P = net->n_params;
@@ -533,12 +481,12 @@ START_TEST(test_truncated) {
     ck_assert_msg(strstr(err.msg, "metadata length") == NULL, "%s", err.msg);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_flipped_bytes_fail_crc) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -559,7 +507,7 @@ START_TEST(test_flipped_bytes_fail_crc) {
     nn_net_free(ok);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -567,7 +515,7 @@ START_TEST(test_impossible_dimensions) {
     /* Layer tables that are well-formed bytes with a correct CRC, so only
      * the architecture check can refuse them. CNN layers: conv, relu,
      * pool, dense. */
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("conv3x4,pool2,dense10", 1);
     ck_assert_int_eq(net->layers[0].kind, NN_CONV);
     size_t len;
@@ -601,14 +549,14 @@ START_TEST(test_impossible_dimensions) {
     free(c);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_param_count_mismatch) {
     /* One extra parameter, with n_params and the CRC agreeing with it: a
      * self-consistent file whose layers need one parameter less. */
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     int n = net->n_layers;
     size_t P = net->n_params, len;
@@ -631,7 +579,7 @@ START_TEST(test_param_count_mismatch) {
     free(c);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -689,7 +637,7 @@ START_TEST(test_param_count_checked_before_allocation) {
 END_TEST
 
 START_TEST(test_non_finite_param) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -702,12 +650,12 @@ START_TEST(test_non_finite_param) {
     expect_refusal(b, len, "parameter 5 is not finite", "-inf");
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_trailing_garbage) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-32-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -719,12 +667,12 @@ START_TEST(test_trailing_garbage) {
     free(c);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
 START_TEST(test_bad_metadata) {
-    make_tmpdir();
+    tu_tmpdir_make();
     nn_net *net = make_net("784-8-10", 1);
     size_t len;
     uint8_t *b = good_bytes(net, &len);
@@ -751,7 +699,7 @@ START_TEST(test_bad_metadata) {
     free(c);
     free(b);
     nn_net_free(net);
-    remove_tmpdir();
+    tu_tmpdir_remove();
 }
 END_TEST
 
@@ -805,7 +753,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("model_file");
     TCase *rt = tcase_create("round_trip");
-    tcase_add_unchecked_fixture(rt, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(rt, tu_tmp_base_setup, tu_tmp_base_teardown);
     tcase_add_test(rt, test_round_trip_mlp);
     tcase_add_test(rt, test_round_trip_cnn);
     tcase_add_test(rt, test_round_trip_every_kind);
@@ -817,7 +765,7 @@ int main(void) {
     suite_add_tcase(s, rt);
 
     TCase *sv = tcase_create("failed_saves");
-    tcase_add_unchecked_fixture(sv, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(sv, tu_tmp_base_setup, tu_tmp_base_teardown);
     tcase_add_test(sv, test_save_into_missing_dir);
     tcase_add_test(sv, test_save_into_read_only_dir);
     tcase_add_test(sv, test_failed_write_keeps_old_file);
@@ -825,7 +773,7 @@ int main(void) {
     suite_add_tcase(s, sv);
 
     TCase *bad = tcase_create("refusals");
-    tcase_add_unchecked_fixture(bad, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(bad, tu_tmp_base_setup, tu_tmp_base_teardown);
     tcase_add_test(bad, test_load_missing_file);
     tcase_add_test(bad, test_load_names_file_in_refusal);
     tcase_add_test(bad, test_wrong_magic);

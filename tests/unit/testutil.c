@@ -1,5 +1,8 @@
 #include "testutil.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,4 +92,52 @@ void tu_assert_close(const char *name, const float *got, const float *want,
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(fabs((double)got[i] - want[i]) <= tol,
                       "%s[%zu] = %.9g, PyTorch %.9g", name, i, got[i], want[i]);
+}
+
+char tu_tmpdir[512];
+static char tu_basedir[256];
+
+static int remove_entry(const char *p, const struct stat *sb, int flag,
+                        struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void tu_tmpdir_remove(void) {
+    if (tu_tmpdir[0]) {
+        chmod(tu_tmpdir, 0700); /* a test may have made it read-only */
+        nftw(tu_tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    tu_tmpdir[0] = 0;
+}
+
+void tu_tmp_base_setup(void) {
+    const char *t = getenv("TMPDIR");
+    snprintf(tu_basedir, sizeof tu_basedir, "%s/digitd-test-XXXXXX",
+             t && *t ? t : "/tmp");
+    if (!mkdtemp(tu_basedir)) tu_basedir[0] = 0;
+}
+
+void tu_tmp_base_teardown(void) {
+    if (tu_basedir[0]) {
+        snprintf(tu_tmpdir, sizeof tu_tmpdir, "%s", tu_basedir);
+        tu_tmpdir_remove();
+    }
+    tu_basedir[0] = 0;
+}
+
+void tu_tmpdir_make(void) {
+    ck_assert_msg(tu_basedir[0], "no base directory (mkdtemp failed?)");
+    snprintf(tu_tmpdir, sizeof tu_tmpdir, "%s/t-XXXXXX", tu_basedir);
+    ck_assert_ptr_nonnull(mkdtemp(tu_tmpdir));
+}
+
+const char *tu_tpath(const char *name) {
+    static char buf[4][640];
+    static int which;
+    which = (which + 1) % 4;
+    snprintf(buf[which], sizeof buf[which], "%s/%s", tu_tmpdir, name);
+    return buf[which];
 }

@@ -38,4 +38,18 @@ float *tu_fixture_floats(const char *rel, const char *name, size_t want);
 void tu_assert_close(const char *name, const float *got, const float *want,
                      size_t n, double rtol);
 
+/* Scratch directories for tests that write files. tu_tmp_base_setup and
+ * tu_tmp_base_teardown go in tcase_add_unchecked_fixture: the parent
+ * process makes and removes one base directory per test case, so nothing
+ * is left behind even when a check fails halfway through a forked test.
+ * In a test, tu_tmpdir_make() makes a fresh subdirectory (its path in
+ * tu_tmpdir), tu_tpath(name) names a file in it (four rotating static
+ * buffers) and tu_tmpdir_remove() removes it with everything inside. */
+extern char tu_tmpdir[512];
+void tu_tmp_base_setup(void);
+void tu_tmp_base_teardown(void);
+void tu_tmpdir_make(void);
+void tu_tmpdir_remove(void);
+const char *tu_tpath(const char *name);
+
 #endif
