@@ -19,7 +19,6 @@ imports python3-torch) and OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS=1
 (see ENVIRONMENT.md); bench/run-train-bench.sh does.
 """
 import argparse
-import gzip
 import os
 import statistics
 import sys
@@ -34,19 +33,9 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f"peer_torch.py: {e}: run with /usr/bin/python3 "
              "(Debian's python3-torch and python3-numpy)")
 
-
-def read_idx(path):
-    for p in (path, path + ".gz"):
-        if os.path.exists(p):
-            with open(p, "rb") as f:
-                raw = f.read()
-            if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
-            dims = raw[3]
-            shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big")
-                     for i in range(dims)]
-            return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
-    raise FileNotFoundError(path)
+# One IDX reader for both peers (this folder is on sys.path when the
+# script runs).
+from peer_numpy import read_idx  # noqa: E402
 
 
 def load(set_name, n):
