@@ -453,11 +453,12 @@ def group_api(args):
         c.close()
         check(codes == [200] * 5, "keep-alive connection serves several requests %r" % codes)
 
-        # access log: time, method, path, status, bytes, microseconds
+        # access log: time, client, method, path, status, bytes, microseconds, request id
         time.sleep(0.2)
         lines = [l for l in d.log_text().splitlines() if " GET /healthz " in l]
-        check(lines and lines[0].split()[-1].endswith("us") and
-              lines[0].split()[-3] == "200" and lines[0].split()[-2] == "16" and
+        check(lines and lines[0].split()[-2].endswith("us") and
+              lines[0].split()[-4] == "200" and lines[0].split()[-3] == "16" and
+              lines[0].split()[-1].startswith("id=") and len(lines[0].split()[-1]) > 3 and
               lines[0][:4].isdigit() and "T" in lines[0].split()[0],
               "access log line: time client method path status bytes micros (%r)"
               % (lines[:1],))
@@ -482,9 +483,12 @@ def group_api(args):
         check(st == 204 and h.get("access-control-allow-origin") == "https://example.org" and
               "POST" in h.get("access-control-allow-methods", ""),
               "CORS preflight answered with the flag's origin (flag beats env)")
-        st, h, _ = d.json("POST", "/predict", {"pixels": [0] * 784})
+        st, h, _ = d.request("GET", "/healthz", headers={"Origin": "https://example.org"})
         check(h.get("access-control-allow-origin") == "https://example.org",
               "CORS header on answers")
+        st, h, _ = d.request("GET", "/healthz", headers={"Origin": "https://evil.example"})
+        check("access-control-allow-origin" not in h,
+              "no CORS header for an origin not in the list")
         st, h, body = d.json("POST", "/predict", body=b"[" + b" " * 1100 + b"]")
         check(st == 413, "DIGITD_MAX_BODY=1k applies when no flag says otherwise (%d)" % st)
     finally:
