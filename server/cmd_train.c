@@ -220,6 +220,10 @@ int cmd_train(int argc, char **argv) {
     }
 
     nn_error err;
+    if (nn_model_save_check(out, &err) != 0) { /* refuse before training, not after */
+        fprintf(stderr, "digitd train: --out %s\n", err.msg);
+        return 2;
+    }
     nn_net *net = nn_net_create(layers, activation, &err);
     if (!net) {
         fprintf(stderr, "digitd train: %s\n", err.msg);
