@@ -671,13 +671,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
      * (malformed headers or chunked framing) was answered 400 by it. */
     int status = x->status;
     if (status == 0 && x->refused) status = x->refused;
+    conn *k = conn_of(c);
+    if (status == 0 && k && k->cut) {
+        status = 408; /* the read deadline shut the socket */
+        ex_log_reason(x, "request not received within the read deadline");
+    }
     if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK || status == 0) {
         if (why == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) status = 408;
         else if (status == 0 && (why == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
-                                 why == MHD_REQUEST_TERMINATED_READ_ERROR)) {
-            conn *k = conn_of(c);
-            status = k && k->cut ? 408 : 499;
-        } else if (status == 0 && why == MHD_REQUEST_TERMINATED_WITH_ERROR && !x->started)
+                                 why == MHD_REQUEST_TERMINATED_READ_ERROR))
+            status = 499;
+        else if (status == 0 && why == MHD_REQUEST_TERMINATED_WITH_ERROR && !x->started)
             status = 400;
         else if (status == 0)
             status = 500;
