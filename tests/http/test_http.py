@@ -210,6 +210,7 @@ def group_api(args):
         st, h, body = d.json("GET", "/readyz", ctype=None)
         check(st == 200 and body.get("status") == "ready", "GET /readyz is 200 with a model")
 
+
         st, h, info = d.json("GET", "/model", ctype=None)
         with open(model, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
@@ -288,6 +289,27 @@ def group_api(args):
         codes.append(d.request("GET", "/app.js", conn=c)[0])
         c.close()
         check(codes == [200] * 5, "keep-alive connection serves several requests %r" % codes)
+
+        # request ids: the client's is echoed and logged; otherwise one is made
+        st, h, _ = d.request("GET", "/healthz", headers={"X-Request-Id": "trace-abc.123"})
+        check(h.get("x-request-id") == "trace-abc.123", "X-Request-Id is echoed")
+        ids = {d.request("GET", "/healthz")[1].get("x-request-id") for _ in range(3)}
+        check(len(ids) == 3 and None not in ids, "a request id is made when none is sent %r" % ids)
+        st, h, _ = d.request("GET", "/healthz", headers={"X-Request-Id": "bad id\"" + "x" * 80})
+        check(h.get("x-request-id", "").find('"') < 0 and len(h.get("x-request-id", "")) < 70,
+              "an unusable X-Request-Id is replaced (%r)" % h.get("x-request-id"))
+        c = d.conn()
+        c.request("POST", "/predict", body=json.dumps({"pixels": [1] * 3}),
+                  headers={"Content-Type": "application/json", "X-Request-Id": "bad-pixels-7"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        check(r.status == 422 and r.getheader("X-Request-Id") == "bad-pixels-7",
+              "an error answer carries the request id too")
+        time.sleep(0.2)
+        line = [l for l in d.log_text().splitlines() if "id=bad-pixels-7" in l]
+        check(line and " 422 " in line[0] and "reason=" in line[0] and "784" in line[0],
+              "the access log has the request id and the reason of a 4xx (%r)" % line)
 
         # access log: time, client, method, path, status, bytes, microseconds, request id
         time.sleep(0.2)
@@ -900,6 +922,49 @@ def group_reload(args):
 def group_signals(args):
     model = random_model(args)
     web = web_root(args)
+    # --log-format json: one object per line, the reason of every 4xx/5xx
+    d = Daemon(args, model, web, extra=["--log-format", "json"], name="jsonlog")
+    try:
+        d.request("GET", "/healthz", headers={"X-Request-Id": "j-1"})
+        d.request("GET", "/nope", headers={"X-Request-Id": "j-2"})
+        d.json("POST", "/predict", {"pixels": "x"})
+        time.sleep(0.2)
+        objs = []
+        for l in d.log_text().splitlines():
+            if l.startswith("{"):
+                try:
+                    objs.append(json.loads(l))
+                except ValueError:
+                    check(False, "a JSON log line parses: %r" % l)
+        by_id = {o.get("request_id"): o for o in objs}
+        check(by_id.get("j-1", {}).get("status") == 200 and "reason" not in by_id.get("j-1", {}),
+              "JSON log: a 200 with its request id and no reason")
+        check(by_id.get("j-2", {}).get("status") == 404 and by_id["j-2"].get("reason"),
+              "JSON log: a 404 with its reason")
+        check(any(o.get("status") == 422 and "pixels" in o.get("reason", "") for o in objs),
+              "JSON log: a 422 says why")
+        check(all({"time", "method", "path", "status", "duration_us"} <= set(o) for o in objs),
+              "JSON log lines have time, method, path, status, duration")
+    finally:
+        d.stop()
+    # draining: /readyz 503 for --drain-seconds while requests are served
+    d = Daemon(args, model, web, extra=["--drain-seconds", "2"], name="drain")
+    try:
+        t0 = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        time.sleep(0.4)
+        st_ready = d.request("GET", "/readyz")[0]
+        st_pred, h, _ = d.json("POST", "/predict", {"pixels": [0] * 300 + [1] * 28 + [0] * 456})
+        check(st_ready == 503, "draining: /readyz answers 503 (%d)" % st_ready)
+        check(st_pred == 200 and h.get("connection", "").lower() == "close",
+              "draining: /predict still answered, with Connection: close (%d)" % st_pred)
+        rc = d.proc.wait(10)  # no second signal: that would cut the grace short
+        dt = time.monotonic() - t0
+        check(rc == 0 and 1.8 <= dt < 5, "draining: exits 0 after the grace (%.1fs)" % dt)
+        d.stop()
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
     body = json.dumps({"pixels": [0] * 300 + [1] * 28 + [0] * 456}).encode()
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = Daemon(args, model, web, name="sig%d" % sig)
