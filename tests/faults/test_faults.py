@@ -30,7 +30,6 @@ Training uses a small made-up MNIST (random digits in IDX files written
 here), so nothing here needs the real data set. Exit status: 0 passed,
 1 failed, 77 skipped.
 """
-import argparse
 import hashlib
 import html.parser
 import http.client
@@ -47,7 +46,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from digitd_test import F, Daemon, check  # noqa: E402
+from digitd_test import Daemon, check, run_groups  # noqa: E402
 
 SKIP = 77
 ARCH = "784-256-10"  # about 800 KB on disk: writing it takes a moment
@@ -457,26 +456,17 @@ GROUPS = {"train_kill": group_train_kill, "write_fail": group_write_fail,
           "conn_limit": group_conn_limit, "headers": group_headers}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
-    ap.add_argument("--digitd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    args.digitd = os.path.abspath(args.digitd)
-    if os.path.exists(args.work):
+def clean_work(work):
+    if os.path.exists(work):
         for line in open("/proc/mounts").read().splitlines():  # leftovers of a killed run
             mnt = line.split()[1]
-            if mnt.startswith(os.path.abspath(args.work) + "/"):
+            if mnt.startswith(work + "/"):
                 subprocess.run(["umount", mnt])
-        shutil.rmtree(args.work)
-    os.makedirs(args.work)
-    args.work = os.path.abspath(args.work)
-    GROUPS[args.group](args)
-    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
-    return 1 if F.items else 0
+        shutil.rmtree(work)
 
+
+def main():
+    return run_groups(GROUPS, __doc__, clean_work)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,7 +31,6 @@ Groups (one CTest test each, label "hostile"):
 
 Exit status: 0 passed, 1 failed, 77 skipped (a group that needs root).
 """
-import argparse
 import base64
 import concurrent.futures
 import json
@@ -48,7 +47,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from digitd_test import F, Daemon, check, png, raw_exchange, status_of  # noqa: E402
+from digitd_test import (Daemon, check, png, raw_exchange, run_groups,  # noqa: E402
+                         status_of)
 
 SKIP = 77
 
@@ -454,21 +454,7 @@ GROUPS = {"leaks": group_leaks, "bombs": group_bombs, "memory": group_memory,
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
-    ap.add_argument("--digitd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    args.digitd = os.path.abspath(args.digitd)
-    args.source = os.path.abspath(args.source)
-    args.work = os.path.abspath(args.work)
-    shutil.rmtree(args.work, ignore_errors=True)
-    os.makedirs(args.work)
-    GROUPS[args.group](args)
-    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
-    return 1 if F.items else 0
-
+    return run_groups(GROUPS, __doc__, lambda work: shutil.rmtree(work, ignore_errors=True))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,6 @@ Python standard library. Groups (one CTest test each):
 Exit status: 0 passed, 1 failed, 77 skipped (MNIST needed but
 DIGITD_MNIST_DIR unset).
 """
-import argparse
 import base64
 import concurrent.futures
 import hashlib
@@ -42,8 +41,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from digitd_test import (F, Daemon, check, load_mnist, png, raw_exchange,  # noqa: E402
-                         status_of)
+from digitd_test import (Daemon, check, load_mnist, png, raw_exchange,  # noqa: E402
+                         run_groups, status_of)
 
 SKIP = 77
 N_DIGITS = 20  # real MNIST test digits per input form
@@ -1056,28 +1055,20 @@ GROUPS = {"api": group_api, "forms": group_forms, "bad": group_bad,
           "signals": group_signals}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
-    ap.add_argument("--digitd", required=True)
-    ap.add_argument("--fixture", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    if os.path.exists(args.work):
-        for name in os.listdir(args.work):
+def clean_work(work):
+    if os.path.exists(work):
+        for name in os.listdir(work):
             if name == "trained.model":
                 continue  # slow to make: keep it between runs
-            p = os.path.join(args.work, name)
+            p = os.path.join(work, name)
             if os.path.isdir(p) and not os.path.islink(p):
                 shutil.rmtree(p)
             else:
                 os.remove(p)
-    os.makedirs(args.work, exist_ok=True)
-    GROUPS[args.group](args)
-    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
-    return 1 if F.items else 0
 
+
+def main():
+    return run_groups(GROUPS, __doc__, clean_work, fixture=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,7 @@
 """What the HTTP, fault and hostile tests share: a check counter, the real
 `digitd serve` process on a free loopback port, raw socket exchanges, and
 small encoders for test inputs. Standard library only."""
+import argparse
 import gzip
 import http.client
 import json
@@ -187,3 +188,28 @@ def png(w, h, rows, color_type=0):
             chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
+
+
+# ---------------------------------------------------------------------------
+# The command line every test script shares
+
+def run_groups(groups, doc, clean_work, fixture=False):
+    """Parses --group --digitd --source --work [--fixture], lets
+    clean_work(path) empty the work folder its own way, runs the group and
+    prints its tally. Returns the exit status: 0 passed, 1 failed."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--group", choices=sorted(groups), required=True)
+    ap.add_argument("--digitd", required=True)
+    if fixture:
+        ap.add_argument("--fixture", required=True)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    args.digitd = os.path.abspath(args.digitd)
+    args.source = os.path.abspath(args.source)
+    args.work = os.path.abspath(args.work)
+    clean_work(args.work)
+    os.makedirs(args.work, exist_ok=True)
+    groups[args.group](args)
+    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
+    return 1 if F.items else 0
