@@ -348,7 +348,8 @@ static enum MHD_Result predict_finish(http_server *s, struct MHD_Connection *c,
     if (!model) return send_error(s, c, rq, 503, "no model is loaded yet", NULL);
 
     const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    predict_limits lim = {s->cfg.max_width, s->cfg.max_height, s->cfg.max_batch};
+    predict_limits lim = {s->cfg.max_width, s->cfg.max_height, s->cfg.max_batch,
+                          PREDICT_DEFAULT_MAX_PIXELS};
     predict_outcome out;
     predict_handle(type, rq->body, rq->len, wants_input(c), &lim, model, &out);
     served_model_release(model);
