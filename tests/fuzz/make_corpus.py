@@ -9,7 +9,14 @@ made here (PNG, GIF) or by stb_image_write through the HTTP tests' fixture
 written by the real nn/ writer (tiny architectures), IDX files raw and
 gzipped, request paths. The corpora are committed; run this again only to
 change them (it rewrites the seed files it makes and leaves others, such as
-inputs a fuzzer added, alone)."""
+inputs a fuzzer added, alone).
+
+    tests/fuzz/make_corpus.py --fixture ... --hostile
+
+also (re)writes the hostile inputs of issue 10 into tests/fuzz/regressions/
+(fuzz_image, fuzz_predict_image, fuzz_predict_json): images that made
+stb_image decode uninitialised memory or burn seconds of CPU, and JSON the
+old fast path read differently from cJSON."""
 import argparse
 import base64
 import gzip
@@ -122,6 +129,72 @@ def images(fixture):
     }
 
 
+def bmp8(w, h, palette_entries, indices, offset=None):
+    """An uncompressed 8-bit BMP (40-byte info header) with the given
+    number of palette entries (gray ramp) and row-major pixel indices
+    (top row first; stored bottom-up). offset: the pixel data offset as
+    written in the file header (default: right after the palette)."""
+    stride = (w + 3) & ~3
+    pixels = b"".join(bytes(indices[y * w:(y + 1) * w]) + b"\0" * (stride - w)
+                      for y in reversed(range(h)))
+    pal = b"".join(bytes((v, v, v, 0)) for v in
+                   (255 * i // max(1, palette_entries - 1) for i in range(palette_entries)))
+    off = 14 + 40 + len(pal) if offset is None else offset
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 0, len(pixels), 2835, 2835,
+                       palette_entries, 0)
+    head = b"BM" + struct.pack("<IHHI", 14 + 40 + len(pal) + len(pixels), 0, 0, off)
+    return head + info + pal + pixels
+
+
+def hostile_images(imgs):
+    """Issue 10's hostile images (and a few of their kind)."""
+    idx = [(x * 16 + y) % 256 for y in range(16) for x in range(16)]
+    one_bit = png(4096, 4096, [[0] * 512] * 4096, bit_depth=1)
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    huge = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr +
+            struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff) +
+            png(1, 1, [[0]])[33:])
+    gif_small_palette = bytearray(gif(16, 16, [(i * 7) % 256 for i in range(256)]))
+    gif_small_palette[10] = 0x80  # global colour table of 2 entries, indices up to 255
+    gif_small_palette = bytes(gif_small_palette[:13 + 6]) + bytes(gif_small_palette[13 + 768:])
+    return {
+        # a frame header and no scan: stb 2.27 "decoded" uninitialised heap
+        "jpeg-frame-without-scan": bytes.fromhex("ffd8ffc0000b080010001001011100ffd9"),
+        # a real JPEG cut in half: libjpeg fills the rest with grey and warns
+        "jpeg-truncated-half": imgs["colour.jpg"][:len(imgs["colour.jpg"]) // 2],
+        # one palette entry, indices up to 255: stb read its uninitialised
+        # stack palette
+        "bmp-palette-1-entry-indices-255": bmp8(16, 16, 1, idx),
+        # a pixel offset inside the header: stb computed a negative palette
+        # size, filled none of it and looked every index up
+        "bmp-palette-negative-size": bmp8(16, 16, 1, idx, offset=50),
+        # 16 Mpixel of 1-bit PNG in a few KB: refused from the header by the
+        # fuzzers' limits, by the pixel budget in a batch
+        "png-1bit-4096x4096-bomb": one_bit,
+        "png-claims-100000x100000": huge,
+        # GIF whose pixels index past its 2-entry global colour table
+        "gif-indices-past-palette": gif_small_palette,
+    }
+
+
+def hostile_json(imgs):
+    """Bodies the old fast path and cJSON read differently, and a flat
+    array of more values than any batch may hold."""
+    px = digit(28)
+    bodies = {}
+    for name, tok in (("plus", "+1"), ("leading-dot", ".5"), ("leading-zeros", "007"),
+                      ("trailing-dot", "1."), ("lone-minus", "-"), ("hex", "0x1")):
+        one = '{"pixels": [' + ",".join([str(v) for v in px[:400]] + [tok] +
+                                        [str(v) for v in px[401:]]) + "]}"
+        bodies["number-%s.json" % name] = one.encode()
+        bodies["number-%s-in-batch.json" % name] = ("[" + one + "]").encode()
+    bodies["flat-array-of-ones.json"] = ("[" + ",".join(["1"] * 30000) + "]").encode()
+    bodies["batch-of-1bit-4096x4096-pngs.json"] = json.dumps(
+        [{"image": base64.b64encode(hostile_images(imgs)["png-1bit-4096x4096-bomb"])
+          .decode()}] * 3).encode()
+    return bodies
+
+
 def json_bodies(imgs):
     px = digit(28)
     b64 = base64.b64encode(imgs["gray.png"]).decode()
@@ -216,8 +289,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fixture", required=True, help="path of the http_fixture binary")
     ap.add_argument("--out", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("--hostile", action="store_true",
+                    help="also write issue 10's hostile inputs into tests/fuzz/regressions/")
     args = ap.parse_args()
     imgs = images(args.fixture)
+    if args.hostile:
+        hostile = {"fuzz_image": hostile_images(imgs),
+                   "fuzz_predict_image": hostile_images(imgs),
+                   "fuzz_predict_json": hostile_json(imgs)}
+        for harness, files in hostile.items():
+            d = os.path.join(HERE, "regressions", harness)
+            os.makedirs(d, exist_ok=True)
+            for name, data in files.items():
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
+            print("%-24s %3d hostile inputs, %6d bytes" %
+                  (harness, len(files), sum(len(v) for v in files.values())))
     sets = {
         "fuzz_image": imgs,
         "fuzz_predict_image": imgs,
