@@ -9,7 +9,11 @@ made here (PNG, GIF) or by stb_image_write through the HTTP tests' fixture
 written by the real nn/ writer (tiny architectures), IDX files raw and
 gzipped, request paths. The corpora are committed; run this again only to
 change them (it rewrites the seed files it makes and leaves others, such as
-inputs a fuzzer added, alone).
+inputs a fuzzer added, alone). Two image seeds are not made here:
+progressive.jpg and arithmetic.jpg were written once from gray.bmp with
+libjpeg-turbo's cjpeg (`cjpeg -progressive` / `-arithmetic`, Debian's
+libjpeg-turbo-progs), so that libjpeg's multi-scan and arithmetic decoders
+are in the corpus.
 
     tests/fuzz/make_corpus.py --fixture ... --hostile
 
@@ -41,6 +45,25 @@ def png(w, h, rows, color_type=0, bit_depth=8, palette=None):
     if palette:
         out += chunk(b"PLTE", palette)
     return out + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def png_interlaced(w, h, gray):
+    """An 8-bit gray Adam7-interlaced PNG of the w*h values in gray."""
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        xs = range(x0, w, dx)
+        if not xs:
+            continue
+        for y in range(y0, h, dy):
+            raw += b"\0" + bytes(gray[y * w + x] for x in xs)
+
+    def chunk(t, d):
+        return (struct.pack(">I", len(d)) + t + d +
+                struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 1)) +
+            chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
 def gif(w, h, gray):
@@ -121,6 +144,7 @@ def images(fixture):
                            palette=pal),
         "sixteen-bit.png": png(s, s, rows_of([c for v in paper for c in (v, v)], s, 2),
                                bit_depth=16),
+        "interlaced.png": png_interlaced(s, s, paper),
         "gray.gif": gif(s, s, paper),
         "gray.jpg": encode(fixture, "jpg", s, s, 1, paper),
         "colour.jpg": encode(fixture, "jpg", s, s, 3, rgb),
