@@ -8,7 +8,11 @@
  *     error, so there is nothing uninitialised to decode;
  *   - a progress monitor refuses an image with more than JPEG_MAX_SCANS
  *     scans (a progressive file of thousands of tiny scans is a cheap way
- *     to burn CPU: libjpeg-turbo's own advice for untrusted input);
+ *     to burn CPU: libjpeg-turbo's own advice for untrusted input), and
+ *     notes which components had a scan: a multi-scan file that ends
+ *     before one of them had any is refused (libjpeg would paint it flat
+ *     grey without a warning); markers are not monitored: each costs
+ *     O(1) and their number is bounded by the body size;
  *   - mem->max_memory_to_use bounds the large buffers (the whole-image
  *     coefficient arrays of a progressive file);
  *   - error_exit longjmps back here instead of exiting, and every libjpeg
@@ -40,7 +44,8 @@ typedef struct {
     struct jpeg_progress_mgr progress;
     jmp_buf jump;
     nn_error *err;
-    uint8_t *rgba; /* (h, w, 4), owned until handed out */
+    unsigned scanned; /* bit c set: component c had a scan */
+    uint8_t *rgba;    /* (h, w, 4), owned until handed out */
     int w, h;
 } jpeg_job;
 
@@ -57,13 +62,18 @@ static void on_message(j_common_ptr c, int level) {
     if (level < 0) on_error_exit(c);
 }
 
+/* Called before each step of reading the data (and after every SOS:
+ * the current scan's components are in cur_comp_info then). */
 static void on_progress(j_common_ptr c) {
     j_decompress_ptr d = (j_decompress_ptr)c;
+    jpeg_job *job = (jpeg_job *)c->err;
     if (d->input_scan_number > JPEG_MAX_SCANS) {
-        jpeg_job *job = (jpeg_job *)c->err;
         nn_fail(job->err, "the JPEG has more than %d scans", JPEG_MAX_SCANS);
         longjmp(job->jump, 1);
     }
+    for (int i = 0; i < d->comps_in_scan && i < MAX_COMPS_IN_SCAN; i++)
+        if (d->cur_comp_info[i] && d->cur_comp_info[i]->component_index < 32)
+            job->scanned |= 1u << d->cur_comp_info[i]->component_index;
 }
 
 /* (a x b) / 255 rounded, for 8-bit a and b (stb_image's blinn_8x8). */
@@ -90,7 +100,15 @@ static image_status run(struct jpeg_decompress_struct *cinfo, jpeg_job *job,
 
     int cmyk = cinfo->num_components == 4;
     cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGBA;
-    jpeg_start_decompress(cinfo);
+    jpeg_start_decompress(cinfo); /* a multi-scan file is read whole here */
+    /* A multi-scan file that ends (EOI) before some component had a scan
+     * is no error to libjpeg: that component would come out flat grey. */
+    if (jpeg_has_multiple_scans(cinfo) && cinfo->num_components <= 32 &&
+        job->scanned != (cinfo->num_components == 32 ? ~0u
+                                                     : (1u << cinfo->num_components) - 1)) {
+        nn_fail(job->err, "the JPEG ends before every colour component had a scan");
+        return IMAGE_DAMAGED;
+    }
     int w = (int)cinfo->output_width, h = (int)cinfo->output_height;
     if (w != (int)cinfo->image_width || h != (int)cinfo->image_height ||
         cinfo->output_components != 4) {

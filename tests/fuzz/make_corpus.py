@@ -13,7 +13,10 @@ inputs a fuzzer added, alone). Two image seeds are not made here:
 progressive.jpg and arithmetic.jpg were written once from gray.bmp with
 libjpeg-turbo's cjpeg (`cjpeg -progressive` / `-arithmetic`, Debian's
 libjpeg-turbo-progs), so that libjpeg's multi-scan and arithmetic decoders
-are in the corpus.
+are in the corpus; sequential-three-scans.jpg is a 16x16 colour ramp
+written with `cjpeg -scans` (one scan per component), and
+regressions/*/jpeg-eoi-before-chroma-scans the same file cut (EOI) after
+its first scan.
 
     tests/fuzz/make_corpus.py --fixture ... --hostile
 

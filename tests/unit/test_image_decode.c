@@ -296,6 +296,15 @@ START_TEST(test_jpeg_over_side_limit_is_422) {
     predict_handle("image/jpeg", jpg, len / 2, false, &default_limits, test_model(), &out);
     ck_assert_msg(out.status == 400, "%d %s", out.status, out.message);
     free(jpg);
+    /* one scan per component, EOI after the first: no warning from
+     * libjpeg, which would paint the chroma grey; refused here */
+    jpg = read_all(tu_source_path("tests/fuzz/regressions/fuzz_image/"
+                                  "jpeg-eoi-before-chroma-scans"),
+                   &len);
+    predict_handle("image/jpeg", jpg, len, false, &default_limits, test_model(), &out);
+    ck_assert_msg(out.status == 400 && strstr(out.message, "component"), "%d %s", out.status,
+                  out.message);
+    free(jpg);
 }
 END_TEST
 
