@@ -21,8 +21,9 @@ static int is_space(unsigned char ch) {
 int base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    /* 4 characters carry 3 bytes; +3 covers a short last group. */
-    uint8_t *buf = malloc(len / 4 * 3 + 3);
+    /* 4 characters carry 3 bytes; +3 covers a short last group. Zeroed,
+     * as every buffer whose bytes can reach an answer. */
+    uint8_t *buf = calloc(len / 4 * 3 + 3, 1);
     if (!buf) return -1;
 
     size_t n = 0;      /* bytes written */

@@ -1,7 +1,7 @@
 /*
  * cmd_predict.c: `digitd predict IMAGE...`: the server's pipeline from the
- * shell: decode (image_decode), normalise (nn_normalize_digit), forward
- * (nn_predict).
+ * shell: image_to_input (the same function the daemon uses: decode with
+ * the same decoders and limits, normalise), then nn_predict.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "image_decode.h"
 #include "nn.h"
+#include "predict_request.h"
 
 /* Image files larger than this are refused before reading. */
 #define MAX_FILE_BYTES ((size_t)64 << 20)
@@ -55,19 +56,18 @@ int cmd_predict(int argc, char **argv) {
         fprintf(stderr, "digitd predict: %s: %s\n", model, err.msg);
         return 1;
     }
-    /* Same limits as the server's defaults. */
-    const image_limits lim = {.max_width = 4096, .max_height = 4096};
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];
         uint8_t *bytes = NULL;
         size_t len;
-        float *gray = NULL, input[NN_PIXELS], probs[NN_CLASSES];
-        int w = 0, h = 0;
+        float input[NN_PIXELS], probs[NN_CLASSES];
+        /* Each file is one request with the server's default limits. */
+        image_limits lim = {PREDICT_DEFAULT_SIDE, PREDICT_DEFAULT_SIDE,
+                            PREDICT_DEFAULT_MAX_PIXELS};
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
-        if (rc == 0 && (image_decode(bytes, len, &lim, &gray, &w, &h, &err) ||
-                        nn_normalize_digit(gray, w, h, input, &err) ||
+        if (rc == 0 && (image_to_input(bytes, len, &lim, input, &err) != IMAGE_OK ||
                         nn_predict(net, input, 1, probs, 1, &err))) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);
@@ -75,7 +75,6 @@ int cmd_predict(int argc, char **argv) {
             rc = -1;
         }
         free(bytes);
-        free(gray);
         if (rc) {
             fprintf(stderr, "digitd predict: %s\n", err.msg);
             failures++;

@@ -1,15 +1,18 @@
 /* predict_request.c: see predict_request.h.
  *
  * Statuses chosen for what can go wrong (docs/http-api.md lists them):
- *   400  the bytes cannot be parsed in their declared form: malformed JSON,
- *        JSON nested deeper than JSON_MAX_DEPTH, invalid base64, a broken
- *        multipart body, corrupt or truncated image data;
+ *   400  the bytes cannot be parsed in their declared form: malformed JSON
+ *        (numbers included: `+1`, `.5`, `007`, `1.`, `-`, hex are not
+ *        JSON), JSON nested deeper than JSON_MAX_DEPTH, invalid base64, a
+ *        broken multipart body, corrupt or truncated image data;
  *   415  a Content-Type we do not take, or image bytes that are none of
  *        PNG, JPEG, BMP, GIF;
  *   422  parsed but unusable: wrong number of pixels, NaN/Infinity,
  *        strings or nulls among them, values outside 0..255, a missing
- *        field, an empty or too large batch, an image over the side limit,
- *        a blank image;
+ *        field, an empty or too large batch (or a JSON body with more
+ *        values than max_batch inputs can hold), an image over the side
+ *        limit, images over the request's decoded-pixel budget, a blank
+ *        image;
  *   500  the model failed (out of memory). */
 #include "predict_request.h"
 
@@ -22,7 +25,7 @@
 #include <strings.h>
 
 #include "base64.h"
-#include "image_decode.h"
+#include "image_decode.h" /* server/input/ */
 #include "multipart.h"
 #include "text_buffer.h"
 
@@ -30,14 +33,20 @@
  * deeper is refused before cJSON's recursive parser sees it. */
 #define JSON_MAX_DEPTH 16
 
-/* The decoded inputs of one request and where errors go. */
+/* JSON values one input may hold: {"pixels": 28 rows of 28} is 815 (the
+ * object, its key, the outer array, 28 rows, 784 numbers), with room for
+ * a few fields we ignore. A body with more than max_batch times this (plus
+ * a few for the batch itself) is refused before cJSON builds a node for
+ * each value. */
+#define JSON_VALUES_PER_INPUT 1024
+
+/* One request being parsed: where inputs and errors go. */
 typedef struct {
     const predict_limits *lim;
+    image_limits images; /* sides, and the pixel budget all images share */
     predict_outcome *out;
-    float *inputs; /* (n, 784) */
-    int n;
-    bool batch;     /* answer {"predictions": [...]} rather than one object */
-    char where[32]; /* "" or "input 3: " for messages about a batch item */
+    predict_inputs *in; /* in->inputs has room for every input expected */
+    char where[32];     /* "" or "input 3: " for messages about a batch item */
 } request;
 
 static int fail(request *r, int status, const char *fmt, ...)
@@ -82,37 +91,20 @@ predict_body_kind predict_body_kind_of(const char *content_type) {
 
 /* ---- images -------------------------------------------------------- */
 
-/* The formats compiled into the decoder, by their first bytes. */
-static int looks_like_supported_image(const uint8_t *b, size_t len) {
-    if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return 1;
-    if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return 1;
-    if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
-        return 1;
-    if (len >= 2 && b[0] == 'B' && b[1] == 'M') return 1;
-    return 0;
-}
-
-/* Image bytes -> one normalised 28x28 input appended to r. */
+/* Image bytes -> one normalised 28x28 input appended to r->in. */
 static int add_image(request *r, const uint8_t *bytes, size_t len) {
-    if (len == 0) return fail(r, 422, "the image is empty");
-    if (!looks_like_supported_image(bytes, len))
-        return fail(r, 415, "the image is not PNG, JPEG, BMP or GIF");
-    int w, h;
-    if (image_probe(bytes, len, &w, &h) != 0)
-        return fail(r, 400, "the image header is damaged");
-    if (w > r->lim->max_width || h > r->lim->max_height)
-        return fail(r, 422, "the image is %dx%d pixels; the limit is %dx%d", w, h,
-                    r->lim->max_width, r->lim->max_height);
-    image_limits il = {r->lim->max_width, r->lim->max_height};
-    float *gray;
     nn_error err;
-    if (image_decode(bytes, len, &il, &gray, &w, &h, &err) != 0)
-        return fail(r, 400, "%s", err.msg);
-    int rc = nn_normalize_digit(gray, w, h, r->inputs + (size_t)r->n * NN_PIXELS, &err);
-    free(gray);
-    if (rc != 0) return fail(r, 422, "the image cannot be used: %s", err.msg);
-    r->n++;
-    return 0;
+    float *dst = r->in->inputs + (size_t)r->in->n * NN_PIXELS;
+    switch (image_to_input(bytes, len, &r->images, dst, &err)) {
+    case IMAGE_OK: r->in->n++; return 0;
+    case IMAGE_UNSUPPORTED: return fail(r, 415, "%s", err.msg);
+    case IMAGE_DAMAGED: return fail(r, 400, "%s", err.msg);
+    case IMAGE_TOO_LARGE:
+    case IMAGE_OVER_BUDGET:
+    case IMAGE_UNUSABLE: return fail(r, 422, "%s", err.msg);
+    case IMAGE_NO_MEMORY: break;
+    }
+    return fail(r, 500, "out of memory");
 }
 
 /* "<base64>" or "data:<type>;base64,<base64>" -> add_image. */
@@ -137,25 +129,118 @@ static int add_encoded_image(request *r, const char *s) {
 
 /* ---- JSON ---------------------------------------------------------- */
 
-/* Deepest nesting of arrays and objects in the text (strings skipped),
- * stopping early once over `limit`. */
-static int json_depth(const uint8_t *b, size_t len, int limit) {
-    int depth = 0, deepest = 0;
-    int in_string = 0;
-    for (size_t i = 0; i < len && deepest <= limit; i++) {
+/* The length of the JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?) at the start of s (n bytes), or 0 when s does not
+ * start with one. The one definition of a number both the fast path and
+ * json_scan use, so that `+1`, `.5`, `007`, `1.`, `-` and `0x1` are
+ * refused whichever path reads them (cJSON alone takes some of them). */
+static size_t json_number_len(const char *s, size_t n) {
+    size_t i = 0;
+#define DIGITS() while (i < n && s[i] >= '0' && s[i] <= '9') i++
+    if (i < n && s[i] == '-') i++;
+    if (i >= n) return 0;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        DIGITS();
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        size_t first = ++i;
+        DIGITS();
+        if (i == first) return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t first = i;
+        DIGITS();
+        if (i == first) return 0;
+    }
+#undef DIGITS
+    return i;
+}
+
+/* JSON's grammar has no NaN or Infinity, but Python's json.dumps writes
+ * them: name them in the error instead of saying "malformed". */
+static int is_nonfinite_token(const char *p, const char *end) {
+    static const char *const tokens[] = {"NaN", "-NaN", "Infinity", "-Infinity",
+                                         "+Infinity", "nan", "inf", "-inf"};
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        size_t n = strlen(tokens[i]);
+        if ((size_t)(end - p) >= n && memcmp(p, tokens[i], n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* What one cheap pass over a JSON text finds, before cJSON builds a tree. */
+typedef struct {
+    int depth;          /* deepest nesting of arrays and objects */
+    size_t values;      /* numbers, strings (keys too), literals, arrays,
+                           objects: an upper bound of cJSON's nodes */
+    size_t root_items;  /* values directly inside the root, when the root
+                           is an array (a batch); else 0 */
+    size_t bad_at;      /* byte offset of the first token that starts like a
+                           number but is not a JSON number, or SIZE_MAX */
+} json_shape;
+
+static int is_token_char(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '+' || c == '-' || c == '.' || c == '_';
+}
+
+/* Scans b (len bytes): strings skipped (escapes included), every token
+ * outside them that starts with a digit, '-', '+' or '.' checked with
+ * json_number_len. Stops at the first bad number, or as soon as the
+ * nesting passes depth_limit. Linear in len; allocates nothing. */
+static json_shape json_scan(const uint8_t *b, size_t len, int depth_limit) {
+    json_shape sh = {0, 0, 0, SIZE_MAX};
+    int depth = 0;
+    bool root_array = false;
+    for (size_t i = 0; i < len; i++) {
         uint8_t c = b[i];
-        if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > deepest) deepest = depth;
-        } else if (c == ']' || c == '}') {
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ':')
+            continue;
+        if (c == ']' || c == '}') {
             depth--;
+            continue;
+        }
+        /* a value starts here */
+        sh.values++;
+        if (root_array && depth == 1) sh.root_items++;
+        if (c == '[' || c == '{') {
+            if (depth == 0 && sh.values == 1 && c == '[') root_array = true;
+            if (++depth > sh.depth) sh.depth = depth;
+            if (sh.depth > depth_limit) return sh;
+        } else if (c == '"') {
+            for (i++; i < len && b[i] != '"'; i++)
+                if (b[i] == '\\') i++;
+        } else if (is_token_char(c)) {
+            size_t end = i;
+            while (end < len && is_token_char(b[end])) end++;
+            int numeric = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.';
+            if (numeric && json_number_len((const char *)b + i, end - i) != end - i) {
+                sh.bad_at = i;
+                return sh;
+            }
+            i = end - 1;
         }
     }
-    return deepest;
+    return sh;
+}
+
+/* The one pixel-range check, for both JSON paths: a finite number in
+ * 0..255 (false for NaN and the infinities). */
+static bool pixel_in_range(double v) { return v >= 0 && v <= 255; }
+
+/* A complete input dst (784 values in 0..255, largest max): scaled to
+ * 0..1 when any value exceeds 1. Returns -1 when it is blank (all 0). */
+static int finish_pixels(float *dst, double max) {
+    if (max == 0) return -1;
+    if (max > 1)
+        for (int i = 0; i < NN_PIXELS; i++) dst[i] /= 255.0f;
+    return 0;
 }
 
 /* Stores one pixel value; checks type, finiteness and range. */
@@ -165,9 +250,10 @@ static int take_pixel(request *r, const cJSON *item, int index, float *dst,
         return fail(r, 422, "pixel %d is not a number (pixels are 784 numbers 0..1 or 0..255)",
                     index);
     double v = item->valuedouble;
-    if (!isfinite(v)) return fail(r, 422, "pixel %d is not a finite number", index);
-    if (v < 0 || v > 255)
+    if (!pixel_in_range(v)) {
+        if (!isfinite(v)) return fail(r, 422, "pixel %d is not a finite number", index);
         return fail(r, 422, "pixel %d is %g, outside 0..255", index, v);
+    }
     *dst = (float)v;
     if (v > *max) *max = v;
     return 0;
@@ -177,7 +263,7 @@ static int take_pixel(request *r, const cJSON *item, int index, float *dst,
 static int add_pixels(request *r, const cJSON *pixels) {
     if (!cJSON_IsArray(pixels))
         return fail(r, 422, "\"pixels\" must be an array of 784 numbers");
-    float *dst = r->inputs + (size_t)r->n * NN_PIXELS;
+    float *dst = r->in->inputs + (size_t)r->in->n * NN_PIXELS;
     double max = 0;
     int count = cJSON_GetArraySize(pixels);
     const cJSON *first = pixels->child;
@@ -199,11 +285,9 @@ static int add_pixels(request *r, const cJSON *pixels) {
         for (const cJSON *it = first; it; it = it->next, i++)
             if (take_pixel(r, it, i, dst + i, &max)) return -1;
     }
-    if (max == 0)
+    if (finish_pixels(dst, max) != 0)
         return fail(r, 422, "the input is blank: every pixel is 0 (no ink)");
-    if (max > 1)
-        for (int i = 0; i < NN_PIXELS; i++) dst[i] /= 255.0f;
-    r->n++;
+    r->in->n++;
     return 0;
 }
 
@@ -224,24 +308,12 @@ static int add_json_input(request *r, const cJSON *obj) {
     return fail(r, 422, "the object has neither \"pixels\" nor \"image\"");
 }
 
-/* JSON's grammar has no NaN or Infinity, but Python's json.dumps writes
- * them: name them in the error instead of saying "malformed". */
-static int is_nonfinite_token(const char *p, const char *end) {
-    static const char *const tokens[] = {"NaN", "-NaN", "Infinity", "-Infinity",
-                                         "+Infinity", "nan", "inf", "-inf"};
-    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
-        size_t n = strlen(tokens[i]);
-        if ((size_t)(end - p) >= n && memcmp(p, tokens[i], n) == 0) return 1;
-    }
-    return 0;
-}
-
 /* The most common body by far is {"pixels": [784 numbers]}. Building a
  * cJSON tree for it costs 785 allocations, which dominated the time of a
  * whole request; this reads exactly that shape straight into dst. Returns
  * 1 when the body is that shape with 784 acceptable values (dst filled,
- * scaled to 0..1), 0 for anything else, which then goes through cJSON and
- * gets its precise error message there. */
+ * scaled to 0..1), 0 for anything else, which then goes through json_scan
+ * and cJSON and gets its precise error message there. */
 static int fast_pixels(const char *s, size_t len, float *dst) {
     static const char key[] = "\"pixels\"";
     size_t i = 0;
@@ -259,14 +331,13 @@ static int fast_pixels(const char *s, size_t len, float *dst) {
     for (int n = 0; n < NN_PIXELS; n++) {
         SKIP_WS();
         char num[32];
-        size_t k = 0;
-        while (i < len && k < sizeof num - 1 && strchr("0123456789+-.eE", s[i]) && s[i])
-            num[k++] = s[i++];
+        size_t k = json_number_len(s + i, len - i);
+        if (k == 0 || k >= sizeof num) return 0;
+        memcpy(num, s + i, k);
         num[k] = '\0';
-        if (k == 0 || k == sizeof num - 1) return 0;
-        char *end;
-        double v = strtod(num, &end);
-        if (*end != '\0' || !(v >= 0 && v <= 255)) return 0; /* NaN fails too */
+        i += k;
+        double v = strtod(num, NULL);
+        if (!pixel_in_range(v)) return 0;
         dst[n] = (float)v;
         if (v > max) max = v;
         SKIP_WS();
@@ -279,30 +350,50 @@ static int fast_pixels(const char *s, size_t len, float *dst) {
     SKIP_WS();
 #undef SKIP_WS
     if (i != len) return 0;
-    if (max == 0) return 0; /* blank: add_pixels says so */
-    if (max > 1)
-        for (int n = 0; n < NN_PIXELS; n++) dst[n] /= 255.0f;
-    return 1;
+    return finish_pixels(dst, max) == 0; /* blank: add_pixels says so */
+}
+
+/* Room for count inputs in r->in (zeroed). */
+static int reserve_inputs(request *r, size_t count) {
+    r->in->inputs = calloc(count, NN_PIXELS * sizeof(float));
+    if (!r->in->inputs) return fail(r, 500, "out of memory");
+    return 0;
 }
 
 static int parse_json(request *r, const uint8_t *body, size_t len) {
     if (len == 0) return fail(r, 400, "the body is empty; expected JSON");
-    r->inputs = malloc(NN_PIXELS * sizeof(float));
-    if (!r->inputs) return fail(r, 500, "out of memory");
-    if (fast_pixels((const char *)body, len, r->inputs)) {
-        r->n = 1;
+    if (reserve_inputs(r, 1) != 0) return -1;
+    if (fast_pixels((const char *)body, len, r->in->inputs)) {
+        r->in->n = 1;
         return 0;
     }
-    free(r->inputs);
-    r->inputs = NULL;
-    if (json_depth(body, len, JSON_MAX_DEPTH) > JSON_MAX_DEPTH)
+    predict_inputs_free(r->in);
+
+    const char *text = (const char *)body;
+    json_shape sh = json_scan(body, len, JSON_MAX_DEPTH);
+    if (sh.depth > JSON_MAX_DEPTH)
         return fail(r, 400, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+    if (sh.bad_at != SIZE_MAX) {
+        if (is_nonfinite_token(text + sh.bad_at, text + len))
+            return fail(r, 422, "NaN and Infinity are not allowed (JSON numbers must be finite)");
+        return fail(r, 400, "malformed JSON: not a JSON number at byte %zu", sh.bad_at);
+    }
+    /* Counted before any tree is built: a flat [1,1,...] of megabytes is
+     * refused here, not after a million cJSON nodes. */
+    if (sh.root_items > (size_t)r->lim->max_batch)
+        return fail(r, 422, "the batch has %zu inputs; the limit is %d", sh.root_items,
+                    r->lim->max_batch);
+    size_t most = (size_t)r->lim->max_batch * JSON_VALUES_PER_INPUT + 16;
+    if (sh.values > most)
+        return fail(r, 422,
+                    "the JSON body holds more than %zu values; %d inputs never need more",
+                    most, r->lim->max_batch);
+
     const char *end = NULL;
     /* cJSON's own trailing-garbage check wants a NUL inside the length, so
      * it is done here: only whitespace may follow the value. */
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (root) {
-        const char *text = (const char *)body;
         size_t at = (size_t)(end - text);
         while (at < len && strchr(" \t\r\n", text[at]) && text[at]) at++;
         if (at < len) {
@@ -312,7 +403,6 @@ static int parse_json(request *r, const uint8_t *body, size_t len) {
         }
     }
     if (!root) {
-        const char *text = (const char *)body;
         size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
         /* the parser stops at the token it could not read, or at the sign
          * before it */
@@ -328,7 +418,7 @@ static int parse_json(request *r, const uint8_t *body, size_t len) {
     else if (cJSON_IsObject(root)) batch = cJSON_GetObjectItemCaseSensitive(root, "instances");
 
     if (batch) {
-        r->batch = true;
+        r->in->batch = true;
         if (!cJSON_IsArray(batch)) {
             rc = fail(r, 422, "\"instances\" must be an array of inputs");
             goto done;
@@ -343,11 +433,7 @@ static int parse_json(request *r, const uint8_t *body, size_t len) {
                       r->lim->max_batch);
             goto done;
         }
-        r->inputs = malloc((size_t)count * NN_PIXELS * sizeof(float));
-        if (!r->inputs) {
-            rc = fail(r, 500, "out of memory");
-            goto done;
-        }
+        if ((rc = reserve_inputs(r, (size_t)count)) != 0) goto done;
         int i = 0;
         for (const cJSON *it = batch->child; it; it = it->next, i++) {
             snprintf(r->where, sizeof r->where, "input %d: ", i);
@@ -355,16 +441,66 @@ static int parse_json(request *r, const uint8_t *body, size_t len) {
         }
         r->where[0] = '\0';
     } else {
-        r->inputs = malloc(NN_PIXELS * sizeof(float));
-        if (!r->inputs) {
-            rc = fail(r, 500, "out of memory");
-            goto done;
-        }
+        if ((rc = reserve_inputs(r, 1)) != 0) goto done;
         rc = add_json_input(r, root);
     }
 done:
     cJSON_Delete(root);
     return rc;
+}
+
+/* ---- the request --------------------------------------------------- */
+
+int predict_parse(predict_body_kind kind, const char *content_type,
+                  const uint8_t *body, size_t len, const predict_limits *lim,
+                  predict_inputs *in, predict_outcome *out) {
+    memset(out, 0, sizeof *out);
+    memset(in, 0, sizeof *in);
+    request r = {
+        .lim = lim,
+        .images = {lim->max_width, lim->max_height, lim->max_pixels},
+        .out = out,
+        .in = in,
+    };
+    int rc;
+    switch (kind) {
+    case BODY_JSON: rc = parse_json(&r, body, len); break;
+    case BODY_IMAGE:
+        rc = reserve_inputs(&r, 1);
+        if (rc == 0) rc = add_image(&r, body, len);
+        break;
+    case BODY_MULTIPART: {
+        const uint8_t *part;
+        size_t part_len;
+        char msg[200];
+        multipart_result mr = multipart_find_field(content_type, body, len, "image",
+                                                   &part, &part_len, msg, sizeof msg);
+        if (mr == MULTIPART_MALFORMED) {
+            rc = fail(&r, 400, "%s", msg);
+        } else if (mr == MULTIPART_MISSING) {
+            rc = fail(&r, 422, "the multipart body has no file field named \"image\"");
+        } else {
+            rc = reserve_inputs(&r, 1);
+            if (rc == 0) rc = add_image(&r, part, part_len);
+        }
+        break;
+    }
+    default:
+        rc = fail(&r, 415,
+                  "unsupported Content-Type; send application/json, image/png, "
+                  "image/jpeg, image/bmp, image/gif or multipart/form-data");
+        break;
+    }
+    if (rc != 0) {
+        predict_inputs_free(in);
+        return -1;
+    }
+    return 0;
+}
+
+void predict_inputs_free(predict_inputs *in) {
+    free(in->inputs);
+    memset(in, 0, sizeof *in);
 }
 
 /* ---- the answer ---------------------------------------------------- */
@@ -392,81 +528,52 @@ static void render_one(text_buffer *t, const float *probs, const float *input) {
     }
 }
 
+void predict_render(const predict_inputs *in, const float *probs,
+                    const served_model *model, bool include_input,
+                    predict_outcome *out) {
+    memset(out, 0, sizeof *out);
+    text_buffer t;
+    tb_init(&t, 256 + (size_t)in->n * (200 + (include_input ? 784 * 7 : 0)));
+    tb_printf(&t, in->batch ? "{\"predictions\":[" : "{");
+    for (int i = 0; i < in->n; i++) {
+        const float *p = probs + (size_t)i * NN_CLASSES;
+        out->per_digit[argmax10(p)]++;
+        if (in->batch) tb_printf(&t, i ? ",{" : "{");
+        render_one(&t, p, include_input ? in->inputs + (size_t)i * NN_PIXELS : NULL);
+        if (in->batch) tb_printf(&t, "}");
+    }
+    tb_printf(&t, in->batch ? "],\"model\":" : ",\"model\":");
+    tb_json_string(&t, model->id);
+    tb_printf(&t, "}\n");
+    out->body = tb_take(&t, &out->body_len);
+    if (!out->body) {
+        memset(out, 0, sizeof *out);
+        out->status = 500;
+        snprintf(out->message, sizeof out->message, "out of memory");
+        return;
+    }
+    out->n = in->n;
+    out->status = 200;
+}
+
 void predict_handle(const char *content_type, const uint8_t *body, size_t len,
                     bool include_input, const predict_limits *lim,
                     const served_model *model, predict_outcome *out) {
-    memset(out, 0, sizeof *out);
-    request r = {.lim = lim, .out = out};
-
-    switch (predict_body_kind_of(content_type)) {
-    case BODY_JSON:
-        if (parse_json(&r, body, len) != 0) goto done;
-        break;
-    case BODY_IMAGE:
-        r.inputs = malloc(NN_PIXELS * sizeof(float));
-        if (!r.inputs) {
-            fail(&r, 500, "out of memory");
-            goto done;
-        }
-        if (add_image(&r, body, len) != 0) goto done;
-        break;
-    case BODY_MULTIPART: {
-        const uint8_t *part;
-        size_t part_len;
-        char msg[200];
-        multipart_result mr = multipart_find_field(content_type, body, len, "image",
-                                                   &part, &part_len, msg, sizeof msg);
-        if (mr == MULTIPART_MALFORMED) {
-            fail(&r, 400, "%s", msg);
-            goto done;
-        }
-        if (mr == MULTIPART_MISSING) {
-            fail(&r, 422, "the multipart body has no file field named \"image\"");
-            goto done;
-        }
-        r.inputs = malloc(NN_PIXELS * sizeof(float));
-        if (!r.inputs) {
-            fail(&r, 500, "out of memory");
-            goto done;
-        }
-        if (add_image(&r, part, part_len) != 0) goto done;
-        break;
-    }
-    default:
-        fail(&r, 415,
-             "unsupported Content-Type; send application/json, image/png, "
-             "image/jpeg, image/bmp, image/gif or multipart/form-data");
-        goto done;
-    }
-
-    float *probs = malloc((size_t)r.n * NN_CLASSES * sizeof *probs);
+    predict_inputs in;
+    if (predict_parse(predict_body_kind_of(content_type), content_type, body, len, lim,
+                      &in, out) != 0)
+        return;
+    float *probs = calloc((size_t)in.n * NN_CLASSES, sizeof *probs);
     nn_error err;
-    if (!probs || nn_predict(model->net, r.inputs, r.n, probs, 1, &err) != 0) {
+    if (!probs || nn_predict(model->net, in.inputs, in.n, probs, 1, &err) != 0) {
         free(probs);
-        fail(&r, 500, "the model could not run");
-        goto done;
+        predict_inputs_free(&in);
+        memset(out, 0, sizeof *out);
+        out->status = 500;
+        snprintf(out->message, sizeof out->message, "the model could not run");
+        return;
     }
-    text_buffer t;
-    tb_init(&t, 256 + (size_t)r.n * (200 + (include_input ? 784 * 7 : 0)));
-    tb_printf(&t, r.batch ? "{\"predictions\":[" : "{");
-    for (int i = 0; i < r.n; i++) {
-        const float *p = probs + (size_t)i * NN_CLASSES;
-        out->per_digit[argmax10(p)]++;
-        if (r.batch) tb_printf(&t, i ? ",{" : "{");
-        render_one(&t, p, include_input ? r.inputs + (size_t)i * NN_PIXELS : NULL);
-        if (r.batch) tb_printf(&t, "}");
-    }
-    tb_printf(&t, r.batch ? "],\"model\":" : ",\"model\":");
-    tb_json_string(&t, model->id);
-    tb_printf(&t, "}\n");
+    predict_render(&in, probs, model, include_input, out);
     free(probs);
-    out->body = tb_take(&t, &out->body_len);
-    if (!out->body) {
-        fail(&r, 500, "out of memory");
-        goto done;
-    }
-    out->n = r.n;
-    out->status = 200;
-done:
-    free(r.inputs);
+    predict_inputs_free(&in);
 }

@@ -16,6 +16,8 @@ typedef struct {
     job j;
     exchange *x;
     bool include_input;
+    predict_body_kind kind;
+    predict_inputs in;
     char content_type[256];
 } predict_state;
 
@@ -48,34 +50,44 @@ static bool wants_input(const exchange *x) {
 }
 
 static predict_limits limits_of(const http_config *cfg) {
-    predict_limits lim = {cfg->max_width, cfg->max_height, cfg->max_batch};
+    predict_limits lim = {cfg->max_width, cfg->max_height, cfg->max_batch, cfg->max_pixels};
     return lim;
 }
 
-/* On a worker: the body to inputs. */
+/* On a worker: the body to (n, 784) inputs. */
 static int parse(job *j) {
     predict_state *st = (predict_state *)j;
     size_t len;
     const uint8_t *body = ex_body(st->x, &len);
     predict_limits lim = limits_of(ex_server(st->x)->cfg);
     predict_outcome out;
-    predict_handle(st->content_type, body, len, st->include_input, &lim, j->model, &out);
+    if (predict_parse(st->kind, st->content_type, body, len, &lim, &st->in, &out) != 0) {
+        j->status = out.status;
+        snprintf(j->message, sizeof j->message, "%s", out.message);
+        return -1;
+    }
+    /* the queue frees j->inputs; st->in keeps n and the batch flag */
+    j->inputs = st->in.inputs;
+    j->n_inputs = st->in.n;
+    st->in.inputs = NULL;
+    return 0;
+}
+
+/* On a worker: this request's rows of the batch's probabilities to JSON. */
+static void render(job *j, const float *probs) {
+    predict_state *st = (predict_state *)j;
+    st->in.inputs = j->inputs; /* the answer may include the inputs */
+    predict_outcome out;
+    predict_render(&st->in, probs, j->model, st->include_input, &out);
+    st->in.inputs = NULL;
     j->status = out.status;
     if (out.status != 200) {
         snprintf(j->message, sizeof j->message, "%s", out.message);
-        return -1;
+        return;
     }
     j->answer = out.body;
     j->answer_len = out.body_len;
     memcpy(j->per_digit, out.per_digit, sizeof j->per_digit);
-    j->n_inputs = 0; /* answered whole */
-    return 0;
-}
-
-static void render(job *j, const float *probs) {
-    (void)probs;
-    j->status = 500;
-    snprintf(j->message, sizeof j->message, "internal error: nothing to render");
 }
 
 static const job_ops predict_ops = {parse, render, ex_job_done};
@@ -93,6 +105,7 @@ void route_predict(exchange *x) {
     st->include_input = wants_input(x);
     const char *type = ex_header(x, "Content-Type");
     snprintf(st->content_type, sizeof st->content_type, "%s", type ? type : "");
+    st->kind = predict_body_kind_of(type);
     st->j.ops = &predict_ops;
     st->j.model = m;
     clock_gettime(CLOCK_MONOTONIC, &st->j.deadline);

@@ -107,13 +107,18 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
     free(x);
     int hist = rows < WQ_HIST ? rows : WQ_HIST;
     atomic_fetch_add_explicit(&q->stats.batches[hist], 1, memory_order_relaxed);
-    for (int i = 0, r = 0; i < n; r += jobs[i]->n_inputs, i++) {
-        jobs[i]->batch_size = rows;
+    /* finish() hands a job back to its connection, which may free it at
+     * once: read each job's row count before finishing it. */
+    for (int i = 0, r = 0; i < n; i++) {
+        job *j = jobs[i];
+        int rows_j = j->n_inputs;
+        j->batch_size = rows;
         if (ok)
-            jobs[i]->ops->render(jobs[i], probs + (size_t)r * NN_CLASSES);
+            j->ops->render(j, probs + (size_t)r * NN_CLASSES);
         else
-            fail_job(jobs[i], 500, "the model could not run (out of memory)");
-        finish(q, jobs[i]);
+            fail_job(j, 500, "the model could not run (out of memory)");
+        finish(q, j);
+        r += rows_j;
     }
     free(probs);
 }

@@ -63,9 +63,18 @@ for exe in "$build"/tests/test_*; do
   run "$(basename "$exe")" "$exe"
 done
 echo "== fuzz corpus replays"
+# Every committed input of every harness (corpus and regressions), with
+# the replay's poisoning of fresh memory off (FUZZ_REPLAY_POISON=0): it
+# writes every byte malloc returns, which would hide from memcheck the
+# reads of memory nobody wrote that it is here to find. The image inputs
+# of fuzz_image and fuzz_predict_image go through both harnesses.
+images=("$src/tests/fuzz/corpus/fuzz_image" "$src/tests/fuzz/regressions/fuzz_image"
+        "$src/tests/fuzz/corpus/fuzz_predict_image" "$src/tests/fuzz/regressions/fuzz_predict_image")
 for exe in "$build"/tests/faults/fuzz_replay_*; do
   h=fuzz_${exe##*/fuzz_replay_}
-  run "$(basename "$exe")" "$exe" "$src/tests/fuzz/corpus/$h" "$src/tests/fuzz/regressions/$h"
+  inputs=("$src/tests/fuzz/corpus/$h" "$src/tests/fuzz/regressions/$h")
+  [[ $h == fuzz_image || $h == fuzz_predict_image ]] && inputs=("${images[@]}")
+  FUZZ_REPLAY_POISON=0 run "$(basename "$exe")" "$exe" "${inputs[@]}"
 done
 
 echo "== the daemon under HTTP test groups: ${groups[*]}"

@@ -12,9 +12,9 @@
 #include "nn.h"
 #include "predict_request.h"
 
-/* Smaller than the daemon's defaults (4096 px, 256 inputs) so that one
- * input runs in milliseconds; the code paths are the same. */
-static const predict_limits fuzz_limits = {512, 512, 16};
+/* Smaller than the daemon's defaults (4096 px, 256 inputs, 16 Mpixel)
+ * so that one input runs in milliseconds; the code paths are the same. */
+static const predict_limits fuzz_limits = {512, 512, 16, 2 * 512 * 512};
 
 /* A small untrained MLP, made once: the harnesses test the decoding, not
  * the answers. */
@@ -70,6 +70,16 @@ static void fuzz_predict_once(const char *content_type, const uint8_t *body,
     predict_outcome out;
     predict_handle(content_type, body, len, include_input, &fuzz_limits, fuzz_model(),
                    &out);
+    /* The first half alone (what the daemon's workers call) agrees. */
+    predict_inputs in;
+    predict_outcome parsed;
+    int rc = predict_parse(predict_body_kind_of(content_type), content_type, body, len,
+                           &fuzz_limits, &in, &parsed);
+    FUZZ_CHECK(rc == 0 ? out.status == 200 && in.n == out.n && in.inputs != NULL
+                       : parsed.status == out.status && in.inputs == NULL && in.n == 0,
+               "predict_parse %d (status %d), predict_handle %d", rc, parsed.status,
+               out.status);
+    predict_inputs_free(&in);
     FUZZ_CHECK(out.status == 200 || out.status == 400 || out.status == 415 ||
                    out.status == 422,
                "status %d (%s)", out.status, out.message);

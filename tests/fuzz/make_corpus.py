@@ -9,7 +9,21 @@ made here (PNG, GIF) or by stb_image_write through the HTTP tests' fixture
 written by the real nn/ writer (tiny architectures), IDX files raw and
 gzipped, request paths. The corpora are committed; run this again only to
 change them (it rewrites the seed files it makes and leaves others, such as
-inputs a fuzzer added, alone)."""
+inputs a fuzzer added, alone). Two image seeds are not made here:
+progressive.jpg and arithmetic.jpg were written once from gray.bmp with
+libjpeg-turbo's cjpeg (`cjpeg -progressive` / `-arithmetic`, Debian's
+libjpeg-turbo-progs), so that libjpeg's multi-scan and arithmetic decoders
+are in the corpus; sequential-three-scans.jpg is a 16x16 colour ramp
+written with `cjpeg -scans` (one scan per component), and
+regressions/*/jpeg-eoi-before-chroma-scans the same file cut (EOI) after
+its first scan.
+
+    tests/fuzz/make_corpus.py --fixture ... --hostile
+
+also (re)writes the hostile inputs of issue 10 into tests/fuzz/regressions/
+(fuzz_image, fuzz_predict_image, fuzz_predict_json): images that made
+stb_image decode uninitialised memory or burn seconds of CPU, and JSON the
+old fast path read differently from cJSON."""
 import argparse
 import base64
 import gzip
@@ -34,6 +48,25 @@ def png(w, h, rows, color_type=0, bit_depth=8, palette=None):
     if palette:
         out += chunk(b"PLTE", palette)
     return out + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def png_interlaced(w, h, gray):
+    """An 8-bit gray Adam7-interlaced PNG of the w*h values in gray."""
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        xs = range(x0, w, dx)
+        if not xs:
+            continue
+        for y in range(y0, h, dy):
+            raw += b"\0" + bytes(gray[y * w + x] for x in xs)
+
+    def chunk(t, d):
+        return (struct.pack(">I", len(d)) + t + d +
+                struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
+    return (b"\x89PNG\r\n\x1a\n" +
+            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 1)) +
+            chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
 def gif(w, h, gray):
@@ -114,12 +147,79 @@ def images(fixture):
                            palette=pal),
         "sixteen-bit.png": png(s, s, rows_of([c for v in paper for c in (v, v)], s, 2),
                                bit_depth=16),
+        "interlaced.png": png_interlaced(s, s, paper),
         "gray.gif": gif(s, s, paper),
         "gray.jpg": encode(fixture, "jpg", s, s, 1, paper),
         "colour.jpg": encode(fixture, "jpg", s, s, 3, rgb),
         "gray.bmp": encode(fixture, "bmp", s, s, 1, paper),
         "rgba.bmp": encode(fixture, "bmp", s, s, 4, rgba),
     }
+
+
+def bmp8(w, h, palette_entries, indices, offset=None):
+    """An uncompressed 8-bit BMP (40-byte info header) with the given
+    number of palette entries (gray ramp) and row-major pixel indices
+    (top row first; stored bottom-up). offset: the pixel data offset as
+    written in the file header (default: right after the palette)."""
+    stride = (w + 3) & ~3
+    pixels = b"".join(bytes(indices[y * w:(y + 1) * w]) + b"\0" * (stride - w)
+                      for y in reversed(range(h)))
+    pal = b"".join(bytes((v, v, v, 0)) for v in
+                   (255 * i // max(1, palette_entries - 1) for i in range(palette_entries)))
+    off = 14 + 40 + len(pal) if offset is None else offset
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 0, len(pixels), 2835, 2835,
+                       palette_entries, 0)
+    head = b"BM" + struct.pack("<IHHI", 14 + 40 + len(pal) + len(pixels), 0, 0, off)
+    return head + info + pal + pixels
+
+
+def hostile_images(imgs):
+    """Issue 10's hostile images (and a few of their kind)."""
+    idx = [(x * 16 + y) % 256 for y in range(16) for x in range(16)]
+    one_bit = png(4096, 4096, [[0] * 512] * 4096, bit_depth=1)
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    huge = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr +
+            struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff) +
+            png(1, 1, [[0]])[33:])
+    gif_small_palette = bytearray(gif(16, 16, [(i * 7) % 256 for i in range(256)]))
+    gif_small_palette[10] = 0x80  # global colour table of 2 entries, indices up to 255
+    gif_small_palette = bytes(gif_small_palette[:13 + 6]) + bytes(gif_small_palette[13 + 768:])
+    return {
+        # a frame header and no scan: stb 2.27 "decoded" uninitialised heap
+        "jpeg-frame-without-scan": bytes.fromhex("ffd8ffc0000b080010001001011100ffd9"),
+        # a real JPEG cut in half: libjpeg fills the rest with grey and warns
+        "jpeg-truncated-half": imgs["colour.jpg"][:len(imgs["colour.jpg"]) // 2],
+        # one palette entry, indices up to 255: stb read its uninitialised
+        # stack palette
+        "bmp-palette-1-entry-indices-255": bmp8(16, 16, 1, idx),
+        # a pixel offset inside the header: stb computed a negative palette
+        # size, filled none of it and looked every index up
+        "bmp-palette-negative-size": bmp8(16, 16, 1, idx, offset=50),
+        # 16 Mpixel of 1-bit PNG in a few KB: refused from the header by the
+        # fuzzers' limits, by the pixel budget in a batch
+        "png-1bit-4096x4096-bomb": one_bit,
+        "png-claims-100000x100000": huge,
+        # GIF whose pixels index past its 2-entry global colour table
+        "gif-indices-past-palette": gif_small_palette,
+    }
+
+
+def hostile_json(imgs):
+    """Bodies the old fast path and cJSON read differently, and a flat
+    array of more values than any batch may hold."""
+    px = digit(28)
+    bodies = {}
+    for name, tok in (("plus", "+1"), ("leading-dot", ".5"), ("leading-zeros", "007"),
+                      ("trailing-dot", "1."), ("lone-minus", "-"), ("hex", "0x1")):
+        one = '{"pixels": [' + ",".join([str(v) for v in px[:400]] + [tok] +
+                                        [str(v) for v in px[401:]]) + "]}"
+        bodies["number-%s.json" % name] = one.encode()
+        bodies["number-%s-in-batch.json" % name] = ("[" + one + "]").encode()
+    bodies["flat-array-of-ones.json"] = ("[" + ",".join(["1"] * 30000) + "]").encode()
+    bodies["batch-of-1bit-4096x4096-pngs.json"] = json.dumps(
+        [{"image": base64.b64encode(hostile_images(imgs)["png-1bit-4096x4096-bomb"])
+          .decode()}] * 3).encode()
+    return bodies
 
 
 def json_bodies(imgs):
@@ -216,8 +316,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fixture", required=True, help="path of the http_fixture binary")
     ap.add_argument("--out", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("--hostile", action="store_true",
+                    help="also write issue 10's hostile inputs into tests/fuzz/regressions/")
     args = ap.parse_args()
     imgs = images(args.fixture)
+    if args.hostile:
+        hostile = {"fuzz_image": hostile_images(imgs),
+                   "fuzz_predict_image": hostile_images(imgs),
+                   "fuzz_predict_json": hostile_json(imgs)}
+        for harness, files in hostile.items():
+            d = os.path.join(HERE, "regressions", harness)
+            os.makedirs(d, exist_ok=True)
+            for name, data in files.items():
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
+            print("%-24s %3d hostile inputs, %6d bytes" %
+                  (harness, len(files), sum(len(v) for v in files.values())))
     sets = {
         "fuzz_image": imgs,
         "fuzz_predict_image": imgs,

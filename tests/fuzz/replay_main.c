@@ -7,7 +7,8 @@
  * passed once to LLVMFuzzerTestOneInput. A missing PATH is skipped (an
  * empty regressions folder need not exist). A broken FUZZ_CHECK, a crash or
  * a sanitizer report ends the process with a failure status; otherwise it
- * prints how many inputs ran and exits 0. */
+ * prints how many inputs ran and exits 0. FUZZ_REPLAY_POISON=0: see
+ * __wrap_malloc. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -35,15 +36,18 @@ static void over_limit(const char *fn, size_t n) {
 /* Fresh malloc memory is filled with the bytes 00 00 ff 80 over and over,
  * so code that reads memory it never wrote sees the same hostile values in
  * every build and on every run instead of whatever the heap held: bytes 0
- * and 255, 16-bit 0 and -32513, 32-bit about -2^31. This is what makes
- * stb_image 2.27's use of a never-defined JPEG Huffman table (a zero
- * fast-AC entry, the "not accelerated" byte 255, then a table offset of
- * -2^31) crash the replay of regressions/.../jpeg-undefined-huffman-table
- * without the check in image_decode.c. */
+ * and 255, 16-bit 0 and -32513, 32-bit about -2^31. This is what made
+ * stb_image 2.27's use of a never-defined JPEG Huffman table crash the
+ * replay of regressions/.../jpeg-undefined-huffman-table every time.
+ * Under valgrind the fill would hide exactly what memcheck looks for (a
+ * read of memory nobody wrote), so FUZZ_REPLAY_POISON=0 in the
+ * environment turns it off (tests/faults/valgrind.sh sets it). */
+static int poison_fresh_memory = 1;
+
 void *__wrap_malloc(size_t n) {
     if (n > REPLAY_MALLOC_LIMIT) over_limit("malloc", n);
     unsigned char *p = __real_malloc(n);
-    if (p) {
+    if (p && poison_fresh_memory) {
         static const unsigned char poison[4] = {0x00, 0x00, 0xff, 0x80};
         for (size_t i = 0; i < n; i++) p[i] = poison[i & 3];
     }
@@ -107,6 +111,8 @@ static int by_name(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    const char *poison = getenv("FUZZ_REPLAY_POISON");
+    if (poison && strcmp(poison, "0") == 0) poison_fresh_memory = 0;
     int ran = 0, bad = 0;
     for (int i = 1; i < argc; i++) {
         struct stat st;

@@ -94,9 +94,15 @@ def png_claiming(w, h):
             chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
-def jpeg_claiming(w, h):
-    return bytes.fromhex("ffd8ffc0000b0800") + struct.pack(">HH", h, w) + \
-        bytes.fromhex("01011100ffd9")
+def jpeg_claiming(source, w, h):
+    """A valid baseline JPEG from the fuzz corpus with its frame header
+    patched to claim w x h (its scan then ends early: only a decoder that
+    checks the header first refuses it for its size)."""
+    with open(os.path.join(source, "tests", "fuzz", "corpus", "fuzz_image", "gray.jpg"), "rb") as f:
+        data = bytearray(f.read())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", h, w)
+    return bytes(data)
 
 
 def model_and_web(args):
@@ -166,7 +172,7 @@ def group_bombs(args):
     try:
         for what, data, ctype in [("PNG claiming 100000x100000", png_claiming(100000, 100000), "image/png"),
                                   ("PNG claiming 20000x3", png_claiming(20000, 3), "image/png"),
-                                  ("JPEG claiming 5120x5120", jpeg_claiming(5120, 5120), "image/jpeg")]:
+                                  ("JPEG claiming 5120x5120", jpeg_claiming(args.source, 5120, 5120), "image/jpeg")]:
             t0 = time.monotonic()
             st, _, body = post(d, data, ctype)
             dt = time.monotonic() - t0
