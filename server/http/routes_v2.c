@@ -70,7 +70,7 @@ static int route_found(const char *method, v2_route *out, v2_route_kind kind,
 int v2_route_match(const char *method, const char *path, v2_route *out) {
     memset(out, 0, sizeof *out);
     if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/')) return 404;
-    char seg[V2_MAX_SEGMENTS][MODEL_REPO_NAME_MAX];
+    char seg[V2_MAX_SEGMENTS][MODEL_REPO_NAME_MAX] = {{0}}; /* copied whole below */
     int n = split_path(path, seg);
     if (n < 1) return 404;
     /* seg[0] is "v2" */
@@ -82,11 +82,15 @@ int v2_route_match(const char *method, const char *path, v2_route *out) {
         return 404;
     }
     if (strcmp(seg[1], "models") == 0 && n >= 3) {
-        snprintf(out->model, sizeof out->model, "%s", seg[2]);
+        memcpy(out->model, seg[2], sizeof out->model); /* same size, NUL inside */
         int rest = 3; /* first segment after the model (and version) */
         if (n >= 5 && strcmp(seg[3], "versions") == 0) {
-            if (strlen(seg[4]) >= sizeof out->version) return 404;
-            snprintf(out->version, sizeof out->version, "%s", seg[4]);
+            size_t vlen = strlen(seg[4]);
+            if (vlen >= sizeof out->version) {
+                memset(out, 0, sizeof *out);
+                return 404;
+            }
+            memcpy(out->version, seg[4], vlen + 1);
             rest = 5;
         }
         if (n == rest) return route_found(method, out, V2_MODEL_METADATA, "GET");
@@ -101,7 +105,7 @@ int v2_route_match(const char *method, const char *path, v2_route *out) {
         if (n == 3 && strcmp(seg[2], "index") == 0)
             return route_found(method, out, V2_REPO_INDEX, "POST");
         if (n == 5 && strcmp(seg[2], "models") == 0) {
-            snprintf(out->model, sizeof out->model, "%s", seg[3]);
+            memcpy(out->model, seg[3], sizeof out->model);
             if (strcmp(seg[4], "load") == 0) return route_found(method, out, V2_REPO_LOAD, "POST");
             if (strcmp(seg[4], "unload") == 0)
                 return route_found(method, out, V2_REPO_UNLOAD, "POST");
