@@ -203,7 +203,7 @@ static int swap_in(model_repo *r, const char *name, const repo_version *v, int n
     repo_entry *e = &r->models[i];
     int n_old = e->n;
     memcpy(old, e->v, (size_t)n_old * sizeof old[0]);
-    memcpy(e->v, v, (size_t)n * sizeof v[0]);
+    if (n > 0) memcpy(e->v, v, (size_t)n * sizeof v[0]); /* v may be NULL when n is 0 */
     e->n = n;
     snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
     pthread_mutex_unlock(&r->lock);
