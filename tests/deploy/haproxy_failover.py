@@ -21,15 +21,16 @@ import argparse
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lb_load import Load  # noqa: E402
 
 SKIP = 77
 REPLICAS = 3
@@ -100,69 +101,6 @@ def model_id(args, path):
     r.signal(signal.SIGTERM)
     r.wait()
     return mid
-
-
-class Load:
-    """Client threads posting to the balancer until stopped (or a deadline)."""
-
-    def __init__(self, port, threads, deadline):
-        self.port, self.deadline = port, deadline
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.ok = 0
-        self.failures = []
-        self.models = {}
-        self.last_models = []
-        bodies = []
-        for k in range(4):  # vertical strokes at a few places
-            x0 = 10 + 2 * k
-            px = [255 if x0 <= i % 28 <= x0 + 3 and 4 <= i // 28 <= 23 else 0 for i in range(784)]
-            bodies.append(json.dumps({"pixels": px}))
-        self.bodies = bodies
-        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def run(self, i):
-        rnd = random.Random(i)
-        conn = None
-        while not self.stop.is_set() and time.time() < self.deadline:
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request("POST", "/predict", body=rnd.choice(self.bodies),
-                             headers={"Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-                if r.status != 200:
-                    with self.lock:
-                        self.failures.append("status %d: %r" % (r.status, data[:200]))
-                    continue
-                mid = json.loads(data).get("model")
-                with self.lock:
-                    self.ok += 1
-                    self.models[mid] = self.models.get(mid, 0) + 1
-                    self.last_models.append(mid)
-                    del self.last_models[:-50]
-                if r.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                with self.lock:
-                    self.failures.append("%s: %s" % (type(e).__name__, e))
-                if conn is not None:
-                    conn.close()
-                conn = None
-            time.sleep(0.002)  # bounded: a few hundred requests a second at most
-        if conn is not None:
-            conn.close()
-
-    def join(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join()
 
 
 def wait_in_service(lb_port, seconds):
