@@ -11,7 +11,7 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
        check zlib1g-dev)
-test=("${build[@]}" python3 chromium curl)
+test=("${build[@]}" python3 chromium curl haproxy kubernetes-client)
 bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)
 fuzz=("${build[@]}" python3 clang libclang-rt-14-dev libomp-14-dev valgrind)
