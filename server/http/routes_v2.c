@@ -654,3 +654,203 @@ int v2_image_to_input(const uint8_t *bytes, size_t len, int max_width, int max_h
     if (rc != 0) return failf(err, errlen, 422, "the image cannot be used: %s", e.msg);
     return 0;
 }
+
+/* ====================================================================== */
+/* One request, end to end                                                 */
+/* ====================================================================== */
+
+static void answer(v2_answer *out, int status, char *body, size_t len) {
+    out->status = status;
+    out->body = body;
+    out->len = body ? len : 0;
+    /* NULL body from a renderer means memory ran out */
+    if (!body && status != 200) out->status = 500;
+}
+
+static void answer_error(v2_answer *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void answer_error(v2_answer *out, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len;
+    char *body = v2_render_error(msg, &len);
+    out->status = body ? status : 500;
+    out->body = body;
+    out->len = body ? len : 0;
+    if (!out->log_detail[0]) snprintf(out->log_detail, sizeof out->log_detail, "%s", msg);
+}
+
+/* The model a route names: 0 with ref, or an error answer. */
+static int resolve(const v2_context *ctx, const v2_route *route, model_ref *ref,
+                   v2_answer *out, bool *unavailable) {
+    *unavailable = false;
+    repo_status st = model_repo_acquire(ctx->repo, route->model, route->version, ref);
+    if (st == REPO_OK) return 0;
+    if (st == REPO_UNAVAILABLE) {
+        *unavailable = true;
+        answer_error(out, 503, "model %s is not loaded", route->model);
+    } else if (route->version[0]) {
+        answer_error(out, 404, "unknown model %s version %s", route->model, route->version);
+    } else {
+        answer_error(out, 404, "unknown model %s", route->model);
+    }
+    return -1;
+}
+
+static void handle_repository(const v2_context *ctx, const v2_route *route,
+                              const uint8_t *body, size_t len, v2_answer *out) {
+    if (!ctx->admin_enabled) {
+        answer_error(out, 403, "repository control is disabled: start the server with an admin token");
+        return;
+    }
+    if (!ctx->admin_allowed) {
+        answer_error(out, 401, "repository control needs \"Authorization: Bearer <admin token>\"");
+        return;
+    }
+    char err[256];
+    if (route->kind == V2_REPO_INDEX) {
+        bool ready_only;
+        if (v2_parse_repo_index(body, len, &ready_only, err, sizeof err)) {
+            answer_error(out, 400, "%s", err);
+            return;
+        }
+        repo_index_entry *rows;
+        int n = model_repo_index(ctx->repo, &rows);
+        if (n < 0) {
+            answer_error(out, 500, "out of memory");
+            return;
+        }
+        size_t blen;
+        char *b = v2_render_repo_index(rows, n, ready_only, &blen);
+        free(rows);
+        answer(out, 200, b, blen);
+        if (!b) answer_error(out, 500, "out of memory");
+        return;
+    }
+    if (route->kind == V2_REPO_UNLOAD) {
+        repo_status st = model_repo_unload(ctx->repo, route->model);
+        if (st == REPO_OK) answer(out, 200, NULL, 0);
+        else answer_error(out, 404, "unknown model %s", route->model);
+        return;
+    }
+    nn_error lerr;
+    lerr.msg[0] = '\0';
+    repo_status st = model_repo_load(ctx->repo, route->model, &lerr);
+    if (st == REPO_OK) {
+        answer(out, 200, NULL, 0);
+    } else if (st == REPO_FAILED) {
+        snprintf(out->log_detail, sizeof out->log_detail, "%s", lerr.msg);
+        /* the detail names files: it goes to the log, not to the client */
+        answer_error(out, 400, "model %s could not be loaded; the old versions keep serving "
+                               "(the server log says why)",
+                     route->model);
+    } else {
+        answer_error(out, 404, "no model %s in the repository", route->model);
+    }
+}
+
+v2_next v2_handle(const v2_context *ctx, int match_status, const v2_route *route,
+                  const uint8_t *body, size_t len, v2_job *job, v2_answer *out) {
+    memset(out, 0, sizeof *out);
+    memset(job, 0, sizeof *job);
+    if (match_status == 405) {
+        out->allow = route->allow;
+        answer_error(out, 405, "use %s for this path", route->allow);
+        return V2_ANSWERED;
+    }
+    if (match_status != 200 || route->kind == V2_NONE) {
+        answer_error(out, 404, "no such v2 route");
+        return V2_ANSWERED;
+    }
+    size_t blen = 0;
+    char *b;
+    model_ref ref;
+    bool unavailable;
+    switch (route->kind) {
+    case V2_SERVER_METADATA:
+        b = v2_render_server_metadata(ctx->server_version, &blen);
+        answer(out, 200, b, blen);
+        break;
+    case V2_HEALTH_LIVE:
+        b = v2_render_live(&blen);
+        answer(out, 200, b, blen);
+        break;
+    case V2_HEALTH_READY: {
+        bool ready = !ctx->draining && model_repo_ready(ctx->repo);
+        b = v2_render_ready(ready, &blen);
+        answer(out, ready ? 200 : 503, b, blen);
+        break;
+    }
+    case V2_MODEL_METADATA: {
+        if (resolve(ctx, route, &ref, out, &unavailable)) break;
+        uint64_t versions[MODEL_REPO_MAX_VERSIONS];
+        int n = model_repo_versions(ctx->repo, ref.name, versions, MODEL_REPO_MAX_VERSIONS);
+        b = v2_render_model_metadata(ref.name, versions, n > 0 ? n : 0, &blen);
+        served_model_release(ref.model);
+        answer(out, 200, b, blen);
+        break;
+    }
+    case V2_MODEL_READY:
+        if (resolve(ctx, route, &ref, out, &unavailable)) {
+            if (unavailable) { /* the protocol's body, with the 503 */
+                free(out->body);
+                b = v2_render_model_ready(route->model, false, &blen);
+                answer(out, 503, b, blen);
+            }
+            break;
+        }
+        served_model_release(ref.model);
+        b = v2_render_model_ready(ref.name, true, &blen);
+        answer(out, 200, b, blen);
+        break;
+    case V2_MODEL_INFER: {
+        char err[256];
+        int st = v2_parse_infer(body, len, &ctx->limits, &job->req, err, sizeof err);
+        if (st) {
+            v2_infer_request_free(&job->req);
+            answer_error(out, st, "%s", err);
+            break;
+        }
+        if (resolve(ctx, route, &job->ref, out, &unavailable)) {
+            v2_infer_request_free(&job->req);
+            break;
+        }
+        v2_infer_request_default_id(&job->req, ctx->request_id);
+        snprintf(job->version, sizeof job->version, "%llu",
+                 (unsigned long long)job->ref.version);
+        return V2_RUN_MODEL;
+    }
+    case V2_REPO_INDEX:
+    case V2_REPO_LOAD:
+    case V2_REPO_UNLOAD:
+        handle_repository(ctx, route, body, len, out);
+        break;
+    case V2_NONE:
+        break;
+    }
+    return V2_ANSWERED;
+}
+
+void v2_finish(const v2_job *job, const float *probs, v2_answer *out) {
+    memset(out, 0, sizeof *out);
+    if (!probs) {
+        answer_error(out, 500, "the model could not run");
+        return;
+    }
+    size_t len;
+    char *b = v2_render_infer(&job->req, probs, job->ref.name, job->version, &len);
+    if (!b) {
+        answer_error(out, 500, "out of memory");
+        return;
+    }
+    answer(out, 200, b, len);
+}
+
+void v2_job_release(v2_job *job) {
+    v2_infer_request_free(&job->req);
+    served_model_release(job->ref.model);
+    job->ref.model = NULL;
+}

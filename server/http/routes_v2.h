@@ -143,3 +143,52 @@ int v2_image_to_input(const uint8_t *bytes, size_t len, int max_width,
                       int max_height, float *out, char *err, size_t errlen);
 
 #endif
+
+/* ---- one request, end to end (all but running the network) ------------- */
+
+/* What the transport knows about the request and the server. */
+typedef struct {
+    model_repo *repo;
+    const char *server_version; /* DIGITD_VERSION */
+    v2_limits limits;
+    bool draining;        /* SIGTERM's grace period: not ready */
+    bool admin_enabled;   /* an admin token (or admin listener) is configured */
+    bool admin_allowed;   /* this request proved it (token matched / admin port) */
+    const char *request_id; /* X-Request-Id, used as "id" when the body has none */
+} v2_context;
+
+/* An answer: status, and a malloc'd JSON body (NULL: empty body). */
+typedef struct {
+    int status;
+    char *body;
+    size_t len;
+    const char *allow;    /* 405: the Allow header's value */
+    char log_detail[512]; /* for the access log's reason: may name files, never sent */
+} v2_answer;
+
+/* An inference to run: req->inputs (N, 784) on ref.model->net. */
+typedef struct {
+    v2_infer_request req;
+    model_ref ref;
+    char version[24];
+} v2_job;
+
+typedef enum { V2_ANSWERED = 0, V2_RUN_MODEL = 1 } v2_next;
+
+/* Handles a request the transport matched (v2_route_match's status in
+ * match_status: 200 or 405). Returns V2_ANSWERED with *out filled, or, for
+ * an infer request that parsed and found its model, V2_RUN_MODEL with *job
+ * filled (a model reference held): the caller computes
+ *     probs (N, 10) = nn_predict(job->ref.model->net, job->req.inputs, job->req.n)
+ * (on its work queue, batched as it likes), then calls v2_finish with the
+ * probabilities (NULL when the run failed) and v2_job_release. out is
+ * always initialised (free out->body with free()). */
+v2_next v2_handle(const v2_context *ctx, int match_status, const v2_route *route,
+                  const uint8_t *body, size_t len, v2_job *job, v2_answer *out);
+
+/* Renders the inference answer of a finished job into *out (200, or 500
+ * when probs is NULL or memory runs out). */
+void v2_finish(const v2_job *job, const float *probs, v2_answer *out);
+
+/* Drops the job's model reference and input memory. */
+void v2_job_release(v2_job *job);

@@ -229,6 +229,31 @@ static void note_failure(model_repo *r, const char *name, const char *reason) {
     pthread_mutex_unlock(&r->lock);
 }
 
+/* The failure reason the index shows: err's message with the repository's
+ * directory taken out of every path ("alpha/3/model.digitd: ..."), since
+ * the index is an answer and answers never name server paths. */
+static void note_failure_relative(model_repo *r, const char *name, const char *msg) {
+    char prefix[4200], out[256];
+    if (r->dir[0]) {
+        snprintf(prefix, sizeof prefix, "%s/", r->dir);
+    } else { /* file mode: the file's directory */
+        snprintf(prefix, sizeof prefix, "%s", r->file);
+        char *slash = strrchr(prefix, '/');
+        if (slash) slash[1] = '\0';
+        else prefix[0] = '\0';
+    }
+    size_t plen = strlen(prefix), o = 0;
+    for (const char *p = msg; *p && o + 1 < sizeof out;) {
+        if (plen && strncmp(p, prefix, plen) == 0) {
+            p += plen;
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+    note_failure(r, name, out);
+}
+
 static model_repo *repo_new(void) {
     model_repo *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -249,7 +274,7 @@ static repo_status load_locked_ops(model_repo *r, const char *name, nn_error *er
             return REPO_NOT_FOUND;
         }
         if (n < 0) {
-            note_failure(r, name, err->msg);
+            note_failure_relative(r, name, err->msg);
             return REPO_FAILED;
         }
     } else {
@@ -259,7 +284,7 @@ static repo_status load_locked_ops(model_repo *r, const char *name, nn_error *er
         }
         served_model *m = load_served_model(r->file, err);
         if (!m) {
-            note_failure(r, name, err->msg);
+            note_failure_relative(r, name, err->msg);
             return REPO_FAILED;
         }
         v[0] = (repo_version){1, m};

@@ -585,6 +585,167 @@ START_TEST(test_repository_bodies) {
 }
 END_TEST
 
+/* ---- v2_handle over a real repository ----------------------------------- */
+
+#include <sys/stat.h>
+
+static void write_model(const char *rel, const char *name, uint64_t seed) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", tu_tmpdir, rel);
+    for (char *p = path + strlen(tu_tmpdir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    nn_error err;
+    nn_net *net = nn_net_create("784-8-10", "relu", &err);
+    ck_assert_msg(net != NULL, "%s", err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, seed);
+    nn_net_init(net, &rng);
+    snprintf(net->meta.name, sizeof net->meta.name, "%s", name);
+    ck_assert_msg(nn_model_save(net, path, &err) == 0, "%s", err.msg);
+    nn_net_free(net);
+}
+
+/* Runs one request through match + v2_handle (+ the model, for infer). */
+static v2_answer run(v2_context *ctx, const char *method, const char *path, const char *body) {
+    v2_route route;
+    int ms = v2_route_match(method, path, &route);
+    v2_job job;
+    v2_answer out;
+    if (v2_handle(ctx, ms, &route, (const uint8_t *)body, body ? strlen(body) : 0, &job, &out) ==
+        V2_RUN_MODEL) {
+        float *probs = malloc((size_t)job.req.n * 10 * sizeof(float));
+        nn_error err;
+        ck_assert_int_eq(nn_predict(job.ref.model->net, job.req.inputs, job.req.n, probs, 1, &err), 0);
+        v2_finish(&job, probs, &out);
+        free(probs);
+        v2_job_release(&job);
+    }
+    return out;
+}
+
+static cJSON *json_of(const v2_answer *a) {
+    ck_assert_msg(a->body != NULL, "status %d without a body", a->status);
+    cJSON *root = cJSON_ParseWithLength(a->body, a->len);
+    ck_assert_msg(root != NULL, "%.*s", (int)a->len, a->body);
+    return root;
+}
+
+START_TEST(test_handle_end_to_end) {
+    tu_tmpdir_make();
+    write_model("repo/alpha/1/" MODEL_REPO_FILE, "a1", 1);
+    write_model("repo/alpha/2/" MODEL_REPO_FILE, "a2", 2);
+    write_model("repo/beta/1/" MODEL_REPO_FILE, "b1", 3);
+    nn_error err;
+    model_repo *repo = model_repo_open_dir(tu_tpath("repo"), "alpha", &err);
+    ck_assert_msg(repo != NULL, "%s", err.msg);
+    v2_context ctx = {.repo = repo, .server_version = "9.9", .limits = LIM,
+                      .admin_enabled = true, .admin_allowed = true, .request_id = "rid-1"};
+
+    v2_answer a = run(&ctx, "GET", "/v2/health/ready", NULL);
+    ck_assert_int_eq(a.status, 200);
+    free(a.body);
+    ctx.draining = true;
+    a = run(&ctx, "GET", "/v2/health/ready", NULL);
+    ck_assert_int_eq(a.status, 503);
+    ck_assert_str_eq(a.body, "{\"ready\":false}");
+    free(a.body);
+    ctx.draining = false;
+
+    a = run(&ctx, "GET", "/v2/models/alpha", NULL);
+    ck_assert_int_eq(a.status, 200);
+    cJSON *j = json_of(&a);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "versions")), 2);
+    cJSON_Delete(j);
+    free(a.body);
+    a = run(&ctx, "GET", "/v2/models/alpha/versions/3", NULL);
+    ck_assert_int_eq(a.status, 404);
+    free(a.body);
+    a = run(&ctx, "HEAD", "/v2/models/gamma/ready", NULL);
+    ck_assert_int_eq(a.status, 404);
+    free(a.body);
+    a = run(&ctx, "POST", "/v2/models/alpha/ready", "");
+    ck_assert_int_eq(a.status, 405);
+    ck_assert_str_eq(a.allow, "GET");
+    free(a.body);
+
+    /* inference: the answer is the model's own argmax, id from the transport */
+    char *d = numbers(784, ramp01);
+    char *body = malloc(strlen(d) + 200);
+    sprintf(body, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}]}", d);
+    a = run(&ctx, "POST", "/v2/models/alpha/versions/1/infer", body);
+    ck_assert_msg(a.status == 200, "%d %s", a.status, a.body);
+    j = json_of(&a);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "model_version")->valuestring, "1");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "id")->valuestring, "rid-1");
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
+    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(outs, 0), "data");
+    int best = 0;
+    for (int k = 1; k < 10; k++)
+        if (cJSON_GetArrayItem(pd, k)->valuedouble > cJSON_GetArrayItem(pd, best)->valuedouble) best = k;
+    const cJSON *dd = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(outs, 1), "data");
+    ck_assert_int_eq(dd->child->valueint, best);
+    cJSON_Delete(j);
+    free(a.body);
+    a = run(&ctx, "POST", "/v2/models/nosuch/infer", body);
+    ck_assert_int_eq(a.status, 404);
+    free(a.body);
+    a = run(&ctx, "POST", "/v2/models/alpha/infer", "{");
+    ck_assert_int_eq(a.status, 400);
+    free(a.body);
+
+    /* repository: unload makes 503s, load brings it back */
+    a = run(&ctx, "POST", "/v2/repository/models/beta/unload", "");
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_ptr_null(a.body);
+    a = run(&ctx, "POST", "/v2/models/beta/infer", body);
+    ck_assert_int_eq(a.status, 503);
+    free(a.body);
+    a = run(&ctx, "GET", "/v2/models/beta/ready", NULL);
+    ck_assert_int_eq(a.status, 503);
+    ck_assert_str_eq(a.body, "{\"name\":\"beta\",\"ready\":false}");
+    free(a.body);
+    a = run(&ctx, "POST", "/v2/repository/models/beta/load", "{}");
+    ck_assert_int_eq(a.status, 200);
+    a = run(&ctx, "POST", "/v2/repository/models/nosuch/load", "{}");
+    ck_assert_int_eq(a.status, 404);
+    free(a.body);
+
+    /* a refused file: 400 without paths; the index reason has none either */
+    FILE *f = fopen(tu_tpath("repo/beta/1/" MODEL_REPO_FILE), "w");
+    fputs("junk", f);
+    fclose(f);
+    write_model("repo/gamma/1/x", "unused", 4); /* gamma/1 without its model file */
+    a = run(&ctx, "POST", "/v2/repository/models/gamma/load", "");
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_msg(strstr(a.body, tu_tmpdir) == NULL, "path in %s", a.body);
+    ck_assert_msg(strstr(a.log_detail, "gamma") != NULL, "%s", a.log_detail);
+    free(a.body);
+    a = run(&ctx, "POST", "/v2/repository/index", "{\"ready\":false}");
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_msg(strstr(a.body, tu_tmpdir) == NULL, "path in %s", a.body);
+    ck_assert_msg(strstr(a.body, "gamma/1/model.digitd") != NULL, "%s", a.body);
+    free(a.body);
+
+    ctx.admin_allowed = false;
+    a = run(&ctx, "POST", "/v2/repository/index", "");
+    ck_assert_int_eq(a.status, 401);
+    free(a.body);
+    ctx.admin_enabled = false;
+    a = run(&ctx, "POST", "/v2/repository/models/beta/unload", "");
+    ck_assert_int_eq(a.status, 403);
+    free(a.body);
+
+    free(body);
+    free(d);
+    model_repo_close(repo);
+    tu_tmpdir_remove();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("v2");
     TCase *tc = tcase_create("v2");
@@ -599,5 +760,10 @@ int main(void) {
     tcase_add_test(tc, test_metadata_and_health_bodies);
     tcase_add_test(tc, test_repository_bodies);
     suite_add_tcase(s, tc);
+    TCase *h = tcase_create("handle");
+    tcase_add_unchecked_fixture(h, tu_tmp_base_setup, tu_tmp_base_teardown);
+    tcase_set_timeout(h, 60);
+    tcase_add_test(h, test_handle_end_to_end);
+    suite_add_tcase(s, h);
     return tu_run(s);
 }
