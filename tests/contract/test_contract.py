@@ -19,7 +19,9 @@ the "listening on" log line, as tests/http does):
           --admin-token: the v2 model, version and repository routes
 
 A v2 client written from the spec (standard library only) also checks that
-FP32 and BYTES inference give the same digit as /predict.
+FP32 and BYTES inference give the same digit as /predict, and a new version
+is published and loaded (POST load, SIGHUP) under load with zero failed
+requests.
 
 Exit status: 0 passed, 1 failed, 77 skipped: the daemon was built without
 the v2 wiring (`serve --help` does not know --model-dir), so the document
@@ -33,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -420,6 +423,68 @@ def spec_client(daemons, stroke, seven_png):
     check(st == 200 and json.loads(body).get("model_version") == "1", "version 1 infer: %d" % st)
 
 
+def reload_under_load(daemons, stroke, args):
+    """A new version of alpha published and loaded (POST load, then
+    SIGHUP) while clients infer on it: zero failed requests, every answer
+    from version 2 or 3, version 3 at the end."""
+    import threading
+    repo = daemons.get("repo")
+    if repo is None:
+        return
+    body = v2_fp32(stroke).encode()
+    stop = threading.Event()
+    seen, bad = {}, []
+    lock = threading.Lock()
+
+    def client():
+        c = None
+        while not stop.is_set():
+            try:
+                if c is None:
+                    c = http.client.HTTPConnection("127.0.0.1", repo.port, timeout=10)
+                c.request("POST", "/v2/models/alpha/infer", body=body,
+                          headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                data = r.read()
+                with lock:
+                    if r.status != 200:
+                        bad.append("%d %r" % (r.status, data[:120]))
+                    else:
+                        v = json.loads(data).get("model_version")
+                        seen[v] = seen.get(v, 0) + 1
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                with lock:
+                    bad.append(repr(e))
+                if c is not None:
+                    c.close()
+                c = None
+        if c is not None:
+            c.close()
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    d = os.path.join(args.work, "repo", "alpha")
+    os.makedirs(os.path.join(d, ".3"))
+    shutil.copy(os.path.join(args.source, "models", "mlp.model"), os.path.join(d, ".3", "model.digitd"))
+    os.rename(os.path.join(d, ".3"), os.path.join(d, "3"))
+    for _ in range(5):
+        st, _, out = repo.request("POST", "/v2/repository/models/alpha/load", body=b"{}",
+                                  headers={"Authorization": "Bearer " + ADMIN_TOKEN})
+        check(st == 200, "load alpha under load: %d %r" % (st, out[:200]))
+        time.sleep(0.2)
+    repo.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    check(not bad, "failed requests during reloads: %d, e.g. %s" % (len(bad), bad[:3]))
+    check(set(seen) <= {"2", "3"} and seen.get("3", 0) > 0, "versions answered during reloads: %r" % seen)
+    st, _, out = repo.request("GET", "/v2/models/alpha")
+    check(st == 200 and json.loads(out).get("versions", [None])[0] == "3", "alpha's newest is 3: %r" % out[:200])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--digitd", required=True)
@@ -486,6 +551,7 @@ def main():
         for c in rest:
             run_case(daemons, doc, docs_table, c, etag)
         spec_client(daemons, stroke, seven_png)
+        reload_under_load(daemons, stroke, args)
     finally:
         for d in daemons.values():
             d.stop()
