@@ -134,18 +134,17 @@ static int check_parameters(const cJSON *p, const char *where, char *err, size_t
             return failf(err, errlen, 400,
                          "%s parameter \"%.64s\" must be a string, number or boolean",
                          where, it->string);
-        /* Triton's binary tensor extension: the data would follow the JSON
-         * in the body, which this server does not read. */
+        /* Triton's binary tensor extension (see v2_parse_infer_ext): */
         if ((strcmp(it->string, "binary_data") == 0 ||
              strcmp(it->string, "binary_data_output") == 0) &&
-            cJSON_IsTrue(it))
+            !cJSON_IsBool(it))
+            return failf(err, errlen, 400, "parameter \"%s\" must be true or false",
+                         it->string);
+        if (strcmp(it->string, "binary_data_size") == 0 &&
+            (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 4294967295.0 ||
+             it->valuedouble != floor(it->valuedouble)))
             return failf(err, errlen, 400,
-                         "the binary tensor data extension is not supported: "
-                         "ask for JSON outputs (binary_data false)");
-        if (strcmp(it->string, "binary_data_size") == 0)
-            return failf(err, errlen, 400,
-                         "the binary tensor data extension is not supported: "
-                         "send the tensor in \"data\"");
+                         "parameter \"binary_data_size\" must be a byte count");
         if (strcmp(it->string, "classification") == 0)
             return failf(err, errlen, 400,
                          "the classification extension is not supported: "
@@ -268,11 +267,39 @@ static int take_image_string(const char *s, const v2_limits *lim, float *out, si
     return 0;
 }
 
-static int parse_outputs(const cJSON *outputs, v2_infer_request *req, char *err,
-                         size_t errlen) {
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Per sample, as /predict's pixels: 0..255 when any value is over 1.
+ * x is (n, 784). */
+static void scale_samples(float *x, int n) {
+    for (int s = 0; s < n; s++, x += NN_PIXELS) {
+        float max = 0;
+        for (int i = 0; i < NN_PIXELS; i++)
+            if (x[i] > max) max = x[i];
+        if (max > 1)
+            for (int i = 0; i < NN_PIXELS; i++) x[i] /= 255.0f;
+    }
+}
+
+/* The binary part of a request (Triton's binary tensor extension): the
+ * bytes after the JSON, taken by the inputs in order. */
+typedef struct {
+    const uint8_t *data; /* NULL: the request has no binary part */
+    size_t len, used;
+} binary_part;
+
+static bool param_true(const cJSON *params, const char *key) {
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, key));
+}
+
+static int parse_outputs(const cJSON *outputs, bool binary_default, v2_infer_request *req,
+                         char *err, size_t errlen) {
     req->n_outputs = 2;
     req->outputs[0] = V2_OUT_PROBABILITIES;
     req->outputs[1] = V2_OUT_DIGIT;
+    req->binary[0] = req->binary[1] = binary_default;
     if (!outputs) return 0;
     if (!cJSON_IsArray(outputs))
         return failf(err, errlen, 400, "\"outputs\" must be an array of {\"name\": ...}");
@@ -297,14 +324,17 @@ static int parse_outputs(const cJSON *outputs, v2_infer_request *req, char *err,
                          name->valuestring);
         seen[which] = true;
         req->outputs[n++] = which;
+        const cJSON *bd = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data");
+        req->binary[which] = bd ? cJSON_IsTrue(bd) : binary_default;
     }
     /* "outputs": [] is read as "not specified": every output. */
     if (n > 0) req->n_outputs = n;
     return 0;
 }
 
-static int parse_input(const cJSON *in, const v2_limits *lim, v2_infer_request *req,
-                       char *err, size_t errlen) {
+static int parse_input(const cJSON *in, const v2_limits *lim, binary_part *bin,
+                       v2_infer_request *req, char *err, size_t errlen) {
     if (!cJSON_IsObject(in)) return failf(err, errlen, 400, "an input must be an object");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
@@ -319,7 +349,14 @@ static int parse_input(const cJSON *in, const v2_limits *lim, v2_infer_request *
     if (!cJSON_IsString(datatype))
         return failf(err, errlen, 400, "input \"datatype\" must be a string");
     if (!shape) return failf(err, errlen, 400, "input \"shape\" is missing");
-    if (!data) return failf(err, errlen, 400, "input \"data\" is missing");
+    const cJSON *bsize = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(in, "parameters"), "binary_data_size");
+    if (bsize && data)
+        return failf(err, errlen, 400, "an input has either \"data\" or binary_data_size, not both");
+    if (bsize && !bin->data)
+        return failf(err, errlen, 400,
+                     "binary_data_size needs the Inference-Header-Content-Length header");
+    if (!data && !bsize) return failf(err, errlen, 400, "input \"data\" is missing");
     uint64_t dims[4] = {0, 0, 0, 0};
     int rank = 0;
     if ((rc = read_shape(shape, dims, &rank, err, errlen))) return rc;
@@ -357,12 +394,60 @@ static int parse_input(const cJSON *in, const v2_limits *lim, v2_infer_request *
         return failf(err, errlen, 400, "batch of %llu is over the limit of %d",
                      (unsigned long long)n, lim->max_batch);
     size_t want = (size_t)(n * per); /* <= max_batch * 784: no overflow */
-    if (!cJSON_IsArray(data))
+    if (data && !cJSON_IsArray(data))
         return failf(err, errlen, 400, "input \"data\" must be an array of %zu values", want);
 
     req->n = (int)n;
     req->inputs = calloc((size_t)n * NN_PIXELS, sizeof(float));
     if (!req->inputs) return failf(err, errlen, 500, "out of memory");
+    if (bsize) {
+        size_t size = (size_t)bsize->valuedouble;
+        if (size > bin->len - bin->used)
+            return failf(err, errlen, 400,
+                         "binary_data_size %zu is more than the %zu binary bytes left", size,
+                         bin->len - bin->used);
+        const uint8_t *b = bin->data + bin->used;
+        bin->used += size;
+        if (fp32) { /* little-endian IEEE floats, row-major */
+            if (size != want * 4)
+                return failf(err, errlen, 400,
+                             "binary FP32 input of shape %s is %zu bytes, not %zu", st, size,
+                             want * 4);
+            for (size_t i = 0; i < want; i++) {
+                uint32_t u = le32(b + 4 * i);
+                float v;
+                memcpy(&v, &u, sizeof v);
+                if (!isfinite(v) || v < 0 || v > 255)
+                    return failf(err, errlen, 400,
+                                 "FP32 element %zu is %g, outside 0..255 (pixels are 0..1 or "
+                                 "0..255)",
+                                 i, (double)v);
+                req->inputs[i] = v;
+            }
+            scale_samples(req->inputs, req->n);
+            return 0;
+        }
+        /* BYTES: each element a 4-byte little-endian length, then the raw
+         * image bytes (no base64 in binary form). */
+        size_t at = 0;
+        for (size_t s = 0; s < want; s++) {
+            if (size - at < 4)
+                return failf(err, errlen, 400, "binary BYTES element %zu is cut short", s);
+            size_t elen = le32(b + at);
+            at += 4;
+            if (elen > size - at)
+                return failf(err, errlen, 400, "binary BYTES element %zu is cut short", s);
+            char why[200];
+            int irc = v2_image_to_input(b + at, elen, lim->max_width, lim->max_height,
+                                        req->inputs + s * NN_PIXELS, why, sizeof why);
+            if (irc) return failf(err, errlen, irc, "BYTES element %zu: %s", s, why);
+            at += elen;
+        }
+        if (at != size)
+            return failf(err, errlen, 400, "binary BYTES input has %zu bytes after its %zu elements",
+                         size - at, want);
+        return 0;
+    }
     size_t count = 0;
     if (fp32) {
         fp32_ctx c = {req->inputs};
@@ -372,14 +457,7 @@ static int parse_input(const cJSON *in, const v2_limits *lim, v2_infer_request *
             return failf(err, errlen, 400, "input has %s%zu values; shape %s needs %zu",
                          count > want ? "more than " : "", count > want ? want : count, st,
                          want);
-        /* Per sample, as /predict's pixels: 0..255 when any value is over 1. */
-        for (uint64_t s = 0; s < n; s++) {
-            float *x = req->inputs + s * NN_PIXELS, max = 0;
-            for (int i = 0; i < NN_PIXELS; i++)
-                if (x[i] > max) max = x[i];
-            if (max > 1)
-                for (int i = 0; i < NN_PIXELS; i++) x[i] /= 255.0f;
-        }
+        scale_samples(req->inputs, req->n);
         return 0;
     }
     const char **strings = calloc((size_t)n, sizeof *strings);
@@ -398,8 +476,23 @@ static int parse_input(const cJSON *in, const v2_limits *lim, v2_infer_request *
 
 int v2_parse_infer(const uint8_t *body, size_t len, const v2_limits *lim,
                    v2_infer_request *req, char *err, size_t errlen) {
+    return v2_parse_infer_ext(body, len, -1, lim, req, err, errlen);
+}
+
+int v2_parse_infer_ext(const uint8_t *body, size_t len, long long header_len,
+                       const v2_limits *lim, v2_infer_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     if (errlen) err[0] = '\0';
+    binary_part bin = {NULL, 0, 0};
+    if (header_len >= 0) {
+        if ((unsigned long long)header_len > len)
+            return failf(err, errlen, 400,
+                         "Inference-Header-Content-Length %lld is more than the %zu-byte body",
+                         header_len, len);
+        bin.data = body + header_len;
+        bin.len = len - (size_t)header_len;
+        len = (size_t)header_len;
+    }
     if (len == 0) return failf(err, errlen, 400, "the body is empty; expected an inference request");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
@@ -431,8 +524,10 @@ int v2_parse_infer(const uint8_t *body, size_t len, const v2_limits *lim,
     if ((rc = check_parameters(cJSON_GetObjectItemCaseSensitive(root, "parameters"),
                                "request", err, errlen)))
         goto out;
-    if ((rc = parse_outputs(cJSON_GetObjectItemCaseSensitive(root, "outputs"), req, err,
-                            errlen)))
+    if ((rc = parse_outputs(cJSON_GetObjectItemCaseSensitive(root, "outputs"),
+                            param_true(cJSON_GetObjectItemCaseSensitive(root, "parameters"),
+                                       "binary_data_output"),
+                            req, err, errlen)))
         goto out;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(inputs)) {
@@ -447,7 +542,10 @@ int v2_parse_infer(const uint8_t *body, size_t len, const v2_limits *lim,
                    n_inputs);
         goto out;
     }
-    rc = parse_input(inputs->child, lim, req, err, errlen);
+    rc = parse_input(inputs->child, lim, &bin, req, err, errlen);
+    if (!rc && bin.used != bin.len)
+        rc = failf(err, errlen, 400, "%zu binary bytes follow the JSON that no input claims",
+                   bin.len - bin.used);
 out:
     cJSON_Delete(root);
     return rc;
@@ -469,8 +567,28 @@ void v2_infer_request_default_id(v2_infer_request *req, const char *id) {
 /* Answers                                                                 */
 /* ====================================================================== */
 
+static int argmax10(const float *p) {
+    int best = 0;
+    for (int k = 1; k < NN_CLASSES; k++)
+        if (p[k] > p[best]) best = k;
+    return best;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
 char *v2_render_infer(const v2_infer_request *req, const float *probs,
                       const char *model_name, const char *version, size_t *len) {
+    size_t json_len;
+    return v2_render_infer_ext(req, probs, model_name, version, len, &json_len);
+}
+
+char *v2_render_infer_ext(const v2_infer_request *req, const float *probs,
+                          const char *model_name, const char *version, size_t *len,
+                          size_t *json_len) {
+    size_t n_probs = (size_t)req->n * NN_CLASSES;
+    size_t blob = 0; /* bytes of the binary outputs */
     text_buffer t;
     tb_init(&t, 256 + (size_t)req->n * 160);
     tb_printf(&t, "{\"model_name\":");
@@ -485,31 +603,64 @@ char *v2_render_infer(const v2_infer_request *req, const float *probs,
     }
     tb_printf(&t, ",\"outputs\":[");
     for (int o = 0; o < req->n_outputs; o++) {
+        v2_output which = req->outputs[o];
+        bool binary = req->binary[which];
         if (o) tb_printf(&t, ",");
-        if (req->outputs[o] == V2_OUT_PROBABILITIES) {
-            tb_printf(&t,
-                      "{\"name\":\"probabilities\",\"datatype\":\"FP32\",\"shape\":[%d,%d],"
-                      "\"data\":[",
+        if (which == V2_OUT_PROBABILITIES)
+            tb_printf(&t, "{\"name\":\"probabilities\",\"datatype\":\"FP32\",\"shape\":[%d,%d]",
                       req->n, NN_CLASSES);
-            /* %.9g: enough digits for a float to read back bit-exact */
-            for (size_t i = 0; i < (size_t)req->n * NN_CLASSES; i++)
-                tb_printf(&t, "%s%.9g", i ? "," : "", (double)probs[i]);
-            tb_printf(&t, "]}");
-        } else {
-            tb_printf(&t, "{\"name\":\"digit\",\"datatype\":\"INT64\",\"shape\":[%d],\"data\":[",
-                      req->n);
-            for (int s = 0; s < req->n; s++) {
-                const float *p = probs + (size_t)s * NN_CLASSES;
-                int best = 0;
-                for (int k = 1; k < NN_CLASSES; k++)
-                    if (p[k] > p[best]) best = k;
-                tb_printf(&t, "%s%d", s ? "," : "", best);
-            }
-            tb_printf(&t, "]}");
+        else
+            tb_printf(&t, "{\"name\":\"digit\",\"datatype\":\"INT64\",\"shape\":[%d]", req->n);
+        size_t bytes = which == V2_OUT_PROBABILITIES ? n_probs * 4 : (size_t)req->n * 8;
+        if (binary) {
+            tb_printf(&t, ",\"parameters\":{\"binary_data_size\":%zu}}", bytes);
+            blob += bytes;
+            continue;
         }
+        tb_printf(&t, ",\"data\":[");
+        if (which == V2_OUT_PROBABILITIES) {
+            /* %.9g: enough digits for a float to read back bit-exact */
+            for (size_t i = 0; i < n_probs; i++)
+                tb_printf(&t, "%s%.9g", i ? "," : "", (double)probs[i]);
+        } else {
+            for (int s = 0; s < req->n; s++)
+                tb_printf(&t, "%s%d", s ? "," : "", argmax10(probs + (size_t)s * NN_CLASSES));
+        }
+        tb_printf(&t, "]}");
     }
     tb_printf(&t, "]}");
-    return tb_take(&t, len);
+    char *json = tb_take(&t, json_len);
+    if (!json || blob == 0) {
+        *len = json ? *json_len : 0;
+        *json_len = 0; /* all JSON: no Inference-Header-Content-Length */
+        return json;
+    }
+    /* The binary outputs follow the JSON in the order of "outputs":
+     * FP32 and INT64 little-endian, row-major. */
+    char *all = realloc(json, *json_len + blob);
+    if (!all) {
+        free(json);
+        return NULL;
+    }
+    uint8_t *p = (uint8_t *)all + *json_len;
+    for (int o = 0; o < req->n_outputs; o++) {
+        v2_output which = req->outputs[o];
+        if (!req->binary[which]) continue;
+        if (which == V2_OUT_PROBABILITIES) {
+            for (size_t i = 0; i < n_probs; i++, p += 4) {
+                uint32_t u;
+                memcpy(&u, &probs[i], sizeof u);
+                put_le32(p, u);
+            }
+        } else {
+            for (int s = 0; s < req->n; s++, p += 8) {
+                put_le32(p, (uint32_t)argmax10(probs + (size_t)s * NN_CLASSES));
+                put_le32(p + 4, 0);
+            }
+        }
+    }
+    *len = *json_len + blob;
+    return all;
 }
 
 char *v2_render_error(const char *msg, size_t *len) {
@@ -808,7 +959,8 @@ v2_next v2_handle(const v2_context *ctx, int match_status, const v2_route *route
         break;
     case V2_MODEL_INFER: {
         char err[256];
-        int st = v2_parse_infer(body, len, &ctx->limits, &job->req, err, sizeof err);
+        long long hl = ctx->inference_header_length > 0 ? ctx->inference_header_length : -1;
+        int st = v2_parse_infer_ext(body, len, hl, &ctx->limits, &job->req, err, sizeof err);
         if (st) {
             v2_infer_request_free(&job->req);
             answer_error(out, st, "%s", err);
@@ -840,13 +992,15 @@ void v2_finish(const v2_job *job, const float *probs, v2_answer *out) {
         answer_error(out, 500, "the model could not run");
         return;
     }
-    size_t len;
-    char *b = v2_render_infer(&job->req, probs, job->ref.name, job->version, &len);
+    size_t len, json_len;
+    char *b = v2_render_infer_ext(&job->req, probs, job->ref.name, job->version, &len,
+                                  &json_len);
     if (!b) {
         answer_error(out, 500, "out of memory");
         return;
     }
     answer(out, 200, b, len);
+    out->inference_header_length = json_len;
 }
 
 void v2_job_release(v2_job *job) {

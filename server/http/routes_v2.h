@@ -76,6 +76,8 @@ typedef struct {
     float *inputs;       /* (N, 784) malloc'd, ink high 0..1 */
     int n_outputs;       /* 1 or 2 */
     v2_output outputs[2]; /* in the order the answer lists them */
+    bool binary[2];      /* by v2_output: send it as binary data (Triton's
+                            binary tensor extension) */
 } v2_infer_request;
 
 /* Parses an inference request body into req (which the caller frees with
@@ -90,6 +92,18 @@ typedef struct {
 int v2_parse_infer(const uint8_t *body, size_t len, const v2_limits *lim,
                    v2_infer_request *req, char *err, size_t errlen);
 
+/* The same with Triton's binary tensor data extension: header_len is the
+ * request's Inference-Header-Content-Length (-1 when absent). The first
+ * header_len bytes are the JSON; the rest is taken, in input order, by
+ * inputs whose parameters give "binary_data_size" instead of "data": FP32
+ * as little-endian floats, BYTES as elements of a 4-byte little-endian
+ * length followed by the raw image bytes. Bytes left over are refused.
+ * Outputs asked for with "binary_data": true (or all, with the request
+ * parameter "binary_data_output": true) are answered in binary. */
+int v2_parse_infer_ext(const uint8_t *body, size_t len, long long header_len,
+                       const v2_limits *lim, v2_infer_request *req, char *err,
+                       size_t errlen);
+
 void v2_infer_request_free(v2_infer_request *req);
 
 /* Sets the answer's id when the request carried none (e.g. from the
@@ -101,6 +115,15 @@ void v2_infer_request_default_id(v2_infer_request *req, const char *id);
  * (length in *len) for the caller to free, or NULL when memory runs out. */
 char *v2_render_infer(const v2_infer_request *req, const float *probs,
                       const char *model_name, const char *version, size_t *len);
+
+/* The same, with the outputs req->binary names appended after the JSON as
+ * little-endian bytes (FP32 probabilities, INT64 digits), in output order.
+ * *len is the whole body; *json_len the JSON's bytes when any output is
+ * binary (send it as Inference-Header-Content-Length and the body as
+ * application/octet-stream), else 0. */
+char *v2_render_infer_ext(const v2_infer_request *req, const float *probs,
+                          const char *model_name, const char *version, size_t *len,
+                          size_t *json_len);
 
 /* ---- other answers (all malloc'd JSON, NULL when memory runs out) ------ */
 
@@ -155,6 +178,8 @@ typedef struct {
     bool admin_enabled;   /* an admin token (or admin listener) is configured */
     bool admin_allowed;   /* this request proved it (token matched / admin port) */
     const char *request_id; /* X-Request-Id, used as "id" when the body has none */
+    long long inference_header_length; /* the request's Inference-Header-Content-Length,
+                                          0 when absent */
 } v2_context;
 
 /* An answer: status, and a malloc'd JSON body (NULL: empty body). */
@@ -163,6 +188,10 @@ typedef struct {
     char *body;
     size_t len;
     const char *allow;    /* 405: the Allow header's value */
+    size_t inference_header_length; /* > 0: the body is JSON of this many bytes
+                                       then binary outputs: send this as the
+                                       Inference-Header-Content-Length header,
+                                       Content-Type application/octet-stream */
     char log_detail[512]; /* for the access log's reason: may name files, never sent */
 } v2_answer;
 

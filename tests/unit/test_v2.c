@@ -417,11 +417,11 @@ START_TEST(test_hostile_bodies) {
     sprintf(b, "{\"parameters\":{\"x\":{}},\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}]}", d);
     expect_refused(b, 400, "\"x\"");
     sprintf(b, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}],"
-               "\"outputs\":[{\"name\":\"digit\",\"parameters\":{\"binary_data\":true}}]}", d);
-    expect_refused(b, 400, "binary");
+               "\"outputs\":[{\"name\":\"digit\",\"parameters\":{\"binary_data\":\"yes\"}}]}", d);
+    expect_refused(b, 400, "binary_data");
     sprintf(b, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
                "\"parameters\":{\"binary_data_size\":3136}}]}");
-    expect_refused(b, 400, "binary");
+    expect_refused(b, 400, "Inference-Header-Content-Length");
     sprintf(b, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}],"
                "\"outputs\":[{\"name\":\"digit\"},{\"name\":\"digit\"}]}", d);
     expect_refused(b, 400, "twice");
@@ -496,6 +496,163 @@ START_TEST(test_bytes_image_like_predict) {
     free(body);
     free(enc);
     free(png);
+}
+END_TEST
+
+/* ---- Triton's binary tensor extension ------------------------------------ */
+
+/* JSON header + binary part into one body; *hl the header's length. */
+static uint8_t *binary_body(const char *json, const uint8_t *bin, size_t bin_len, size_t *len,
+                            long long *hl) {
+    size_t j = strlen(json);
+    uint8_t *b = malloc(j + bin_len + 1);
+    memcpy(b, json, j);
+    if (bin_len) memcpy(b + j, bin, bin_len);
+    *len = j + bin_len;
+    *hl = (long long)j;
+    return b;
+}
+
+static void le32_put(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int parse_bin(const char *json, const uint8_t *bin, size_t bin_len, v2_infer_request *r,
+                     char *err) {
+    size_t len;
+    long long hl;
+    uint8_t *b = binary_body(json, bin, bin_len, &len, &hl);
+    int rc = v2_parse_infer_ext(b, len, hl, &LIM, r, err, 256);
+    free(b);
+    return rc;
+}
+
+START_TEST(test_binary_extension) {
+    char err[256];
+    /* FP32 input as 784 little-endian floats: the same input as JSON */
+    uint8_t fbin[784 * 4];
+    for (int i = 0; i < 784; i++) {
+        float v = (float)ramp255((size_t)i);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        le32_put(fbin + 4 * i, u);
+    }
+    v2_infer_request a, b;
+    ck_assert_msg(parse_bin("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+                            "\"parameters\":{\"binary_data_size\":3136}}],"
+                            "\"parameters\":{\"binary_data_output\":true}}",
+                            fbin, sizeof fbin, &a, err) == 0, "%s", err);
+    char *d = numbers(784, ramp01);
+    char *json = malloc(strlen(d) + 200);
+    sprintf(json, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}]}", d);
+    ck_assert_int_eq(parse(json, &b, err), 0);
+    for (int i = 0; i < 784; i++) ck_assert_float_eq_tol(a.inputs[i], b.inputs[i], 1e-5f);
+    ck_assert(a.binary[V2_OUT_PROBABILITIES] && a.binary[V2_OUT_DIGIT]);
+    ck_assert(!b.binary[V2_OUT_PROBABILITIES] && !b.binary[V2_OUT_DIGIT]);
+
+    /* binary outputs: JSON with binary_data_size, then the bytes */
+    float probs[10] = {0.01f, 0.02f, 0.03f, 0.04f, 0.5f, 0.1f, 0.1f, 0.1f, 0.05f, 0.05f};
+    size_t len, json_len;
+    char *out = v2_render_infer_ext(&a, probs, "m", "1", &len, &json_len);
+    ck_assert_uint_eq(len, json_len + 40 + 8);
+    cJSON *root = cJSON_ParseWithLength(out, json_len);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+    const cJSON *p0 = cJSON_GetArrayItem(outs, 0), *p1 = cJSON_GetArrayItem(outs, 1);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(p0, "data"));
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p0, "parameters"),
+                                                      "binary_data_size")->valueint, 40);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p1, "parameters"),
+                                                      "binary_data_size")->valueint, 8);
+    cJSON_Delete(root);
+    const uint8_t *blob = (const uint8_t *)out + json_len;
+    for (int k = 0; k < 10; k++) {
+        uint32_t u = (uint32_t)blob[4 * k] | (uint32_t)blob[4 * k + 1] << 8 |
+                     (uint32_t)blob[4 * k + 2] << 16 | (uint32_t)blob[4 * k + 3] << 24;
+        float f;
+        memcpy(&f, &u, 4);
+        ck_assert_float_eq(f, probs[k]);
+    }
+    ck_assert_int_eq(blob[40], 4); /* digit 4, INT64 little-endian */
+    for (int i = 41; i < 48; i++) ck_assert_int_eq(blob[i], 0);
+    free(out);
+    /* all-JSON answers report no header length */
+    out = v2_render_infer_ext(&b, probs, "m", "1", &len, &json_len);
+    ck_assert_uint_eq(json_len, 0);
+    ck_assert_uint_eq(strlen(out), len);
+    free(out);
+    v2_infer_request_free(&a);
+    v2_infer_request_free(&b);
+
+    /* one output binary, the other JSON */
+    ck_assert_msg(parse_bin("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+                            "\"parameters\":{\"binary_data_size\":3136}}],"
+                            "\"outputs\":[{\"name\":\"digit\",\"parameters\":{\"binary_data\":false}},"
+                            "{\"name\":\"probabilities\",\"parameters\":{\"binary_data\":true}}]}",
+                            fbin, sizeof fbin, &a, err) == 0, "%s", err);
+    ck_assert(a.binary[V2_OUT_PROBABILITIES] && !a.binary[V2_OUT_DIGIT]);
+    out = v2_render_infer_ext(&a, probs, "m", NULL, &len, &json_len);
+    ck_assert_uint_eq(len, json_len + 40);
+    free(out);
+    v2_infer_request_free(&a);
+
+    /* BYTES: a 4-byte length, then the raw image */
+    size_t n;
+    char *png = slurp_source("docs/examples/seven.png", &n);
+    uint8_t *bb = malloc(n + 4);
+    le32_put(bb, (uint32_t)n);
+    memcpy(bb + 4, png, n);
+    char hdr[256];
+    sprintf(hdr, "{\"inputs\":[{\"name\":\"image\",\"shape\":[1],\"datatype\":\"BYTES\","
+                 "\"parameters\":{\"binary_data_size\":%zu}}]}", n + 4);
+    ck_assert_msg(parse_bin(hdr, bb, n + 4, &a, err) == 0, "%s", err);
+    float want[784];
+    ck_assert_int_eq(v2_image_to_input((const uint8_t *)png, n, 4096, 4096, want, err, sizeof err), 0);
+    for (int i = 0; i < 784; i++) ck_assert_float_eq(a.inputs[i], want[i]);
+    v2_infer_request_free(&a);
+
+    /* hostile binary parts */
+    struct {
+        const char *json;
+        size_t bin_len;
+        const char *needle;
+    } bad[] = {
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+         "\"parameters\":{\"binary_data_size\":3136}}]}", 3135, "more than"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+         "\"parameters\":{\"binary_data_size\":3132}}]}", 3136, "not 3136"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+         "\"parameters\":{\"binary_data_size\":3136}}]}", 3140, "no input claims"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+         "\"parameters\":{\"binary_data_size\":-4}}]}", 3136, "byte count"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":[],"
+         "\"parameters\":{\"binary_data_size\":3136}}]}", 3136, "not both"},
+        {"{\"inputs\":[{\"name\":\"image\",\"shape\":[2],\"datatype\":\"BYTES\","
+         "\"parameters\":{\"binary_data_size\":6}}]}", 6, "cut short"},
+    };
+    uint8_t *junk = calloc(4000, 1);
+    le32_put(junk, 100); /* a BYTES element claiming 100 bytes of the 2 there are */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = parse_bin(bad[i].json, junk, bad[i].bin_len, &a, err);
+        ck_assert_msg(rc == 400 && strstr(err, bad[i].needle), "case %zu: %d %s", i, rc, err);
+        v2_infer_request_free(&a);
+    }
+    /* a NaN among binary floats (JSON cannot carry one, binary can) */
+    uint32_t nan_bits = 0x7fc00000u;
+    le32_put(fbin + 8, nan_bits);
+    int rc = parse_bin("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\","
+                       "\"parameters\":{\"binary_data_size\":3136}}]}", fbin, sizeof fbin, &a, err);
+    ck_assert_msg(rc == 400 && strstr(err, "element 2"), "%d %s", rc, err);
+    v2_infer_request_free(&a);
+    /* a header length past the body */
+    rc = v2_parse_infer_ext((const uint8_t *)"{}", 2, 3, &LIM, &a, err, sizeof err);
+    ck_assert_msg(rc == 400 && strstr(err, "Inference-Header-Content-Length"), "%d %s", rc, err);
+    v2_infer_request_free(&a);
+    free(junk);
+    free(bb);
+    free(png);
+    free(json);
+    free(d);
 }
 END_TEST
 
@@ -757,6 +914,7 @@ int main(void) {
     tcase_add_test(tc, test_outputs_and_id);
     tcase_add_test(tc, test_hostile_bodies);
     tcase_add_test(tc, test_bytes_image_like_predict);
+    tcase_add_test(tc, test_binary_extension);
     tcase_add_test(tc, test_metadata_and_health_bodies);
     tcase_add_test(tc, test_repository_bodies);
     suite_add_tcase(s, tc);
