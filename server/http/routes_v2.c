@@ -678,7 +678,7 @@ char *v2_render_server_metadata(const char *server_version, size_t *len) {
     tb_printf(&t, "{\"name\":\"digitd\",\"version\":");
     tb_json_string(&t, server_version);
     /* Triton's names for the extensions implemented here. */
-    tb_printf(&t, ",\"extensions\":[\"model_repository\"]}");
+    tb_printf(&t, ",\"extensions\":[\"model_repository\",\"binary_tensor_data\"]}");
     return tb_take(&t, len);
 }
 
