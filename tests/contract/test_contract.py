@@ -417,6 +417,22 @@ def spec_client(daemons, stroke, seven_png):
             outs = ans.get("outputs", [])
             check(len(outs) == 1 and outs[0]["name"] == "digit" and outs[0]["data"] == [want],
                   "FP32 infer of the normalised input: %r, /predict %r" % (outs, want))
+        if norm:  # Triton's binary tensor data extension, as tritonclient sends it
+            header = json.dumps({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32",
+                                             "parameters": {"binary_data_size": 784 * 4}}],
+                                 "outputs": [{"name": "digit", "parameters": {"binary_data": True}}]}).encode()
+            blob = struct.pack("<784f", *norm)
+            st, h, body = repo.request("POST", "/v2/models/alpha/infer", body=header + blob,
+                                       headers={"Content-Type": "application/octet-stream",
+                                                "Inference-Header-Content-Length": str(len(header))})
+            hl = int(h.get("inference-header-content-length", "0"))
+            ok = st == 200 and 0 < hl < len(body)
+            if check(ok, "binary infer: %d, header %r, %d bytes" % (st, h.get("inference-header-content-length"), len(body))):
+                ans = json.loads(body[:hl])
+                out = ans["outputs"][0]
+                check(out["name"] == "digit" and out["parameters"]["binary_data_size"] == 8 and
+                      len(body) - hl == 8 and struct.unpack("<q", body[hl:])[0] == want,
+                      "binary digit output %r, /predict %r" % (body[hl:], want))
     # version 1 is another model: its answer names version 1
     st, _, body = repo.request("POST", "/v2/models/alpha/versions/1/infer", body=v2_fp32(stroke),
                                headers={"Content-Type": "application/json"})
