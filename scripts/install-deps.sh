@@ -12,7 +12,7 @@ set -euo pipefail
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
        libpng-dev libjpeg62-turbo-dev check zlib1g-dev
        libseccomp-dev)
-test=("${build[@]}" python3 chromium curl)
+test=("${build[@]}" python3 chromium curl haproxy)
 bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)
 fuzz=("${build[@]}" python3 clang libclang-rt-14-dev libomp-14-dev valgrind)
@@ -25,6 +25,11 @@ case "${1:-build}" in
   *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
+# kubectl (the deploy tests' kustomize check): Debian's kubernetes-client,
+# unless some kubectl is already there (another package's would conflict).
+if [[ "${1:-build}" == test || "${1:-build}" == bench ]] && ! command -v kubectl >/dev/null; then
+  want+=(kubernetes-client)
+fi
 missing=()
 for p in "${want[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -95,16 +95,12 @@ predict_body_kind predict_body_kind_of(const char *content_type) {
 static int add_image(request *r, const uint8_t *bytes, size_t len) {
     nn_error err;
     float *dst = r->in->inputs + (size_t)r->in->n * NN_PIXELS;
-    switch (image_to_input(bytes, len, &r->images, dst, &err)) {
-    case IMAGE_OK: r->in->n++; return 0;
-    case IMAGE_UNSUPPORTED: return fail(r, 415, "%s", err.msg);
-    case IMAGE_DAMAGED: return fail(r, 400, "%s", err.msg);
-    case IMAGE_TOO_LARGE:
-    case IMAGE_OVER_BUDGET:
-    case IMAGE_UNUSABLE: return fail(r, 422, "%s", err.msg);
-    case IMAGE_NO_MEMORY: break;
+    image_status st = image_to_input(bytes, len, &r->images, dst, &err);
+    if (st == IMAGE_OK) {
+        r->in->n++;
+        return 0;
     }
-    return fail(r, 500, "out of memory");
+    return fail(r, image_status_http(st), "%s", st == IMAGE_NO_MEMORY ? "out of memory" : err.msg);
 }
 
 /* "<base64>" or "data:<type>;base64,<base64>" -> add_image. */

@@ -149,3 +149,16 @@ image_status image_to_input(const uint8_t *bytes, size_t len, image_limits *lim,
     }
     return IMAGE_OK;
 }
+
+int image_status_http(image_status s) {
+    switch (s) {
+    case IMAGE_OK: return 200;
+    case IMAGE_UNSUPPORTED: return 415;
+    case IMAGE_DAMAGED: return 400;
+    case IMAGE_TOO_LARGE:
+    case IMAGE_OVER_BUDGET:
+    case IMAGE_UNUSABLE: return 422;
+    case IMAGE_NO_MEMORY: break;
+    }
+    return 500;
+}

@@ -52,6 +52,11 @@ typedef struct {
                                   width x height */
 } image_limits;
 
+/* The HTTP status that answers a refusal (docs/http-api.md): 415
+ * unsupported, 400 damaged, 422 too large / over budget / unusable, 500
+ * out of memory; 200 for IMAGE_OK. */
+int image_status_http(image_status s);
+
 /* The format the first bytes announce (PNG signature, JPEG SOI + a marker,
  * "GIF87a"/"GIF89a", "BM"), or IMAGE_UNKNOWN. */
 image_format image_format_of(const uint8_t *bytes, size_t len);
