@@ -23,12 +23,15 @@
 #include "sandbox.h"
 #include "work_queue.h"
 #include "metrics.h"
-#include "model_slot.h"
+#include "model_repo.h"
 #include "predict_request.h"
 #include "static_files.h"
 
 typedef struct {
     const char *model;
+    const char *model_dir;     /* NULL: serve --model alone */
+    const char *default_model; /* NULL: the repository's only/first model */
+    const char *admin_token;   /* NULL: v2 repository routes answer 403 */
     const char *web_root;
     const char *bind;
     int port;
@@ -42,6 +45,9 @@ typedef struct {
 static void defaults(serve_options *o) {
     o->model = "models/default.model";
     o->web_root = "web";
+    o->model_dir = NULL;
+    o->default_model = NULL;
+    o->admin_token = NULL;
     o->bind = "127.0.0.1";
     o->port = 8080;
     o->user = NULL;
@@ -82,6 +88,9 @@ static void usage(FILE *out) {
         "Each option FOO-BAR is also DIGITD_FOO_BAR in the environment (flags win).\n"
         "  --port N (8080, 0 = any)         --bind ADDR (127.0.0.1)\n"
         "  --model FILE (models/default.model)  --web-root DIR (web)\n"
+        "  --model-dir DIR  serve DIR/NAME/VERSION/model.digitd instead of --model\n"
+        "  --default-model NAME  for /predict and /model (the only or first one)\n"
+        "  --admin-token T  allow POST /v2/repository/... with Bearer T (off)\n"
         "  --threads N    HTTP threads (cores)  --workers N  inference threads (cores)\n"
         "  --queue N      requests waiting for a worker, then 503 (1024)\n"
         "  --batch N      inputs per forward pass (32)\n"
@@ -130,7 +139,7 @@ enum {
     OPT_MAX_CONN, OPT_MAX_PER_IP, OPT_TIMEOUT, OPT_CORS, OPT_QUIET, OPT_HELP,
     OPT_WORKERS, OPT_QUEUE, OPT_BATCH, OPT_BATCH_WAIT, OPT_MAX_INFLIGHT, OPT_MAX_PIXELS,
     OPT_READ_DEADLINE, OPT_WORK_DEADLINE, OPT_DRAIN, OPT_USER, OPT_NO_SECCOMP,
-    OPT_LOG_FORMAT,
+    OPT_LOG_FORMAT, OPT_MODEL_DIR, OPT_DEFAULT_MODEL, OPT_ADMIN_TOKEN,
 };
 
 static const struct option long_options[] = {
@@ -162,6 +171,9 @@ static const struct option long_options[] = {
     {"user", required_argument, NULL, OPT_USER},
     {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"model-dir", required_argument, NULL, OPT_MODEL_DIR},
+    {"default-model", required_argument, NULL, OPT_DEFAULT_MODEL},
+    {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
     {NULL, 0, NULL, 0},
 };
 
@@ -197,6 +209,9 @@ static const struct {
     {OPT_USER, "DIGITD_USER"},
     {OPT_NO_SECCOMP, "DIGITD_SECCOMP"},
     {OPT_LOG_FORMAT, "DIGITD_LOG_FORMAT"},
+    {OPT_MODEL_DIR, "DIGITD_MODEL_DIR"},
+    {OPT_DEFAULT_MODEL, "DIGITD_DEFAULT_MODEL"},
+    {OPT_ADMIN_TOKEN, "DIGITD_ADMIN_TOKEN"},
 };
 
 /* "4194304", "512k", "4M" (powers of 1024) -> bytes, 1 B .. 1 GiB. */
@@ -305,6 +320,16 @@ static int apply(serve_options *o, int opt, const char *val, const char *from) {
         o->drain_s = (unsigned)v;
         return 0;
     case OPT_USER: o->user = val[0] ? val : NULL; return 0;
+    case OPT_MODEL_DIR: o->model_dir = val[0] ? val : NULL; return 0;
+    case OPT_DEFAULT_MODEL: o->default_model = val[0] ? val : NULL; return 0;
+    case OPT_ADMIN_TOKEN:
+        if (val[0] && strlen(val) < 16) {
+            fprintf(stderr, "digitd serve: %s: a token of at least 16 characters, please\n",
+                    from);
+            return -1;
+        }
+        o->admin_token = val[0] ? val : NULL;
+        return 0;
     case OPT_NO_SECCOMP:
         /* the flag turns it off; the variable is a boolean */
         o->seccomp = val && !(strcmp(val, "0") == 0 || strcasecmp(val, "false") == 0 ||
@@ -363,27 +388,34 @@ static int parse_options(serve_options *o, int argc, char **argv) {
 
 /* ---- model loading ----------------------------------------------------- */
 
-/* Loads (or reloads) the model and says so on stderr either way. */
-static void load_model(model_slot *slot, metrics *m, int reload) {
-    nn_error err;
-    if (model_slot_load(slot, &err) != 0) {
-        if (reload) atomic_fetch_add(&m->reloads_failed, 1);
-        served_model *cur = model_slot_acquire(slot);
-        if (cur)
-            logf_("model %s: %s; still serving %s", reload ? "reload refused" : "not loaded",
-                  err.msg, cur->id);
-        else
-            logf_("model not loaded: %s; /predict and /readyz answer 503 until a "
-                  "SIGHUP loads a good file", err.msg);
-        served_model_release(cur);
+/* Says on stderr what the default model is now. */
+static void log_default_model(model_repo *repo, const char *how) {
+    model_ref ref;
+    if (model_repo_acquire(repo, NULL, NULL, &ref) != REPO_OK) {
+        char name[MODEL_REPO_NAME_MAX];
+        model_repo_default_name(repo, name, sizeof name);
+        logf_("default model %s: not loaded; /predict and /readyz answer 503 until a "
+              "reload loads a good file", name);
         return;
     }
-    if (reload) atomic_fetch_add(&m->reloads_ok, 1);
-    served_model *cur = model_slot_acquire(slot);
-    logf_("model %s: %s (%s, %zu parameters, sha256 %.16s...) from %s",
-          reload ? "reloaded" : "loaded", cur->id, cur->architecture,
-          cur->net->n_params, cur->sha256, slot->path);
+    served_model *cur = ref.model;
+    logf_("model %s: %s version %llu = %s (%s, %zu parameters, sha256 %.16s...)", how,
+          ref.name, (unsigned long long)ref.version, cur->id, cur->architecture,
+          cur->net->n_params, cur->sha256);
     served_model_release(cur);
+}
+
+/* SIGHUP: every model is read again; a file that fails keeps its old
+ * version serving. */
+static void reload_models(model_repo *repo, metrics *m) {
+    nn_error err;
+    if (model_repo_reload_all(repo, &err) != 0) {
+        atomic_fetch_add(&m->reloads_failed, 1);
+        logf_("model reload refused: %s; the models that loaded before keep serving", err.msg);
+    } else {
+        atomic_fetch_add(&m->reloads_ok, 1);
+    }
+    log_default_model(repo, "reloaded");
 }
 
 /* ---- the command ------------------------------------------------------ */
@@ -432,13 +464,27 @@ int cmd_serve(int argc, char **argv) {
     static metrics m; /* large (per-status counters): not on the stack */
     metrics_init(&m);
 
-    model_slot slot;
-    if (model_slot_init(&slot, o.model, &err) != 0) {
-        fprintf(stderr, "digitd serve: --model: %s\n", err.msg);
-        close(fd);
-        return 2;
+    /* --model-dir: a repository of named, versioned models; else the one
+     * --model file as a one-model repository. A model that fails to load
+     * leaves the daemon up and not ready, for a reload to fix. */
+    model_repo *repo;
+    if (o.model_dir) {
+        repo = model_repo_open_dir(o.model_dir, o.default_model, &err);
+        if (!repo) {
+            fprintf(stderr, "digitd serve: --model-dir %s: %s\n", o.model_dir, err.msg);
+            close(fd);
+            return 2;
+        }
+    } else {
+        repo = model_repo_open_file(o.model, &err);
+        if (!repo) {
+            fprintf(stderr, "digitd serve: --model: %s\n", err.msg);
+            close(fd);
+            return 2;
+        }
+        if (!model_repo_ready(repo)) logf_("model not loaded: %s", err.msg);
     }
-    load_model(&slot, &m, 0);
+    log_default_model(repo, "loaded");
 
     static_root web;
     if (static_root_open(&web, o.web_root, &err) != 0) {
@@ -447,7 +493,8 @@ int cmd_serve(int argc, char **argv) {
     }
 
     static server_ctx ctx;
-    ctx.slot = &slot;
+    ctx.repo = repo;
+    ctx.admin_token = o.admin_token;
     ctx.web = &web;
     ctx.m = &m;
     ctx.cfg = &o.http;
@@ -456,7 +503,7 @@ int cmd_serve(int argc, char **argv) {
     ctx.queue = work_queue_start(&o.queue, &err);
     if (!ctx.queue) {
         fprintf(stderr, "digitd serve: %s\n", err.msg);
-        model_slot_destroy(&slot);
+        model_repo_close(repo);
         close(fd);
         return 1;
     }
@@ -464,7 +511,7 @@ int cmd_serve(int argc, char **argv) {
     if (!srv) {
         fprintf(stderr, "digitd serve: %s\n", err.msg);
         work_queue_free(ctx.queue);
-        model_slot_destroy(&slot);
+        model_repo_close(repo);
         close(fd);
         return 1;
     }
@@ -472,7 +519,7 @@ int cmd_serve(int argc, char **argv) {
     if (o.seccomp && sandbox_seccomp(&err) != 0) {
         fprintf(stderr, "digitd serve: %s (use --no-seccomp to run without it)\n", err.msg);
         http_server_shutdown(srv, 0);
-        model_slot_destroy(&slot);
+        model_repo_close(repo);
         return 1;
     }
     const char *v6 = strchr(o.bind, ':') ? "[" : "";
@@ -486,8 +533,8 @@ int cmd_serve(int argc, char **argv) {
     for (;;) {
         if (sigwait(&wait_set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            logf_("SIGHUP: reloading the model");
-            load_model(&slot, &m, 1);
+            logf_("SIGHUP: reloading the models");
+            reload_models(repo, &m);
             continue;
         }
         break;
@@ -506,7 +553,7 @@ int cmd_serve(int argc, char **argv) {
     /* Up to the connection timeout: no request should take longer. */
     long left = http_server_shutdown(srv, (int)o.http.timeout_s * 1000);
     if (left) logf_("%ld requests were still in flight and were cut", left);
-    model_slot_destroy(&slot);
+    model_repo_close(repo);
     logf_("stopped");
     return 0;
 }

@@ -13,7 +13,7 @@ static const double bucket_le[METRICS_BUCKETS] = {
     0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
 
 static const char *const route_names[ROUTE_COUNT] = {
-    "predict", "healthz", "readyz", "model", "metrics", "static", "other"};
+    "predict", "healthz", "readyz", "model", "metrics", "static", "v2", "openapi", "other"};
 
 const char *metrics_route_name(metrics_route r) {
     return (unsigned)r < ROUTE_COUNT ? route_names[r] : "other";
@@ -22,6 +22,28 @@ const char *metrics_route_name(metrics_route r) {
 void metrics_init(metrics *m) {
     memset(m, 0, sizeof *m); /* all-zero bits are zero atomics on our ABIs */
     m->start_unix = (int64_t)time(NULL);
+    pthread_mutex_init(&m->models_lock, NULL);
+}
+
+void metrics_observe_model(metrics *m, const char *name, uint64_t version, int status) {
+    if (!name || !name[0]) return;
+    pthread_mutex_lock(&m->models_lock);
+    int i = 0;
+    while (i < m->n_models &&
+           !(m->models[i].version == version && strcmp(m->models[i].name, name) == 0))
+        i++;
+    if (i == m->n_models) {
+        if (m->n_models == METRICS_MAX_MODELS) {
+            i = METRICS_MAX_MODELS - 1; /* the last row takes the overflow */
+        } else {
+            snprintf(m->models[i].name, sizeof m->models[i].name, "%s", name);
+            m->models[i].version = version;
+            m->n_models++;
+        }
+    }
+    pthread_mutex_unlock(&m->models_lock);
+    atomic_fetch_add_explicit(status < 400 ? &m->models[i].ok : &m->models[i].failed, 1,
+                              memory_order_relaxed);
 }
 
 void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros) {
@@ -76,6 +98,18 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
             route_names[r], cum);
     }
 
+    tb_printf(&t, "# HELP digitd_model_requests_total Inference requests answered, by "
+                  "model, version and result.\n"
+                  "# TYPE digitd_model_requests_total counter\n");
+    pthread_mutex_lock(&m->models_lock);
+    for (int i = 0; i < m->n_models; i++)
+        for (int ok = 1; ok >= 0; ok--)
+            tb_printf(&t, "digitd_model_requests_total{model=\"%s\",version=\"%llu\","
+                          "result=\"%s\"} %llu\n",
+                      m->models[i].name, (unsigned long long)m->models[i].version,
+                      ok ? "success" : "failure",
+                      ok ? LOAD(m->models[i].ok) : LOAD(m->models[i].failed));
+    pthread_mutex_unlock(&m->models_lock);
     tb_printf(&t, "# HELP digitd_predictions_total Predictions answered, by digit.\n"
             "# TYPE digitd_predictions_total counter\n");
     for (int d = 0; d < 10; d++)

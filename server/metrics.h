@@ -5,6 +5,7 @@
 #ifndef DIGITD_METRICS_H
 #define DIGITD_METRICS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,12 +18,16 @@ typedef enum {
     ROUTE_MODEL,
     ROUTE_METRICS,
     ROUTE_STATIC, /* the page and its assets */
+    ROUTE_V2,     /* the Open Inference Protocol's /v2 routes */
+    ROUTE_OPENAPI,
     ROUTE_OTHER,  /* anything not found */
     ROUTE_COUNT
 } metrics_route;
 
 /* Upper bounds of the latency histogram, seconds (+Inf is implicit). */
 #define METRICS_BUCKETS 14
+/* Model versions labelled separately in /metrics; more share one row. */
+#define METRICS_MAX_MODELS 64
 
 typedef struct {
     /* requests[route][status - 100], statuses 100..599 */
@@ -36,6 +41,15 @@ typedef struct {
     atomic_uint_fast64_t bytes_out;         /* response bodies */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
     int64_t start_unix;                     /* process start, seconds */
+    /* predictions by the model (repository name, version) that answered:
+     * a small table, appended under its lock, counted atomically */
+    pthread_mutex_t models_lock;
+    int n_models;
+    struct {
+        char name[64];
+        uint64_t version;
+        atomic_uint_fast64_t ok, failed; /* answers 2xx, and 4xx/5xx */
+    } models[METRICS_MAX_MODELS];
 } metrics;
 
 /* What a scrape reads from elsewhere at the moment it is made: metrics
@@ -55,6 +69,9 @@ typedef struct {
 void metrics_init(metrics *m);
 
 const char *metrics_route_name(metrics_route r);
+
+/* One answered inference request of model `name` at `version`. */
+void metrics_observe_model(metrics *m, const char *name, uint64_t version, int status);
 
 /* One finished request: its route, HTTP status and duration. */
 void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros);

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model_slot.h"
+#include "model_repo.h"
 
 #define PREDICT_MAX_BATCH 256 /* the largest batch ever accepted */
 #define PREDICT_DEFAULT_SIDE 4096 /* default image width and height limit, pixels */

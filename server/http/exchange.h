@@ -55,7 +55,7 @@ void ex_job_done(job *j);
 
 /* Per-request memory for the route (zeroed, freed with the request; at
  * most EX_STATE_BYTES), e.g. to embed a job. */
-#define EX_STATE_BYTES 1024
+#define EX_STATE_BYTES 4096
 void *ex_state(exchange *x);
 
 /* Keeps a short reason for the access log (error messages are logged

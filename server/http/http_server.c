@@ -96,6 +96,7 @@ struct exchange {
     char request_id[72];
     char reason[200]; /* why it failed, for the log */
     bool is_head, started, answered;
+    bool wants_body; /* a POST whose body is kept */
     int status;        /* of the queued answer; 0 while none */
     uint64_t bytes_out;
     const char *url;   /* MHD's decoded path, valid during callbacks */
@@ -107,6 +108,7 @@ struct exchange {
     /* an answer prepared off the HTTP thread or before the last call */
     bool deferred, pending;
     int pending_status;
+    const char *pending_type;
     char *pending_body;
     size_t pending_len;
     const char *extra[MAX_EXTRA_HEADERS][2];
@@ -298,18 +300,20 @@ void ex_defer(exchange *x, job *j) {
 
 void ex_job_done(job *j) {
     exchange *x = j->user;
-    if (j->status == 200 && j->answer) {
-        x->pending_status = 200;
+    x->pending_type = j->content_type ? j->content_type : JSON_TYPE;
+    if (j->answer) {
+        if (j->status != 200) ex_log_reason(x, j->message);
+        x->pending_status = j->status;
         x->pending_body = j->answer;
         x->pending_len = j->answer_len;
     } else {
-        free(j->answer);
         ex_log_reason(x, j->message);
         x->pending_status = j->status ? j->status : 500;
         x->pending_body = error_body(x, x->pending_status, j->message, &x->pending_len);
     }
     j->answer = NULL;
     metrics *m = x->s->ctx->m;
+    metrics_observe_model(m, j->model_name, j->model_version, x->pending_status);
     for (int d = 0; d < 10; d++)
         if (j->per_digit[d])
             atomic_fetch_add_explicit(&m->predictions[d], (uint64_t)j->per_digit[d],
@@ -372,6 +376,7 @@ static int body_begin(http_server *s, exchange *x) {
         declared = (size_t)v;
     }
     if (x->route->check_headers && x->route->check_headers(x) != 0) return -1;
+    x->wants_body = true;
     /* The budget is taken for what is declared (a chunked body: its first
      * piece), so a full server refuses at once; memory is taken only as
      * bytes arrive. */
@@ -455,12 +460,15 @@ static int begin(http_server *s, exchange *x) {
         return -1;
     }
     bool post_route = strcmp(rt->methods, "POST") == 0;
-    const char *allow = post_route ? (s->cfg.cors_origins ? "POST, OPTIONS" : "POST")
+    bool any = strcmp(rt->methods, "*") == 0; /* the family answers 405 itself */
+    const char *allow = any ? (s->cfg.cors_origins ? "GET, HEAD, POST, OPTIONS" : "GET, HEAD, POST")
+                      : post_route ? (s->cfg.cors_origins ? "POST, OPTIONS" : "POST")
                                    : (s->cfg.cors_origins ? "GET, HEAD, OPTIONS" : "GET, HEAD");
     if (is_options && s->cfg.cors_origins) {
         answer_preflight(x, allow);
         return -1;
     }
+    if (any) return is_post ? body_begin(s, x) : 0;
     if (post_route ? !is_post : !is_get(x)) {
         ex_add_header(x, "Allow", allow);
         ex_error(x, 405, post_route ? "this route answers POST only"
@@ -592,7 +600,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
         *upload_data_size = 0;
-        if (x->answered || !x->route || strcmp(x->route->methods, "POST") != 0)
+        if (x->answered || !x->wants_body)
             return MHD_YES; /* answered already, or no body wanted: drop it */
         return body_piece(s, x, upload_data, size);
     }
@@ -600,7 +608,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         x->pending = false;
         char *body = x->pending_body;
         x->pending_body = NULL;
-        ex_send(x, x->pending_status, JSON_TYPE, body, x->pending_len);
+        ex_send(x, x->pending_status, x->pending_type, body, x->pending_len);
         return MHD_YES;
     }
     if (x->answered || x->deferred) return MHD_YES;

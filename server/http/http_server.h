@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #include "metrics.h"
-#include "model_slot.h"
+#include "model_repo.h"
 #include "nn.h"
 #include "static_files.h"
 #include "work_queue.h"
@@ -51,7 +51,8 @@ typedef struct {
 /* What route handlers may use: the loaded model, the page, counters, the
  * inference queue, the configuration. Owned by cmd_serve. */
 typedef struct {
-    model_slot *slot;
+    model_repo *repo;       /* the one truth about what is loaded */
+    const char *admin_token; /* NULL: the v2 repository routes are off */
     const static_root *web;
     metrics *m;
     work_queue *queue;

@@ -10,6 +10,8 @@ static const route table[] = {
     {"/readyz", NULL, "GET", ROUTE_READYZ, ERRORS_DIGITD, NULL, route_readyz},
     {"/model", NULL, "GET", ROUTE_MODEL, ERRORS_DIGITD, NULL, route_model},
     {"/metrics", NULL, "GET", ROUTE_METRICS, ERRORS_DIGITD, NULL, route_metrics},
+    {"/openapi.json", NULL, "GET", ROUTE_OPENAPI, ERRORS_DIGITD, NULL, route_openapi},
+    {NULL, route_v2_match, "*", ROUTE_V2, ERRORS_V2, route_v2_check, route_v2},
 };
 
 const route *route_find(const char *path) {

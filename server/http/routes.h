@@ -17,7 +17,8 @@ typedef enum { ERRORS_DIGITD, ERRORS_V2 } error_style;
 typedef struct route {
     const char *path;       /* exact path; NULL: `match` decides */
     bool (*match)(const char *path);
-    const char *methods;    /* "GET" (HEAD implied) or "POST" */
+    const char *methods;    /* "GET" (HEAD implied), "POST", or "*": the family
+                               decides (POST bodies are read) */
     metrics_route metric;
     error_style errors;
     /* POST routes: called on the headers, before any body byte is read;
@@ -37,6 +38,13 @@ void route_metrics(exchange *x);
 void route_model(exchange *x);
 int route_predict_check(exchange *x);
 void route_predict(exchange *x);
+/* The Open Inference Protocol v2 family (routes_v2_exchange.c). */
+bool route_v2_match(const char *path);
+int route_v2_check(exchange *x);
+void route_v2(exchange *x);
+/* GET /openapi.json: the API's OpenAPI 3.1 document (docs/openapi.json,
+ * built into the binary). */
+void route_openapi(exchange *x);
 /* Static files: answers GET for any other path (404 when absent). */
 void route_static(exchange *x);
 /* True when a file exists at path under the web root (for 405 vs 404). */

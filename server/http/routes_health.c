@@ -20,17 +20,17 @@ void route_readyz(exchange *x) {
         ex_error(x, 503, "the server is shutting down");
         return;
     }
-    served_model *m = model_slot_acquire(ctx->slot);
-    if (!m) {
+    model_ref ref;
+    if (model_repo_acquire(ctx->repo, NULL, NULL, &ref) != REPO_OK) {
         ex_error(x, 503, "no model is loaded yet");
         return;
     }
     text_buffer t;
     tb_init(&t, 160);
     tb_printf(&t, "{\"status\":\"ready\",\"model\":");
-    tb_json_string(&t, m->id);
+    tb_json_string(&t, ref.model->id);
     tb_printf(&t, "}\n");
-    served_model_release(m);
+    served_model_release(ref.model);
     ex_send_json(x, 200, &t);
 }
 
@@ -41,9 +41,7 @@ void route_metrics(exchange *x) {
                         .draining = atomic_load(&ctx->draining),
                         .batch_sizes = sizes,
                         .n_batch_sizes = WQ_HIST + 1};
-    served_model *m = model_slot_acquire(ctx->slot);
-    g.model_loaded = m != NULL;
-    served_model_release(m);
+    g.model_loaded = model_repo_ready(ctx->repo);
     if (ctx->queue) {
         const work_queue_stats *q = work_queue_statistics(ctx->queue);
         g.queue_depth = atomic_load(&q->depth);

@@ -21,11 +21,12 @@ static void json_fraction(text_buffer *t, const char *key, double v) {
 }
 
 void route_model(exchange *x) {
-    served_model *m = model_slot_acquire(ex_server(x)->slot);
-    if (!m) {
+    model_ref ref;
+    if (model_repo_acquire(ex_server(x)->repo, NULL, NULL, &ref) != REPO_OK) {
         ex_error(x, 503, "no model is loaded yet");
         return;
     }
+    served_model *m = ref.model;
     const nn_meta *meta = &m->net->meta;
     char loaded[32], created[32];
     iso8601((int64_t)m->loaded_at.tv_sec, loaded, sizeof loaded);
@@ -35,7 +36,9 @@ void route_model(exchange *x) {
     tb_json_string(&t, m->id);
     tb_printf(&t, ",\"name\":");
     tb_json_string(&t, m->name);
-    tb_printf(&t, ",\"architecture\":");
+    tb_printf(&t, ",\"repository_name\":");
+    tb_json_string(&t, ref.name);
+    tb_printf(&t, ",\"version\":%llu,\"architecture\":", (unsigned long long)ref.version);
     tb_json_string(&t, m->architecture);
     tb_printf(&t, ",\"parameters\":%zu", m->net->n_params);
     json_fraction(&t, "test_accuracy", meta->test_accuracy);

@@ -76,6 +76,11 @@ static int parse(job *j) {
 /* On a worker: this request's rows of the batch's probabilities to JSON. */
 static void render(job *j, const float *probs) {
     predict_state *st = (predict_state *)j;
+    if (!probs) {
+        j->status = 500;
+        snprintf(j->message, sizeof j->message, "the model could not run (out of memory)");
+        return;
+    }
     st->in.inputs = j->inputs; /* the answer may include the inputs */
     predict_outcome out;
     predict_render(&st->in, probs, j->model, st->include_input, &out);
@@ -94,7 +99,8 @@ static const job_ops predict_ops = {parse, render, ex_job_done};
 
 void route_predict(exchange *x) {
     server_ctx *ctx = ex_server(x);
-    served_model *m = model_slot_acquire(ctx->slot);
+    model_ref ref;
+    served_model *m = model_repo_acquire(ctx->repo, NULL, NULL, &ref) == REPO_OK ? ref.model : NULL;
     if (!m) {
         ex_error(x, 503, "no model is loaded yet; try again later");
         return;
@@ -108,13 +114,8 @@ void route_predict(exchange *x) {
     st->kind = predict_body_kind_of(type);
     st->j.ops = &predict_ops;
     st->j.model = m;
-    clock_gettime(CLOCK_MONOTONIC, &st->j.deadline);
-    long ms = (long)ctx->cfg->work_deadline_ms;
-    st->j.deadline.tv_sec += ms / 1000;
-    st->j.deadline.tv_nsec += (ms % 1000) * 1000000L;
-    if (st->j.deadline.tv_nsec >= 1000000000L) {
-        st->j.deadline.tv_sec++;
-        st->j.deadline.tv_nsec -= 1000000000L;
-    }
+    snprintf(st->j.model_name, sizeof st->j.model_name, "%s", ref.name);
+    st->j.model_version = ref.version;
+    job_set_deadline(&st->j, ctx->cfg->work_deadline_ms);
     ex_defer(x, &st->j);
 }

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 /* No model file we make comes near this; a larger file is a mistake (or
- * an attack) and is refused before it is read (as model_slot.c). */
+ * an attack) and is refused before it is read. */
 #define REPO_MODEL_MAX_BYTES ((size_t)512 << 20)
 
 typedef struct {
@@ -104,6 +104,16 @@ static served_model *load_served_model(const char *path, nn_error *err) {
     clock_gettime(CLOCK_REALTIME, &m->loaded_at);
     atomic_init(&m->refs, 1);
     return m;
+}
+
+void served_model_release(served_model *m) {
+    if (!m) return;
+    /* acq_rel: the thread that frees must see every other user's reads
+     * finished */
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        nn_net_free(m->net);
+        free(m);
+    }
 }
 
 static void release_versions(repo_version *v, int n) {
@@ -380,7 +390,6 @@ model_repo *model_repo_open_file(const char *path, nn_error *err) {
         return NULL;
     }
     served_model *m = load_served_model(path, err);
-    if (!m) return NULL;
     model_repo *r = repo_new();
     if (!r) {
         served_model_release(m);
@@ -388,9 +397,17 @@ model_repo *model_repo_open_file(const char *path, nn_error *err) {
         return NULL;
     }
     strcpy(r->file, path);
-    /* The name is a route segment: characters a URL path would need to
-     * escape become '_'. */
-    snprintf(r->default_name, sizeof r->default_name, "%s", m->name);
+    /* The name is a route segment: the file's recorded name (or, while the
+     * file is refused, its base name without the extension), characters a
+     * URL path would need to escape made '_'. */
+    if (m) {
+        snprintf(r->default_name, sizeof r->default_name, "%s", m->name);
+    } else {
+        const char *base = strrchr(path, '/');
+        snprintf(r->default_name, sizeof r->default_name, "%s", base ? base + 1 : path);
+        char *dot = strrchr(r->default_name, '.');
+        if (dot && dot != r->default_name) *dot = '\0';
+    }
     for (char *p = r->default_name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
@@ -398,7 +415,9 @@ model_repo *model_repo_open_file(const char *path, nn_error *err) {
     if (r->default_name[0] == '.' || !r->default_name[0]) r->default_name[0] = 'm';
     repo_version v = {1, m};
     repo_version old[MODEL_REPO_MAX_VERSIONS];
-    (void)swap_in(r, r->default_name, &v, 1, "", old); /* empty table: no old */
+    /* empty table: no old; a refused file leaves the model unavailable with
+     * the reason, for a later reload */
+    (void)swap_in(r, r->default_name, &v, m ? 1 : 0, m || !err ? "" : err->msg, old);
     return r;
 }
 

@@ -10,7 +10,7 @@
  *     harm); every version found is loaded, and a request that names no
  *     version gets the highest;
  *   - one model file (`serve --model FILE`): a one-model repository whose
- *     model is named after the file's recorded name (as model_slot did) at
+ *     model is named after the file's recorded name at
  *     version 1; reloading re-reads the same file.
  *
  * Concurrency: one mutex guards the table and is held only to look up or
@@ -31,7 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model_slot.h" /* served_model, served_model_release */
+#include <stdatomic.h>
+#include <time.h>
+
 #include "nn.h"
 
 #define MODEL_REPO_FILE "model.digitd" /* the file inside DIR/NAME/VERSION/ */
@@ -39,6 +41,25 @@
 #define MODEL_REPO_MAX_MODELS 64
 #define MODEL_REPO_MAX_VERSIONS 32     /* per model */
 #define MODEL_REPO_MAX_VERSION ((uint64_t)1 << 53) /* exact in a JSON number */
+
+/* One loaded model file, shared read-only by every worker thread. Each
+ * request holds a reference for as long as it uses it; the last release
+ * frees it, so a reload never waits for requests and a request never sees
+ * a half-swapped model. */
+typedef struct served_model {
+    nn_net *net;            /* read-only once published */
+    char id[96];            /* "<name>@<first 12 hex digits of SHA-256>" */
+    char name[64];          /* the model file's recorded name */
+    char architecture[512]; /* nn_net_describe */
+    char sha256[65];        /* of the whole file, lowercase hex */
+    size_t file_bytes;
+    struct timespec loaded_at; /* CLOCK_REALTIME */
+    atomic_int refs;
+} served_model;
+
+/* Drops one reference; frees the model when it was the last. NULL is a
+ * no-op. */
+void served_model_release(served_model *m);
 
 typedef struct model_repo model_repo;
 
@@ -77,8 +98,11 @@ typedef struct {
 model_repo *model_repo_open_dir(const char *dir, const char *default_model,
                                 nn_error *err);
 
-/* A one-model repository over the model file at path, loaded now.
- * Returns NULL with err when the path is too long or the file is refused. */
+/* A one-model repository over the model file at path, loaded now. When
+ * the file is refused the repository is still made, its model unavailable
+ * (not ready) until a reload succeeds, and err says why (check
+ * model_repo_ready). Returns NULL with err when the path is too long or
+ * memory runs out. */
 model_repo *model_repo_open_file(const char *path, nn_error *err);
 
 /* Frees the repository's own references. Requests still holding a model

@@ -65,9 +65,15 @@ static void finish(work_queue *q, job *j) {
     j->ops->done(j);
 }
 
+void job_set_message(job *j, const char *msg) {
+    size_t n = strnlen(msg, sizeof j->message - 1);
+    memcpy(j->message, msg, n);
+    j->message[n] = '\0';
+}
+
 static void fail_job(job *j, int status, const char *msg) {
     j->status = status;
-    snprintf(j->message, sizeof j->message, "%s", msg);
+    job_set_message(j, msg);
 }
 
 /* Parses j; a job past its deadline is refused without being looked at.
@@ -113,10 +119,7 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
         job *j = jobs[i];
         int rows_j = j->n_inputs;
         j->batch_size = rows;
-        if (ok)
-            j->ops->render(j, probs + (size_t)r * NN_CLASSES);
-        else
-            fail_job(j, 500, "the model could not run (out of memory)");
+        j->ops->render(j, ok ? probs + (size_t)r * NN_CLASSES : NULL);
         finish(q, j);
         r += rows_j;
     }
@@ -166,8 +169,12 @@ static void *worker(void *arg) {
             pop_locked(q);
             pthread_mutex_unlock(&q->lock);
             if (prepare(q, next) == 0) {
-                batch[n++] = next;
-                rows += next->n_inputs;
+                if (next->model == first->model) {
+                    batch[n++] = next;
+                    rows += next->n_inputs;
+                } else { /* its parse moved it to another model (a reload) */
+                    run_batch(q, &next, 1, next->n_inputs);
+                }
             }
             pthread_mutex_lock(&q->lock);
         }
@@ -179,6 +186,11 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&q->lock);
     free(batch);
     return NULL;
+}
+
+void job_set_deadline(job *j, unsigned ms) {
+    clock_gettime(CLOCK_MONOTONIC, &j->deadline);
+    add_us(&j->deadline, (long)ms * 1000);
 }
 
 work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err) {

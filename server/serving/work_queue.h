@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "model_slot.h"
+#include "model_repo.h"
 #include "nn.h"
 
 typedef struct job job;
@@ -35,8 +35,8 @@ typedef struct {
      * n_inputs 0 with status and answer set. */
     int (*parse)(job *j);
     /* Results -> answer, on a worker: probs (n_inputs, 10) for the
-     * inputs. Sets j->status, and j->answer/j->answer_len (malloc'd) on
-     * 200. */
+     * inputs, or NULL when the forward pass failed (out of memory). Sets
+     * j->status, and j->answer/j->answer_len (malloc'd). */
     void (*render)(job *j, const float *probs);
     /* The job is finished (answer or error set): hand it back to its
      * connection. Called exactly once, on a worker, or on the offering
@@ -47,6 +47,8 @@ typedef struct {
 struct job {
     const job_ops *ops;
     served_model *model;      /* a reference the job owns */
+    char model_name[64];      /* its repository name and version, for metrics */
+    uint64_t model_version;
     struct timespec deadline; /* CLOCK_MONOTONIC: not started after this */
     void *user;               /* the maker's context (request, connection) */
     /* filled by parse */
@@ -55,8 +57,10 @@ struct job {
     /* filled by render or on error */
     int status;
     char message[256];
-    char *answer;
+    char *answer;             /* the body to send, whatever the status; NULL:
+                                 an error body is made from message */
     size_t answer_len;
+    const char *content_type; /* of answer; NULL: application/json */
     int per_digit[10]; /* answers per digit, for /metrics */
     int batch_size; /* inputs in the forward pass this job was part of */
     job *next;      /* queue link, the queue's own */
@@ -80,6 +84,12 @@ typedef struct {
     atomic_int depth;  /* jobs waiting now */
     atomic_int busy;   /* workers running a batch now */
 } work_queue_stats;
+
+/* Copies msg into j->message, cut to fit. */
+void job_set_message(job *j, const char *msg);
+
+/* Sets j->deadline to now + ms (CLOCK_MONOTONIC). */
+void job_set_deadline(job *j, unsigned ms);
 
 /* Starts the workers. Returns NULL with err (threads, memory). */
 work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err);

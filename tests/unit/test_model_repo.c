@@ -333,8 +333,17 @@ START_TEST(test_one_file_repository) {
     ck_assert_int_eq(model_repo_load(r, "other", &err), REPO_NOT_FOUND);
     model_repo_close(r);
 
-    ck_assert_ptr_null(model_repo_open_file(tu_tpath("one.model"), &err));
-    ck_assert_ptr_null(model_repo_open_file(tu_tpath("missing.model"), &err));
+    /* a refused file still makes a repository, not ready until a reload */
+    r = model_repo_open_file(tu_tpath("one.model"), &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert(!model_repo_ready(r));
+    ck_assert(strstr(err.msg, "one.model") != NULL);
+    model_repo_close(r);
+    r = model_repo_open_file(tu_tpath("missing.model"), &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert(!model_repo_ready(r));
+    ck_assert_int_eq(model_repo_acquire(r, NULL, NULL, &ref), REPO_UNAVAILABLE);
+    model_repo_close(r);
     tu_tmpdir_remove();
 }
 END_TEST
