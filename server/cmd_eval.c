@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "json_writer.h"
 #include "nn.h"
 
 static void usage(FILE *to) {
@@ -73,7 +74,7 @@ int cmd_eval(int argc, char **argv) {
         nn_net_free(net);
         return 1;
     }
-    int right = 0;
+    int right = 0, status = 0;
     double precision[NN_CLASSES], recall[NN_CLASSES];
     for (int k = 0; k < NN_CLASSES; k++) {
         int row = 0, col = 0;
@@ -86,19 +87,30 @@ int cmd_eval(int argc, char **argv) {
         recall[k] = row ? (double)cm[k][k] / row : 0;
     }
     if (json) {
-        printf("{\"model\":\"%s\",\"set\":\"%s\",\"accuracy\":%.6f,\"correct\":%d,\"total\":%d,",
-               net->meta.name, set, acc, right, d.n);
-        printf("\"precision\":[");
-        for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", precision[k]);
-        printf("],\"recall\":[");
-        for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", recall[k]);
-        printf("],\"confusion\":[");
-        for (int k = 0; k < NN_CLASSES; k++) {
-            printf("%s[", k ? "," : "");
-            for (int j = 0; j < NN_CLASSES; j++) printf("%s%d", j ? "," : "", cm[k][j]);
-            printf("]");
+        text_buffer t;
+        json_writer w;
+        tb_init(&t, 2048);
+        jw_init(&w, &t);
+        jw_object(&w);
+        jw_key(&w, "model"); jw_string(&w, net->meta.name);
+        jw_key(&w, "set"); jw_string(&w, set);
+        jw_key(&w, "accuracy"); jw_number(&w, acc);
+        jw_key(&w, "correct"); jw_int(&w, right);
+        jw_key(&w, "total"); jw_int(&w, d.n);
+        jw_key(&w, "precision"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_number(&w, precision[k]);
+        jw_end(&w);
+        jw_key(&w, "recall"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_number(&w, recall[k]);
+        jw_end(&w);
+        jw_key(&w, "confusion"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_ints(&w, cm[k], NN_CLASSES);
+        jw_end(&w);
+        jw_end(&w);
+        if (jw_print_line(&t, stdout)) {
+            fprintf(stderr, "digitd eval: cannot write the JSON answer\n");
+            status = 1;
         }
-        printf("]}\n");
     } else {
         printf("model: %s\n", net->meta.name);
         printf("accuracy: %.4f (%d/%d)\n\n", acc, right, d.n);
@@ -116,5 +128,5 @@ int cmd_eval(int argc, char **argv) {
     }
     nn_dataset_free(&d);
     nn_net_free(net);
-    return 0;
+    return status;
 }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "image_decode.h"
+#include "json_writer.h"
 #include "nn.h"
 
 /* Image files larger than this are refused before reading. */
@@ -84,15 +85,17 @@ int cmd_predict(int argc, char **argv) {
         int best = 0;
         for (int k = 1; k < NN_CLASSES; k++) best = probs[k] > probs[best] ? k : best;
         if (json) {
-            printf("{\"file\":\"");
-            for (const char *p = path; *p; p++) {
-                if (*p == '"' || *p == '\\') putchar('\\');
-                if ((unsigned char)*p < 0x20) printf("\\u%04x", *p);
-                else putchar(*p);
-            }
-            printf("\",\"digit\":%d,\"confidence\":%.4f,\"probabilities\":[", best, probs[best]);
-            for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", probs[k]);
-            printf("]}\n");
+            text_buffer t;
+            json_writer jw;
+            tb_init(&t, 512);
+            jw_init(&jw, &t);
+            jw_object(&jw);
+            jw_key(&jw, "file"); jw_string(&jw, path);
+            jw_key(&jw, "digit"); jw_int(&jw, best);
+            jw_key(&jw, "confidence"); jw_number(&jw, (double)probs[best]);
+            jw_key(&jw, "probabilities"); jw_floats(&jw, probs, NN_CLASSES);
+            jw_end(&jw);
+            if (jw_print_line(&t, stdout)) failures++;
         } else {
             printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
         }
