@@ -2,74 +2,53 @@
  * cmd_eval.c: `digitd eval`: a model's accuracy on an IDX set, with
  * per-class precision and recall and the confusion matrix.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/options.h"
 #include "commands.h"
 #include "json_writer.h"
 #include "nn.h"
 
-static void usage(FILE *to) {
-    fprintf(to,
-        "usage: digitd eval [--model FILE] [--data DIR] [--set t10k|train] [--json]\n"
-        "Prints the model's accuracy on an MNIST set, per-class precision and\n"
-        "recall, and the confusion matrix (rows: true digit, columns: predicted).\n\n"
-        "  --model FILE   (default $DIGITD_MODEL or models/default.model)\n"
-        "  --data DIR     MNIST IDX files, raw or .gz (default $DIGITD_MNIST_DIR or data/mnist)\n"
-        "  --set NAME     t10k (the test set, default) or train\n"
-        "  --threads N    (default: all cores)\n"
-        "  --json         one JSON object instead of text\n");
-}
+enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_COUNT };
+static const cli_option eval_options[O_COUNT] = {
+    [O_MODEL] = CLI_OPTION_MODEL,
+    [O_DATA] = CLI_OPTION_DATA,
+    [O_SET] = {"set", 's', NULL, CLI_CHOICE, "t10k|train", 0, 0, "t10k",
+               "t10k is the test set, train the training set"},
+    [O_THREADS] = CLI_OPTION_THREADS,
+    [O_JSON] = CLI_OPTION_JSON("one JSON object instead of text"),
+};
+static const cli_command eval_command = {
+    "eval", "[OPTIONS]",
+    "Prints the model's accuracy on an MNIST set, per-class precision and\n"
+    "recall, and the confusion matrix (rows: true digit, columns: predicted).",
+    eval_options, O_COUNT, 0, 0, NULL,
+};
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = cli_env("DIGITD_MODEL", "models/default.model");
-    const char *data = cli_env("DIGITD_MNIST_DIR", "data/mnist");
-    const char *set = "t10k";
-    bool json = false;
-    long threads = cli_cores();
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"set", required_argument, 0, 's'},   {"threads", required_argument, 0, 't'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:d:s:t:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': set = optarg; break;
-        case 't':
-            if (cli_int(optarg, "--threads", 1, 256, &threads)) return 2;
-            break;
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc || (strcmp(set, "t10k") && strcmp(set, "train"))) {
-        usage(stderr);
-        return 2;
-    }
+    cli_value v[O_COUNT] = {0};
+    int rest, st = cli_parse(&eval_command, argc, argv, v, &rest);
+    if (st >= 0) return st;
+    const char *model = v[O_MODEL].str, *data = v[O_DATA].str;
+    const char *set = v[O_SET].i == 0 ? "t10k" : "train";
+    const bool json = v[O_JSON].on;
+    const int threads = cli_threads(&v[O_THREADS]);
     nn_error err;
     nn_net *net = nn_model_load(model, &err);
     if (!net) {
-        fprintf(stderr, "digitd eval: %s: %s\n", model, err.msg);
-        return 1;
+        return cli_fail("eval", "%s", err.msg); /* err names the file */
     }
     nn_dataset d = {0};
     if (nn_mnist_load(data, set, &d, &err)) {
-        fprintf(stderr, "digitd eval: %s\n", err.msg);
+        cli_fail("eval", "%s", err.msg);
         nn_net_free(net);
         return 1;
     }
     int cm[NN_CLASSES][NN_CLASSES];
-    double acc = nn_evaluate(net, &d, (int)threads, cm, &err);
+    double acc = nn_evaluate(net, &d, threads, cm, &err);
     if (acc < 0) {
-        fprintf(stderr, "digitd eval: %s\n", err.msg);
+        cli_fail("eval", "%s", err.msg);
         nn_dataset_free(&d);
         nn_net_free(net);
         return 1;

@@ -3,12 +3,11 @@
  * shell: decode (image_decode), normalise (nn_normalize_digit), forward
  * (nn_predict).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/options.h"
 #include "commands.h"
 #include "image_decode.h"
 #include "json_writer.h"
@@ -17,47 +16,34 @@
 /* Image files larger than this are refused before reading. */
 #define MAX_FILE_BYTES ((size_t)64 << 20)
 
-static void usage(FILE *to) {
-    fprintf(to,
-        "usage: digitd predict [--model FILE] [--json] IMAGE...\n"
-        "Classifies PNG, JPEG, BMP or GIF files of a digit (either polarity,\n"
-        "any size), with the same preprocessing as the server.\n\n"
-        "  --model FILE   (default $DIGITD_MODEL or models/default.model)\n"
-        "  --json         one JSON object per line: file, digit, confidence, probabilities\n");
-}
+enum { O_MODEL, O_JSON, O_MAX_SIDE, O_COUNT };
+static const cli_option predict_options[O_COUNT] = {
+    [O_MODEL] = CLI_OPTION_MODEL,
+    [O_JSON] = CLI_OPTION_JSON("one JSON object per line: file, digit, "
+                               "confidence, probabilities"),
+    [O_MAX_SIDE] = CLI_OPTION_MAX_IMAGE_SIDE,
+};
+static const cli_command predict_command = {
+    "predict", "[OPTIONS] IMAGE...",
+    "Classifies PNG, JPEG, BMP or GIF files of a digit (either polarity,\n"
+    "any size), with the same preprocessing as the server.",
+    predict_options, O_COUNT, 1, -1, NULL,
+};
 
 int cmd_predict(int argc, char **argv) {
-    const char *model = cli_env("DIGITD_MODEL", "models/default.model");
-    bool json = false;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "digitd predict: no image given\n");
-        usage(stderr);
-        return 2;
-    }
+    cli_value v[O_COUNT] = {0};
+    int optind, st = cli_parse(&predict_command, argc, argv, v, &optind);
+    if (st >= 0) return st;
+    const char *model = v[O_MODEL].str;
+    const bool json = v[O_JSON].on;
     nn_error err;
     nn_net *net = nn_model_load(model, &err);
     if (!net) {
-        fprintf(stderr, "digitd predict: %s: %s\n", model, err.msg);
-        return 1;
+        return cli_fail("predict", "%s", err.msg); /* err names the file */
     }
     /* Same limits as the server's defaults. */
-    const image_limits lim = {.max_width = 4096, .max_height = 4096};
+    const image_limits lim = {.max_width = (int)v[O_MAX_SIDE].i,
+                              .max_height = (int)v[O_MAX_SIDE].i};
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];

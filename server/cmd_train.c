@@ -7,7 +7,6 @@
  * metadata and writes the file atomically. Ctrl-C stops training and
  * writes nothing, so the file at --out is never damaged.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/options.h"
 #include "commands.h"
 #include "nn.h"
 
@@ -30,34 +29,65 @@ static void on_interrupt(int sig) {
     signal(SIGTERM, SIG_DFL);
 }
 
-static void usage(FILE *to) {
-    fprintf(to,
-        "usage: digitd train --out FILE [OPTIONS]\n"
-        "Trains a model on MNIST and writes it to FILE (atomically).\n\n"
-        "  --data DIR          MNIST IDX files, raw or .gz (default $DIGITD_MNIST_DIR or data/mnist)\n"
-        "  --out FILE          model file to write (required)\n"
-        "  --layers SPEC       architecture (default 784-256-128-10), e.g.\n"
-        "                      conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10\n"
-        "  --activation F      relu, sigmoid or tanh (default relu)\n"
-        "  --optimizer O       sgd, momentum or adam (default adam)\n"
-        "  --lr X              learning rate (default 0.002)\n"
-        "  --schedule S        constant, step or cosine (default cosine)\n"
-        "  --momentum X        for momentum (default 0.9)\n"
-        "  --weight-decay X    L2 coefficient (default 0)\n"
-        "  --batch N           mini-batch size (default 128)\n"
-        "  --epochs N          (default 15)\n"
-        "  --patience N        stop after N epochs without a better validation accuracy (default 0: never)\n"
-        "  --val N             validation samples held out of training (default 5000)\n"
-        "  --limit N           use only the first N training samples\n"
-        "  --no-augment        train on the digits as they are (default: random distortions)\n"
-        "  --seed N            (default 1)\n"
-        "  --threads N         (default: all cores)\n"
-        "  --name NAME         model name recorded in the file\n"
-        "  --quiet             no progress output\n\n"
-        "The classic tutorial network:\n"
-        "  digitd train --layers 784-256-128-10 --activation sigmoid --optimizer sgd \\\n"
-        "      --lr 0.1 --schedule constant --batch 100 --epochs 5 --no-augment --val 0 --out classic.model\n");
-}
+enum {
+    O_DATA, O_OUT, O_LAYERS, O_ACTIVATION, O_OPTIMIZER, O_LR, O_SCHEDULE,
+    O_MOMENTUM, O_WEIGHT_DECAY, O_BATCH, O_EPOCHS, O_PATIENCE, O_VAL, O_LIMIT,
+    O_NO_AUGMENT, O_SEED, O_THREADS, O_NAME, O_QUIET, O_COUNT
+};
+/* Defaults of the training settings come from nn_train_config_defaults
+ * (preset in cmd_train), not from this table. */
+static const cli_option train_options[O_COUNT] = {
+    [O_DATA] = CLI_OPTION_DATA,
+    [O_OUT] = {"out", 'o', NULL, CLI_STRING, "FILE", 0, 0, NULL,
+               "model file to write (required)"},
+    [O_LAYERS] = {"layers", 0, NULL, CLI_STRING, "SPEC", 0, 0, "784-256-128-10",
+                  "architecture, e.g. conv5x32,pool2,conv5x64,pool2,dense256,"
+                  "dropout0.5,dense10 (docs/architecture.md)"},
+    [O_ACTIVATION] = {"activation", 0, NULL, CLI_CHOICE, "relu|sigmoid|tanh", 0, 0,
+                      "relu", "activation after hidden layers"},
+    [O_OPTIMIZER] = {"optimizer", 0, NULL, CLI_CHOICE, "sgd|momentum|adam", 0, 0,
+                     NULL, "optimiser"},
+    [O_LR] = {"lr", 0, NULL, CLI_DOUBLE, "X", 1e-9, 100, NULL,
+              "learning rate at the start"},
+    [O_SCHEDULE] = {"schedule", 0, NULL, CLI_CHOICE, "constant|step|cosine", 0, 0,
+                    NULL, "learning-rate schedule"},
+    [O_MOMENTUM] = {"momentum", 0, NULL, CLI_DOUBLE, "X", 0, 0.9999, NULL,
+                    "for --optimizer momentum"},
+    [O_WEIGHT_DECAY] = {"weight-decay", 0, NULL, CLI_DOUBLE, "X", 0, 1, NULL,
+                        "L2 coefficient"},
+    [O_BATCH] = {"batch", 0, NULL, CLI_INT, "N", 1, 65536, NULL, "mini-batch size"},
+    [O_EPOCHS] = {"epochs", 0, NULL, CLI_INT, "N", 1, 100000, NULL,
+                  "passes over the training set"},
+    [O_PATIENCE] = {"patience", 0, NULL, CLI_INT, "N", 0, 100000, NULL,
+                    "stop after N epochs without a better validation accuracy "
+                    "(0: never)"},
+    [O_VAL] = {"val", 0, NULL, CLI_INT, "N", 0, 1000000, "5000",
+               "validation samples held out of training"},
+    [O_LIMIT] = {"limit", 0, NULL, CLI_INT, "N", 1, 100000000, NULL,
+                 "use only the first N training samples"},
+    [O_NO_AUGMENT] = {"no-augment", 0, NULL, CLI_FLAG, NULL, 0, 0, NULL,
+                      "train on the digits as they are (default: random "
+                      "distortions)"},
+    [O_SEED] = {"seed", 0, NULL, CLI_INT, "N", 0, 0x7fffffffL, NULL,
+                "random seed"},
+    [O_THREADS] = CLI_OPTION_THREADS,
+    [O_NAME] = {"name", 0, NULL, CLI_STRING, "NAME", 0, 0, NULL,
+                "model name recorded in the file"},
+    [O_QUIET] = {"quiet", 'q', NULL, CLI_FLAG, NULL, 0, 0, NULL,
+                 "no progress output"},
+};
+static const cli_command train_command = {
+    "train", "--out FILE [OPTIONS]",
+    "Trains a model on MNIST and writes it to FILE (atomically).",
+    train_options, O_COUNT, 0, 0,
+    "Per epoch: training loss and accuracy, validation accuracy ('*' marks\n"
+    "the best so far: those weights are the ones kept), samples/s, learning\n"
+    "rate and elapsed time.\n\n"
+    "The classic tutorial network:\n"
+    "  digitd train --layers 784-256-128-10 --activation sigmoid \\\n"
+    "      --optimizer sgd --lr 0.1 --schedule constant --batch 100 \\\n"
+    "      --epochs 5 --no-augment --val 0 --out classic.model\n",
+};
 
 typedef struct {
     bool tty, quiet;
@@ -101,128 +131,44 @@ static nn_dataset tail_view(const nn_dataset *d, int n) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *data = cli_env("DIGITD_MNIST_DIR", "data/mnist");
-    const char *out = NULL, *layers = "784-256-128-10", *activation = "relu";
-    const char *name = NULL;
-    long val_n = 5000, limit = 0;
-    bool quiet = false;
     nn_train_config cfg;
     nn_train_config_defaults(&cfg);
-    cfg.threads = cli_cores();
-
-    enum { O_LAYERS = 256, O_ACT, O_OPT, O_LR, O_SCHED, O_MOM, O_WD, O_BATCH,
-           O_EPOCHS, O_PATIENCE, O_VAL, O_LIMIT, O_NOAUG, O_SEED, O_THREADS,
-           O_NAME, O_QUIET };
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},
-        {"layers", required_argument, 0, O_LAYERS},
-        {"activation", required_argument, 0, O_ACT},
-        {"optimizer", required_argument, 0, O_OPT},
-        {"lr", required_argument, 0, O_LR},
-        {"schedule", required_argument, 0, O_SCHED},
-        {"momentum", required_argument, 0, O_MOM},
-        {"weight-decay", required_argument, 0, O_WD},
-        {"batch", required_argument, 0, O_BATCH},
-        {"epochs", required_argument, 0, O_EPOCHS},
-        {"patience", required_argument, 0, O_PATIENCE},
-        {"val", required_argument, 0, O_VAL},
-        {"limit", required_argument, 0, O_LIMIT},
-        {"no-augment", no_argument, 0, O_NOAUG},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"name", required_argument, 0, O_NAME},
-        {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    long v;
-    double x;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case O_LAYERS: layers = optarg; break;
-        case O_ACT: activation = optarg; break;
-        case O_OPT:
-            if (strcmp(optarg, "sgd") == 0) cfg.optimizer = NN_SGD;
-            else if (strcmp(optarg, "momentum") == 0) cfg.optimizer = NN_MOMENTUM;
-            else if (strcmp(optarg, "adam") == 0) cfg.optimizer = NN_ADAM;
-            else {
-                fprintf(stderr, "digitd: --optimizer: '%s' is not sgd, momentum or adam\n", optarg);
-                return 2;
-            }
-            break;
-        case O_SCHED:
-            if (strcmp(optarg, "constant") == 0) cfg.schedule = NN_LR_CONSTANT;
-            else if (strcmp(optarg, "step") == 0) cfg.schedule = NN_LR_STEP;
-            else if (strcmp(optarg, "cosine") == 0) cfg.schedule = NN_LR_COSINE;
-            else {
-                fprintf(stderr, "digitd: --schedule: '%s' is not constant, step or cosine\n", optarg);
-                return 2;
-            }
-            break;
-        case O_LR:
-            if (cli_double(optarg, "--lr", 1e-9, 100, &x)) return 2;
-            cfg.lr = (float)x;
-            break;
-        case O_MOM:
-            if (cli_double(optarg, "--momentum", 0, 0.9999, &x)) return 2;
-            cfg.momentum = (float)x;
-            break;
-        case O_WD:
-            if (cli_double(optarg, "--weight-decay", 0, 1, &x)) return 2;
-            cfg.weight_decay = (float)x;
-            break;
-        case O_BATCH:
-            if (cli_int(optarg, "--batch", 1, 65536, &v)) return 2;
-            cfg.batch = (int)v;
-            break;
-        case O_EPOCHS:
-            if (cli_int(optarg, "--epochs", 1, 100000, &v)) return 2;
-            cfg.epochs = (int)v;
-            break;
-        case O_PATIENCE:
-            if (cli_int(optarg, "--patience", 0, 100000, &v)) return 2;
-            cfg.patience = (int)v;
-            break;
-        case O_VAL:
-            if (cli_int(optarg, "--val", 0, 1000000, &val_n)) return 2;
-            break;
-        case O_LIMIT:
-            if (cli_int(optarg, "--limit", 1, 100000000, &limit)) return 2;
-            break;
-        case O_NOAUG: cfg.augment = false; break;
-        case O_SEED:
-            if (cli_int(optarg, "--seed", 0, 0x7fffffffL, &v)) return 2;
-            cfg.seed = (uint64_t)v;
-            break;
-        case O_THREADS:
-            if (cli_int(optarg, "--threads", 1, 256, &v)) return 2;
-            cfg.threads = (int)v;
-            break;
-        case O_NAME: name = optarg; break;
-        case O_QUIET: quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "digitd train: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, "digitd train: --out FILE is required\n");
-        usage(stderr);
-        return 2;
-    }
+    cli_value v[O_COUNT] = {0};
+    cli_preset_choice(&v[O_OPTIMIZER], cfg.optimizer);
+    cli_preset_double(&v[O_LR], cfg.lr);
+    cli_preset_choice(&v[O_SCHEDULE], cfg.schedule);
+    cli_preset_double(&v[O_MOMENTUM], cfg.momentum);
+    cli_preset_double(&v[O_WEIGHT_DECAY], cfg.weight_decay);
+    cli_preset_int(&v[O_BATCH], cfg.batch);
+    cli_preset_int(&v[O_EPOCHS], cfg.epochs);
+    cli_preset_int(&v[O_PATIENCE], cfg.patience);
+    cli_preset_int(&v[O_SEED], (long)cfg.seed);
+    int rest, st = cli_parse(&train_command, argc, argv, v, &rest);
+    if (st >= 0) return st;
+    const char *data = v[O_DATA].str, *out = v[O_OUT].str;
+    const char *layers = v[O_LAYERS].str, *name = v[O_NAME].str;
+    static const char *const activations[] = {"relu", "sigmoid", "tanh"};
+    const char *activation = activations[v[O_ACTIVATION].i];
+    cfg.optimizer = (nn_optimizer)v[O_OPTIMIZER].i;
+    cfg.lr = (float)v[O_LR].d;
+    cfg.schedule = (nn_lr_schedule)v[O_SCHEDULE].i;
+    cfg.momentum = (float)v[O_MOMENTUM].d;
+    cfg.weight_decay = (float)v[O_WEIGHT_DECAY].d;
+    cfg.batch = (int)v[O_BATCH].i;
+    cfg.epochs = (int)v[O_EPOCHS].i;
+    cfg.patience = (int)v[O_PATIENCE].i;
+    cfg.seed = (uint64_t)v[O_SEED].i;
+    cfg.augment = !v[O_NO_AUGMENT].on;
+    cfg.threads = cli_threads(&v[O_THREADS]);
+    const long val_n = v[O_VAL].i, limit = v[O_LIMIT].given ? v[O_LIMIT].i : 0;
+    const bool quiet = v[O_QUIET].on;
+    if (!out)
+        return cli_usage_error(&train_command, "--out FILE is required");
 
     nn_error err;
     nn_net *net = nn_net_create(layers, activation, &err);
     if (!net) {
-        fprintf(stderr, "digitd train: %s\n", err.msg);
+        cli_fail("train", "%s", err.msg);
         return 2;
     }
     nn_dataset train = {0}, test = {0};
@@ -287,7 +233,7 @@ int cmd_train(int argc, char **argv) {
     int rc = nn_train(net, &all, val.n ? &val : NULL, &cfg, on_progress, &ps, &err);
     if (ps.tty && !quiet) fprintf(stderr, "\r\033[K");
     if (rc) {
-        fprintf(stderr, "digitd train: %s\n", err.msg);
+        cli_fail("train", "%s", err.msg);
     } else if (interrupted) {
         fprintf(stderr, "digitd train: interrupted; %s left as it was\n", out);
         rc = 130;
@@ -295,7 +241,7 @@ int cmd_train(int argc, char **argv) {
         int confusion[NN_CLASSES][NN_CLASSES];
         double acc = nn_evaluate(net, &test, cfg.threads, confusion, &err);
         if (acc < 0) {
-            fprintf(stderr, "digitd train: %s\n", err.msg);
+            cli_fail("train", "%s", err.msg);
             rc = 1;
         } else {
             net->meta.test_accuracy = acc;
@@ -303,7 +249,7 @@ int cmd_train(int argc, char **argv) {
             printf("test accuracy: %.4f (%d/%d)  training took %.1fs\n", acc,
                    (int)(acc * test.n + 0.5), test.n, net->meta.train_seconds);
             if (nn_model_save(net, out, &err)) {
-                fprintf(stderr, "digitd train: %s\n", err.msg);
+                cli_fail("train", "%s", err.msg);
                 rc = 1;
             } else if (!quiet) {
                 printf("wrote %s\n", out);
