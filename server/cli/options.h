@@ -117,6 +117,7 @@ int cli_threads(const cli_value *v);
 
 /* Options several commands share: defined once here. */
 #define CLI_DEFAULT_MODEL "models/default.model"
+#define CLI_DEFAULT_WEB_ROOT "web" /* serve: cli_data_path(CLI_DEFAULT_WEB_ROOT, ...) */
 #define CLI_THREADS_MAX 256
 #define CLI_OPTION_MODEL                                                     \
     {"model", 'm', "DIGITD_MODEL", CLI_DATA, "FILE", 0, 0, CLI_DEFAULT_MODEL, \
