@@ -3,14 +3,17 @@
  * per-class precision and recall and the confusion matrix.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/options.h"
+#include "cli/report_files.h"
+#include "cli/svg_chart.h"
 #include "commands.h"
 #include "json_writer.h"
 #include "nn.h"
 
-enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_COUNT };
+enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_COUNT };
 static const cli_option eval_options[O_COUNT] = {
     [O_MODEL] = CLI_OPTION_MODEL,
     [O_DATA] = CLI_OPTION_DATA,
@@ -18,7 +21,93 @@ static const cli_option eval_options[O_COUNT] = {
                "t10k is the test set, train the training set"},
     [O_THREADS] = CLI_OPTION_THREADS,
     [O_JSON] = CLI_OPTION_JSON("one JSON object instead of text"),
+    [O_REPORT] = {"report", 'r', NULL, CLI_STRING, "DIR", 0, 0, NULL,
+                  "also write pictures to DIR: confusion.svg, misclassified.svg "
+                  "(the first 100 wrong digits, true and predicted labels) and "
+                  "index.html"},
 };
+
+/* The misclassified digits shown in the report's grid, at most. */
+#define REPORT_MAX_SHOWN 100
+
+/* Writes DIR/confusion.svg, DIR/misclassified.svg and DIR/index.html.
+ * Classifies d again in chunks to find the wrong answers (nn_evaluate only
+ * counts them). Returns 0, or 1 after reporting an error. */
+static int write_report(const char *dir, const nn_net *net, const char *model_path,
+                        const nn_dataset *d, const char *set, int threads,
+                        const int cm[NN_CLASSES][NN_CLASSES], double acc) {
+    enum { CHUNK = 256 };
+    float *probs = malloc(sizeof(float) * CHUNK * NN_CLASSES);
+    float *shown = malloc(sizeof(float) * NN_PIXELS * REPORT_MAX_SHOWN);
+    char(*captions)[48] = malloc(sizeof *captions * REPORT_MAX_SHOWN);
+    const char *caption_ptrs[REPORT_MAX_SHOWN];
+    int n_shown = 0, n_wrong = 0, rc = 0;
+    nn_error err;
+    if (!probs || !shown || !captions) {
+        rc = cli_fail("eval", "out of memory for the report");
+        goto done;
+    }
+    for (int i = 0; i < d->n; i += CHUNK) {
+        int b = d->n - i < CHUNK ? d->n - i : CHUNK;
+        if (nn_predict(net, d->images + (size_t)i * NN_PIXELS, b, probs, threads, &err)) {
+            rc = cli_fail("eval", "%s", err.msg);
+            goto done;
+        }
+        for (int k = 0; k < b; k++) {
+            const float *p = probs + (size_t)k * NN_CLASSES;
+            int best = 0;
+            for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+            int truth = d->labels[i + k];
+            if (best == truth) continue;
+            n_wrong++;
+            if (n_shown == REPORT_MAX_SHOWN) continue;
+            memcpy(shown + (size_t)n_shown * NN_PIXELS, d->images + (size_t)(i + k) * NN_PIXELS,
+                   sizeof(float) * NN_PIXELS);
+            snprintf(captions[n_shown], sizeof captions[n_shown], "#%d: %d as %d",
+                     i + k, truth, best);
+            caption_ptrs[n_shown] = captions[n_shown];
+            n_shown++;
+        }
+    }
+    if (report_dir("eval", dir)) {
+        rc = 1;
+        goto done;
+    }
+    char title[160];
+    FILE *f = report_open("eval", dir, "confusion.svg");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Confusion matrix, MNIST %s (accuracy %.2f%%)", set, 100 * acc);
+    svg_confusion(f, title, cm);
+    if (report_close("eval", dir, "confusion.svg", f)) { rc = 1; goto done; }
+    f = report_open("eval", dir, "misclassified.svg");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Misclassified: %d of %d%s (sample #: true as predicted)",
+             n_wrong, d->n, n_wrong > n_shown ? ", the first 100" : "");
+    svg_digit_grid(f, title, shown, caption_ptrs, n_shown, 10);
+    if (report_close("eval", dir, "misclassified.svg", f)) { rc = 1; goto done; }
+    f = report_open("eval", dir, "index.html");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Evaluation of %.100s", net->meta.name);
+    report_html_begin(f, title);
+    fputs("<p>Model file <code>", f);
+    report_html_text(f, model_path);
+    fprintf(f, "</code> on MNIST %s: accuracy <strong>%.2f%%</strong> (%d of %d wrong).</p>\n"
+               "<h2>Confusion matrix</h2>\n<p class=\"muted\">Rows: the true digit; "
+               "columns: the model's answer. The diagonal holds the right answers.</p>\n"
+               "<p><img src=\"confusion.svg\" alt=\"confusion matrix\"></p>\n"
+               "<h2>Misclassified digits</h2>\n<p class=\"muted\">Each caption: the "
+               "sample's index in the set, its true digit, and what the model said.</p>\n"
+               "<p><img src=\"misclassified.svg\" alt=\"grid of misclassified digits\"></p>\n",
+            set, 100 * acc, n_wrong, d->n);
+    report_html_end(f);
+    if (report_close("eval", dir, "index.html", f)) { rc = 1; goto done; }
+    fprintf(stderr, "digitd eval: wrote %s/index.html, confusion.svg, misclassified.svg\n", dir);
+done:
+    free(probs);
+    free(shown);
+    free(captions);
+    return rc;
+}
 static const cli_command eval_command = {
     "eval", "[OPTIONS]",
     "Prints the model's accuracy on an MNIST set, per-class precision and\n"
@@ -105,6 +194,9 @@ int cmd_eval(int argc, char **argv) {
             printf("\n");
         }
     }
+    if (v[O_REPORT].str && write_report(v[O_REPORT].str, net, model, &d, set, threads,
+                                        (const int(*)[NN_CLASSES])cm, acc))
+        status = 1;
     nn_dataset_free(&d);
     nn_net_free(net);
     return status;

@@ -7,6 +7,8 @@
  * metadata and writes the file atomically. Ctrl-C stops training and
  * writes nothing, so the file at --out is never damaged.
  */
+#include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,9 @@
 #include <unistd.h>
 
 #include "cli/options.h"
+#include "cli/terminal.h"
 #include "commands.h"
+#include "json_writer.h"
 #include "nn.h"
 
 static volatile sig_atomic_t interrupted;
@@ -32,7 +36,7 @@ static void on_interrupt(int sig) {
 enum {
     O_DATA, O_OUT, O_LAYERS, O_ACTIVATION, O_OPTIMIZER, O_LR, O_SCHEDULE,
     O_MOMENTUM, O_WEIGHT_DECAY, O_BATCH, O_EPOCHS, O_PATIENCE, O_VAL, O_LIMIT,
-    O_NO_AUGMENT, O_SEED, O_THREADS, O_NAME, O_QUIET, O_COUNT
+    O_NO_AUGMENT, O_SEED, O_THREADS, O_NAME, O_QUIET, O_LOG, O_JSON, O_COUNT
 };
 /* Defaults of the training settings come from nn_train_config_defaults
  * (preset in cmd_train), not from this table. */
@@ -75,6 +79,11 @@ static const cli_option train_options[O_COUNT] = {
                 "model name recorded in the file"},
     [O_QUIET] = {"quiet", 'q', NULL, CLI_FLAG, NULL, 0, 0, NULL,
                  "no progress output"},
+    [O_LOG] = {"log", 'l', NULL, CLI_STRING, "FILE", 0, 0, NULL,
+               "write one record per epoch to FILE: CSV when it ends in .csv, "
+               "else JSON lines (digitd report FILE draws them)"},
+    [O_JSON] = CLI_OPTION_JSON("JSON lines on stdout instead of text: one "
+                               "per epoch, then the result"),
 };
 static const cli_command train_command = {
     "train", "--out FILE [OPTIONS]",
@@ -82,7 +91,8 @@ static const cli_command train_command = {
     train_options, O_COUNT, 0, 0,
     "Per epoch: training loss and accuracy, validation accuracy ('*' marks\n"
     "the best so far: those weights are the ones kept), samples/s, learning\n"
-    "rate and elapsed time.\n\n"
+    "rate and elapsed time. A progress bar on a terminal (within its width),\n"
+    "one plain line per epoch in a pipe.\n\n"
     "The classic tutorial network:\n"
     "  digitd train --layers 784-256-128-10 --activation sigmoid \\\n"
     "      --optimizer sgd --lr 0.1 --schedule constant --batch 100 \\\n"
@@ -90,35 +100,141 @@ static const cli_command train_command = {
 };
 
 typedef struct {
-    bool tty, quiet;
+    bool tty, quiet, json;
     double last_draw;
+    FILE *log;            /* --log: one record per epoch, or NULL */
+    bool log_csv;         /* CSV (a .csv name) rather than JSON lines */
+    const nn_net *net;    /* for the validation loss of --log and --json */
+    const nn_dataset *val;
+    int threads;
+    bool failed;          /* a log write or the validation loss failed */
 } progress_state;
+
+/* Mean cross-entropy of net on d (nats per sample), or -1 when d is empty
+ * or memory runs out. Computed in chunks of 256 samples. */
+static double mean_loss(const nn_net *net, const nn_dataset *d, int threads) {
+    enum { CHUNK = 256 };
+    if (!d || d->n <= 0) return -1;
+    float *probs = malloc(sizeof(float) * CHUNK * NN_CLASSES);
+    if (!probs) return -1;
+    double sum = 0;
+    nn_error err;
+    for (int i = 0; i < d->n; i += CHUNK) {
+        int b = d->n - i < CHUNK ? d->n - i : CHUNK;
+        if (nn_predict(net, d->images + (size_t)i * NN_PIXELS, b, probs, threads, &err)) {
+            free(probs);
+            return -1;
+        }
+        for (int k = 0; k < b; k++) {
+            double p = probs[(size_t)k * NN_CLASSES + d->labels[i + k]];
+            sum -= log(p > 1e-30 ? p : 1e-30);
+        }
+    }
+    free(probs);
+    return sum / d->n;
+}
+
+/* One epoch as a JSON object (train --json and JSON-lines logs). Values
+ * that do not exist (no validation set) are null. */
+static void epoch_json(text_buffer *t, const nn_progress *p, double val_loss) {
+    json_writer w;
+    jw_init(&w, t);
+    jw_object(&w);
+    jw_key(&w, "event"); jw_string(&w, "epoch");
+    jw_key(&w, "epoch"); jw_int(&w, p->epoch);
+    jw_key(&w, "epochs"); jw_int(&w, p->epochs);
+    jw_key(&w, "train_loss"); jw_number(&w, p->loss);
+    jw_key(&w, "train_accuracy"); jw_number(&w, p->train_accuracy);
+    jw_key(&w, "val_loss");
+    if (val_loss >= 0) jw_number(&w, val_loss); else jw_null(&w);
+    jw_key(&w, "val_accuracy");
+    if (p->val_accuracy >= 0) jw_number(&w, p->val_accuracy); else jw_null(&w);
+    jw_key(&w, "best"); jw_bool(&w, p->best);
+    jw_key(&w, "lr"); jw_number(&w, p->lr);
+    jw_key(&w, "samples_per_sec"); jw_number(&w, p->samples_per_sec);
+    jw_key(&w, "seconds"); jw_number(&w, p->elapsed);
+    jw_end(&w);
+}
+
+/* The CSV header of --log FILE.csv; the columns of epoch_json. */
+static const char csv_header[] =
+    "epoch,epochs,train_loss,train_accuracy,val_loss,val_accuracy,best,lr,"
+    "samples_per_sec,seconds\n";
+
+static void draw_bar(const nn_progress *p) {
+    /* At most width-1 columns, so the cursor never wraps to a new line
+     * and each redraw stays on one line. */
+    int width = cli_terminal_width(STDERR_FILENO) - 1;
+    double eta = p->samples_per_sec > 0 ? (p->total - p->seen) / p->samples_per_sec : 0;
+    char head[48], tail[128];
+    snprintf(head, sizeof head, "epoch %d/%d ", p->epoch, p->epochs);
+    snprintf(tail, sizeof tail, " loss %.4f acc %.4f %.0f/s ETA %.0fs",
+             p->loss, p->train_accuracy, p->samples_per_sec, eta);
+    int bar = width - (int)strlen(head) - (int)strlen(tail) - 2;
+    if (bar > 30) bar = 30;
+    char line[512];
+    if (bar >= 5) {
+        int done = (int)((double)bar * p->seen / p->total);
+        char fill[32];
+        memset(fill, '=', (size_t)done);
+        fill[done] = '\0';
+        snprintf(line, sizeof line, "%s[%s%*s]%s", head, fill, bar - done, "", tail);
+    } else {
+        snprintf(line, sizeof line, "%s%d%%%s", head, (int)(100.0 * p->seen / p->total), tail);
+    }
+    if ((int)strlen(line) > width) line[width > 0 ? width : 0] = '\0';
+    fprintf(stderr, "\r%s\033[K", line);
+    fflush(stderr);
+}
 
 static int on_progress(const nn_progress *p, void *user) {
     progress_state *st = user;
-    if (st->quiet) return interrupted;
     if (p->event == NN_EVENT_BATCH) {
-        /* Redraw at most ten times a second. */
-        if (!st->tty || p->elapsed - st->last_draw < 0.1) return interrupted;
+        /* Redraw at most ten times a second, only on a terminal. */
+        if (st->quiet || st->json || !st->tty || p->elapsed - st->last_draw < 0.1)
+            return interrupted;
         st->last_draw = p->elapsed;
-        int width = 30, done = (int)((double)width * p->seen / p->total);
-        double eta = p->samples_per_sec > 0
-                         ? (p->total - p->seen) / p->samples_per_sec
-                         : 0;
-        fprintf(stderr, "\repoch %d/%d [%.*s%*s] loss %.4f acc %.4f %6.0f samples/s ETA %3.0fs ",
-                p->epoch, p->epochs, done, "==============================",
-                width - done, "", p->loss, p->train_accuracy,
-                p->samples_per_sec, eta);
-        fflush(stderr);
+        draw_bar(p);
         return interrupted;
     }
+    double val_loss = (st->log || st->json) ? mean_loss(st->net, st->val, st->threads) : -1;
+    if (st->log) {
+        if (st->log_csv) {
+            fprintf(st->log, "%d,%d,%.9g,%.9g,", p->epoch, p->epochs, p->loss,
+                    p->train_accuracy);
+            if (val_loss >= 0) fprintf(st->log, "%.9g", val_loss);
+            fputc(',', st->log);
+            if (p->val_accuracy >= 0) fprintf(st->log, "%.9g", p->val_accuracy);
+            fprintf(st->log, ",%d,%.9g,%.9g,%.9g\n", p->best ? 1 : 0, p->lr,
+                    p->samples_per_sec, p->elapsed);
+        } else {
+            text_buffer t;
+            tb_init(&t, 256);
+            epoch_json(&t, p, val_loss);
+            if (jw_print_line(&t, st->log)) st->failed = true;
+        }
+        /* Each epoch reaches the file at once: a watcher (or a crash)
+         * sees every finished epoch. */
+        if (fflush(st->log)) st->failed = true;
+    }
+    if (st->json) {
+        text_buffer t;
+        tb_init(&t, 256);
+        epoch_json(&t, p, val_loss);
+        jw_print_line(&t, stdout);
+        fflush(stdout);
+        return interrupted;
+    }
+    if (st->quiet) return interrupted;
     if (st->tty) fprintf(stderr, "\r\033[K");
-    printf("epoch %d/%d  loss %.4f  train acc %.4f", p->epoch, p->epochs,
-           p->loss, p->train_accuracy);
+    /* Under 80 columns: epoch, training loss and accuracy, validation
+     * accuracy ('*': best so far), samples/s, learning rate, seconds. */
+    printf("epoch %d/%d loss %.4f acc %.4f", p->epoch, p->epochs, p->loss,
+           p->train_accuracy);
     if (p->val_accuracy >= 0)
-        printf("  val acc %.4f%s", p->val_accuracy, p->best ? " *" : "");
-    printf("  %.0f samples/s  lr %.2g  %.1fs\n", p->samples_per_sec, p->lr,
-           p->elapsed);
+        printf(" val %.4f%s", p->val_accuracy, p->best ? " *" : "  ");
+    /* One format for the learning rate, whatever its size. */
+    printf(" %.0f/s lr %.2e %.1fs\n", p->samples_per_sec, p->lr, p->elapsed);
     fflush(stdout);
     return interrupted;
 }
@@ -161,7 +277,8 @@ int cmd_train(int argc, char **argv) {
     cfg.augment = !v[O_NO_AUGMENT].on;
     cfg.threads = cli_threads(&v[O_THREADS]);
     const long val_n = v[O_VAL].i, limit = v[O_LIMIT].given ? v[O_LIMIT].i : 0;
-    const bool quiet = v[O_QUIET].on;
+    const bool json = v[O_JSON].on;
+    const bool quiet = v[O_QUIET].on || json;
     if (!out)
         return cli_usage_error(&train_command, "--out FILE is required");
 
@@ -219,9 +336,14 @@ int cmd_train(int argc, char **argv) {
     nn_rng rng;
     nn_rng_seed(&rng, cfg.seed);
     nn_net_init(net, &rng);
-    if (!quiet)
-        printf("training %s (%zu parameters) on %d digits, validating on %d, %d threads\n",
-               arch, net->n_params, all.n, val.n, cfg.threads);
+    if (!quiet) {
+        printf("training %s\n%zu parameters, %d training digits, %d for validation, "
+               "%d threads\n", arch, net->n_params, all.n, val.n, cfg.threads);
+        if (val.n)
+            printf("per epoch: training loss and accuracy, validation accuracy "
+                   "('*': best so far,\nwhose weights are kept), samples/s, "
+                   "learning rate, seconds\n");
+    }
     fflush(stdout);
 
     struct sigaction sa = {0};
@@ -229,11 +351,30 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    progress_state ps = {.tty = isatty(STDERR_FILENO), .quiet = quiet};
-    int rc = nn_train(net, &all, val.n ? &val : NULL, &cfg, on_progress, &ps, &err);
+    int rc = 0;
+    progress_state ps = {.tty = isatty(STDERR_FILENO), .quiet = quiet,
+                         .json = json, .net = net, .val = val.n ? &val : NULL,
+                         .threads = cfg.threads};
+    const char *log_path = v[O_LOG].str;
+    if (log_path) {
+        size_t n = strlen(log_path);
+        ps.log_csv = n >= 4 && strcmp(log_path + n - 4, ".csv") == 0;
+        ps.log = fopen(log_path, "w");
+        if (!ps.log) {
+            rc = cli_fail("train", "%s: cannot write: %s", log_path, strerror(errno));
+            goto done;
+        }
+        if (ps.log_csv) fputs(csv_header, ps.log);
+    }
+    rc = nn_train(net, &all, val.n ? &val : NULL, &cfg, on_progress, &ps, &err);
     if (ps.tty && !quiet) fprintf(stderr, "\r\033[K");
+    if (ps.log && (fclose(ps.log) != 0 || ps.failed)) {
+        cli_fail("train", "%s: the log could not be written in full", log_path);
+        if (!rc) rc = -1, err.msg[0] = '\0';
+    }
     if (rc) {
-        cli_fail("train", "%s", err.msg);
+        if (err.msg[0]) cli_fail("train", "%s", err.msg);
+        rc = 1;
     } else if (interrupted) {
         fprintf(stderr, "digitd train: interrupted; %s left as it was\n", out);
         rc = 130;
@@ -246,16 +387,37 @@ int cmd_train(int argc, char **argv) {
         } else {
             net->meta.test_accuracy = acc;
             net->meta.created_unix = (int64_t)time(NULL);
-            printf("test accuracy: %.4f (%d/%d)  training took %.1fs\n", acc,
-                   (int)(acc * test.n + 0.5), test.n, net->meta.train_seconds);
+            int correct = 0;
+            for (int k = 0; k < NN_CLASSES; k++) correct += confusion[k][k];
+            if (!json)
+                printf("test accuracy: %.4f (%d/%d)  training took %.1fs\n", acc,
+                       correct, test.n, net->meta.train_seconds);
             if (nn_model_save(net, out, &err)) {
-                cli_fail("train", "%s", err.msg);
-                rc = 1;
+                rc = cli_fail("train", "%s", err.msg);
+            } else if (json) {
+                text_buffer t;
+                json_writer w;
+                tb_init(&t, 256);
+                jw_init(&w, &t);
+                jw_object(&w);
+                jw_key(&w, "event"); jw_string(&w, "done");
+                jw_key(&w, "model"); jw_string(&w, out);
+                jw_key(&w, "name"); jw_string(&w, net->meta.name);
+                jw_key(&w, "test_accuracy"); jw_number(&w, acc);
+                jw_key(&w, "correct"); jw_int(&w, correct);
+                jw_key(&w, "total"); jw_int(&w, test.n);
+                jw_key(&w, "val_accuracy");
+                if (net->meta.val_accuracy >= 0) jw_number(&w, net->meta.val_accuracy);
+                else jw_null(&w);
+                jw_key(&w, "train_seconds"); jw_number(&w, net->meta.train_seconds);
+                jw_end(&w);
+                if (jw_print_line(&t, stdout)) rc = 1;
             } else if (!quiet) {
                 printf("wrote %s\n", out);
             }
         }
     }
+done:
     nn_dataset_free(&train);
     nn_dataset_free(&test);
     nn_net_free(net);

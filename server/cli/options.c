@@ -338,9 +338,12 @@ const char *cli_data_path(const char *rel, char *buf, size_t size) {
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0'; /* exe is now the binary's directory */
-            static const char *const prefixes[] = {"/../share/digitd/", "/../"};
-            for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
-                int len = snprintf(buf, size, "%s%s%s", exe, prefixes[k], rel);
+            static const char *const bases[] = {"/../share/digitd", "/.."};
+            for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++) {
+                char dir[PATH_MAX + 32], real[PATH_MAX];
+                snprintf(dir, sizeof dir, "%s%s", exe, bases[k]);
+                if (!realpath(dir, real)) continue; /* no such folder */
+                int len = snprintf(buf, size, "%s/%s", real, rel);
                 if (len > 0 && (size_t)len < size && access(buf, R_OK) == 0) return buf;
             }
         }

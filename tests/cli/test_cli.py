@@ -8,14 +8,23 @@ Groups (one CTest test each):
            style, help within 80 columns; flags beat the environment; a
            bad path is named once.
   json     eval --json and predict --json parse as JSON, also for a model
-           whose name holds a quote and a backslash (needs MNIST: exits 77
-           without DIGITD_MNIST_DIR).
+           whose name holds a quote and a backslash; train --log (CSV and
+           JSON lines) and --json, report, eval --report, info; the progress
+           bar within a 60-column terminal (needs MNIST: exits 77 without
+           DIGITD_MNIST_DIR).
   install  `cmake --install` into a temporary prefix, then `digitd predict`
            from another directory finds the installed model by itself.
 """
 import argparse
+import csv
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
+import termios
+import xml.etree.ElementTree as ET
 import shutil
 import subprocess
 import sys
@@ -133,10 +142,77 @@ def group_json(a):
     os.makedirs(work, exist_ok=True)
     model = os.path.join(work, "quoted.model")
     name = 'a "quoted" \\ name'
+    log_csv = os.path.join(work, "train.csv")
     rc, out, err = run([a.digitd, "train", "--data", mnist, "--out", model,
-                        "--limit", "600", "--val", "100", "--epochs", "1",
-                        "--threads", "1", "--name", name, "--quiet"])
+                        "--limit", "600", "--val", "100", "--epochs", "3",
+                        "--threads", "1", "--name", name, "--log", log_csv])
     check(rc == 0, "train a small model named with a quote (%s)" % err.strip())
+    epoch_lines = [l for l in out.splitlines() if l.startswith("epoch ")]
+    check(len(epoch_lines) == 3 and all(len(l) < 80 for l in epoch_lines)
+          and "'*'" in out and " * " in epoch_lines[0],
+          "train in a pipe: one plain line per epoch under 80 columns, '*' explained")
+    lrs = [re.search(r" lr (\S+) ", l).group(1) for l in epoch_lines]
+    check(all(re.fullmatch(r"\d\.\d\de[-+]\d\d", x) for x in lrs),
+          "the learning rate has one format: %s" % lrs)
+    with open(log_csv) as f:
+        rows = list(csv.DictReader(f))
+    check(len(rows) == 3 and [int(r["epoch"]) for r in rows] == [1, 2, 3]
+          and all(0 <= float(r["val_accuracy"]) <= 1 and float(r["val_loss"]) > 0
+                  and float(r["train_loss"]) > 0 and float(r["lr"]) > 0
+                  and float(r["samples_per_sec"]) > 0 for r in rows)
+          and float(rows[2]["seconds"]) >= float(rows[0]["seconds"]),
+          "train --log FILE.csv: one row per epoch with every column")
+    # --json: JSON lines on stdout, and a JSON-lines log beside it.
+    log_jsonl = os.path.join(work, "train.jsonl")
+    rc, out, err = run([a.digitd, "train", "--data", mnist, "--out",
+                        os.path.join(work, "j.model"), "--limit", "600", "--val", "0",
+                        "--epochs", "2", "--threads", "1", "--json", "--log", log_jsonl])
+    try:
+        lines = [json.loads(l) for l in out.splitlines()]
+        check(rc == 0 and [l["event"] for l in lines] == ["epoch", "epoch", "done"]
+              and lines[0]["val_accuracy"] is None and lines[1]["epoch"] == 2
+              and 0 < lines[2]["test_accuracy"] <= 1 and lines[2]["total"] == 10000,
+              "train --json: an object per epoch, then the result")
+        with open(log_jsonl) as f:
+            logged = [json.loads(l) for l in f]
+        check(logged == lines[:2], "train --log FILE.jsonl holds the same epochs")
+    except (ValueError, KeyError) as e:
+        check(False, "train --json is JSON lines (%s): %r" % (e, out[:300]))
+    # report: both log formats to SVG curves and a page.
+    for log in (log_csv, log_jsonl):
+        rdir = os.path.join(work, "report-" + os.path.basename(log))
+        rc, out, err = run([a.digitd, "report", log, "--out", rdir])
+        check(rc == 0, "report %s (%s)" % (os.path.basename(log), err.strip()))
+        for svg in ("loss.svg", "accuracy.svg"):
+            try:
+                root = ET.parse(os.path.join(rdir, svg)).getroot()
+                paths = root.findall("{http://www.w3.org/2000/svg}path")
+                want = 2 if log == log_csv else 1  # training, and validation when held out
+                check(root.tag.endswith("svg") and len(paths) == want,
+                      "report %s: %s is SVG with %d line(s)" % (os.path.basename(log), svg, want))
+            except (OSError, ET.ParseError) as e:
+                check(False, "report %s: %s (%s)" % (log, svg, e))
+        with open(os.path.join(rdir, "index.html")) as f:
+            page = f.read()
+        check('src="loss.svg"' in page and 'src="accuracy.svg"' in page
+              and page.count("<tr") == 1 + (3 if log == log_csv else 2),
+              "report %s: index.html shows both pictures and every epoch" % os.path.basename(log))
+    rc, _, err = run([a.digitd, "report", model, "--out", os.path.join(work, "bad")])
+    check(rc == 1 and err.startswith("digitd report: "), "report refuses a file that is not a log")
+    # info: what the file holds.
+    rc, out, err = run([a.digitd, "info", "--json", model])
+    try:
+        info = json.loads(out)
+        check(rc == 0 and info["name"] == name and info["parameters"] == 235146
+              and info["architecture"] == "dense256,relu,dense128,relu,dense10"
+              and info["format_version"] == 1 and len(info["sha256"]) == 64
+              and "--epochs 3" in info["settings"] and 0 < info["test_accuracy"] <= 1,
+              "info --json: name, parameters, architecture, settings, digest")
+    except (ValueError, KeyError) as e:
+        check(False, "info --json is JSON (%s): %r" % (e, out[:200]))
+    rc, out, err = run([a.digitd, "info", model])
+    check(rc == 0 and "parameters:      235146" in out and "sha256:" in out,
+          "info prints the same as text")
     rc, out, err = run([a.digitd, "eval", "--model", model, "--data", mnist,
                         "--threads", "1", "--json"])
     check(rc == 0, "eval --json runs")
@@ -149,6 +225,51 @@ def group_json(a):
               "eval --json: counts and accuracy agree")
     except (ValueError, KeyError) as e:
         check(False, "eval --json is valid JSON (%s): %r" % (e, out[:200]))
+    # eval --report: the confusion matrix and the wrong digits as pictures.
+    edir = os.path.join(work, "eval-report")
+    rc, out, err = run([a.digitd, "eval", "--model", model, "--data", mnist,
+                        "--threads", "1", "--report", edir])
+    check(rc == 0, "eval --report runs (%s)" % err.strip())
+    try:
+        ns = "{http://www.w3.org/2000/svg}"
+        conf = ET.parse(os.path.join(edir, "confusion.svg")).getroot()
+        counts = [int(t.text) for t in conf.iter(ns + "text")
+                  if t.text and t.text.isdigit() and int(t.text) > 9]
+        wrong = ET.parse(os.path.join(edir, "misclassified.svg")).getroot()
+        captions = [t.text for t in wrong.iter(ns + "text") if t.text and t.text.startswith("#")]
+        correct = int(re.search(r"\((\d+)/10000\)", out).group(1))
+        check(len(captions) == min(100, 10000 - correct)
+              and all(re.fullmatch(r"#\d+: \d as \d", c) for c in captions)
+              and len(counts) > 0,
+              "eval --report: confusion.svg and %d captioned wrong digits" % len(captions))
+        with open(os.path.join(edir, "index.html")) as f:
+            page = f.read()
+        check('src="confusion.svg"' in page and 'src="misclassified.svg"' in page,
+              "eval --report: index.html ties them together")
+    except (OSError, ET.ParseError, AttributeError) as e:
+        check(False, "eval --report pictures (%s)" % e)
+    # On a 60-column terminal every redraw of the bar stays within 59.
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(a.digitd, [a.digitd, "train", "--data", mnist, "--out",
+                            os.path.join(work, "tty.model"), "--limit", "6000",
+                            "--val", "100", "--epochs", "1", "--threads", "1"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    os.waitpid(pid, 0)
+    tty = b"".join(chunks).decode(errors="replace").replace("\x1b[K", "")
+    bars = [seg for seg in re.split(r"[\r\n]", tty) if "ETA" in seg]
+    check(bars and max(len(b) for b in bars) <= 59,
+          "the progress bar fits a 60-column terminal (%d redraws, widest %d)"
+          % (len(bars), max([len(b) for b in bars] or [0])))
     seven = os.path.join(a.source, "docs", "examples", "seven.png")
     rc, out, err = run([a.digitd, "predict", "--json", "--model", model, seven])
     try:
