@@ -197,6 +197,8 @@ static int on_progress(const nn_progress *p, void *user) {
         draw_bar(p);
         return interrupted;
     }
+    /* Ctrl-C ends the epoch early: that partial epoch is not a record. */
+    if (interrupted) return interrupted;
     double val_loss = (st->log || st->json) ? mean_loss(st->net, st->val, st->threads) : -1;
     if (st->log) {
         if (st->log_csv) {
