@@ -15,7 +15,7 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config binutils \
-      libmicrohttpd-dev libcjson-dev libstb-dev check zlib1g-dev \
+      libmicrohttpd-dev libcjson-dev libstb-dev check zlib1g-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -32,7 +32,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIGITD_MNIST_DIR= \
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgomp1 libmicrohttpd12 libcjson1 zlib1g \
+      libgomp1 libmicrohttpd12 libcjson1 zlib1g libseccomp2 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt \
       /var/log/dpkg.log /var/log/alternatives.log \
  && groupadd --system --gid 10001 digitd \

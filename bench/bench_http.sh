@@ -96,8 +96,12 @@ wait_http() { # URL: up to 15 s
 
 # ---- the three servers
 p_digitd=$(free_port)
+# HTTP threads and inference workers: one each per core; the dynamic
+# batcher's settings from the environment when given (BATCH, BATCH_WAIT_US).
 "$digitd" serve --quiet --bind 127.0.0.1 --port "$p_digitd" --model "$model" \
-    --web-root "$tmp/static" --threads 2 2>"$tmp/digitd.log" &
+    --web-root "$tmp/static" --threads 2 --workers 2 ${BATCH:+--batch "$BATCH"} \
+    ${BATCH_WAIT_US:+--batch-wait-us "$BATCH_WAIT_US"} ${DIGITD_USER:+--user "$DIGITD_USER"} \
+    2>"$tmp/digitd.log" &
 digitd_pid=$!
 pids="$pids $digitd_pid"
 
@@ -163,6 +167,15 @@ run digitd_png "http://127.0.0.1:$p_digitd/predict" "$tmp/canvas.png" image/png
 run peer_png "http://127.0.0.1:$p_peer/predict" "$tmp/canvas.png" image/png
 run digitd_static100 "http://127.0.0.1:$p_digitd/small.txt"
 run nginx_static100 "http://127.0.0.1:$p_nginx/small.txt"
+
+# the batch sizes the dynamic batcher formed over all the runs
+echo
+echo "forward passes by batch size (digitd_batches_total):"
+"$py" -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read().decode())" \
+    "http://127.0.0.1:$p_digitd/metrics" | awk -F'[{}" ]+' '/^digitd_batches_total\{/ {
+        n[$3] = $4; total += $4; inputs += $3 * $4 }
+    END { for (k in n) printf "  size %-4s %10d passes\n", k, n[k];
+          if (total) printf "  mean inputs per pass: %.2f\n", inputs / total }' | sort -t' ' -k2 -n
 
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$digitd_pid/status")
 hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$digitd_pid/status")

@@ -291,7 +291,69 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
+static int save_to(const nn_net *net, const char *path, nn_error *err);
+
+/* What a save may replace: nothing (a new file), or a regular file. A
+ * symlink is written through: the file it points to is replaced (by
+ * rename, in that file's directory) and the link stays. Devices, FIFOs,
+ * sockets and directories are refused untouched: as root, `--out
+ * /dev/null` would otherwise replace the system's /dev/null. */
+/* The file a save to path replaces: path itself, or a symlink's target
+ * (*target malloc'd; the caller frees it). -1 with err for what must not
+ * be replaced. */
+static int save_target(const char *path, char **target, nn_error *err) {
+    *target = NULL;
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) return nn_fail(err, "%s: %s", path, strerror(errno));
+        *target = strdup(path);
+        return *target ? 0 : nn_fail(err, "out of memory");
+    }
+    if (S_ISLNK(st.st_mode)) {
+        char *t = realpath(path, NULL);
+        if (!t)
+            return nn_fail(err, "%s: a symbolic link to a missing or unreachable file "
+                                "(%s); refusing to replace the link", path, strerror(errno));
+        if (stat(t, &st) != 0 || !S_ISREG(st.st_mode)) {
+            nn_fail(err, "%s: a symbolic link to %s, which is not a regular file; "
+                         "refusing to replace it", path, t);
+            free(t);
+            return -1;
+        }
+        *target = t;
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode))
+        return nn_fail(err, "%s: %s, not a regular file; refusing to replace it", path,
+                       S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                              : "a special file");
+    *target = strdup(path);
+    return *target ? 0 : nn_fail(err, "out of memory");
+}
+
+int nn_model_save_check(const char *path, nn_error *err) {
+    char *t;
+    if (save_target(path, &t, err) != 0) return -1;
+    free(t);
+    return 0;
+}
+
+/* A symlink is written through: the file it points to is replaced (by
+ * rename, in that file's directory) and the link stays. Devices, FIFOs,
+ * sockets and directories are refused untouched: as root, `--out
+ * /dev/null` would otherwise replace the system's /dev/null. */
 int nn_model_save(const nn_net *net, const char *path, nn_error *err) {
+    char *t;
+    if (save_target(path, &t, err) != 0) return -1;
+    int rc = save_to(net, t, err);
+    free(t);
+    return rc;
+}
+
+static int save_to(const nn_net *net, const char *path, nn_error *err) {
     uint8_t *bytes;
     size_t len;
     nn_error eerr;

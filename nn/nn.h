@@ -273,6 +273,12 @@ double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
  * the new one. On error the old file is untouched. */
 int nn_model_save(const nn_net *net, const char *path, nn_error *err);
 
+/* Whether nn_model_save(path) would be allowed to write there: nothing
+ * yet, a regular file, or a symlink to one (written through to its
+ * target); devices, FIFOs, directories are refused. For commands that
+ * should refuse before hours of training rather than after. */
+int nn_model_save_check(const char *path, nn_error *err);
+
 /* Reads and checks a model file: magic, version, sizes against the
  * length, dimensions, CRC32, no trailing bytes. Each refusal has its own
  * message. The caller frees the net with nn_net_free. */

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
-       check zlib1g-dev)
+       check zlib1g-dev libseccomp-dev)
 test=("${build[@]}" python3 chromium curl)
 bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)

@@ -285,6 +285,10 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error(&train_command, "--out FILE is required");
 
     nn_error err;
+    if (nn_model_save_check(out, &err) != 0) { /* refuse before training, not after */
+        fprintf(stderr, "digitd train: --out %s\n", err.msg);
+        return 2;
+    }
     nn_net *net = nn_net_create(layers, activation, &err);
     if (!net) {
         cli_fail("train", "%s", err.msg);

@@ -21,8 +21,6 @@ const char *metrics_route_name(metrics_route r) {
 
 void metrics_init(metrics *m) {
     memset(m, 0, sizeof *m); /* all-zero bits are zero atomics on our ABIs */
-    atomic_init(&m->in_flight, 0);
-    atomic_init(&m->model_loaded, 0);
     m->start_unix = (int64_t)time(NULL);
 }
 
@@ -40,7 +38,7 @@ void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros) {
 
 #define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
 
-char *metrics_render(metrics *m, size_t *len) {
+char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
     text_buffer t;
     tb_init(&t, 16384);
 
@@ -102,16 +100,39 @@ char *metrics_render(metrics *m, size_t *len) {
         "# HELP digitd_http_requests_in_flight Requests being received, "
         "computed or sent.\n"
         "# TYPE digitd_http_requests_in_flight gauge\n"
-        "digitd_http_requests_in_flight %lld\n",
-        (long long)atomic_load(&m->in_flight));
+        "digitd_http_requests_in_flight %lld\n"
+        "# HELP digitd_queue_depth Requests waiting for an inference worker.\n"
+        "# TYPE digitd_queue_depth gauge\n"
+        "digitd_queue_depth %d\n"
+        "# HELP digitd_workers_busy Inference workers running a batch.\n"
+        "# TYPE digitd_workers_busy gauge\n"
+        "digitd_workers_busy %d\n"
+        "# HELP digitd_queue_refused_total Requests refused (503), by reason.\n"
+        "# TYPE digitd_queue_refused_total counter\n"
+        "digitd_queue_refused_total{reason=\"full\"} %llu\n"
+        "digitd_queue_refused_total{reason=\"deadline\"} %llu\n",
+        g->in_flight, g->queue_depth, g->workers_busy,
+        (unsigned long long)g->jobs_refused_full, (unsigned long long)g->jobs_expired);
+    /* The dynamic batcher's work: forward passes by the number of inputs
+     * they ran (the last bucket: that many or more). */
+    tb_printf(&t, "# HELP digitd_batches_total Forward passes, by inputs in the batch.\n"
+                  "# TYPE digitd_batches_total counter\n");
+    for (int k = 1; k < g->n_batch_sizes; k++)
+        if (g->batch_sizes[k])
+            tb_printf(&t, "digitd_batches_total{size=\"%d%s\"} %llu\n", k,
+                      k == g->n_batch_sizes - 1 ? "+" : "",
+                      (unsigned long long)g->batch_sizes[k]);
     tb_printf(&t,
         "# HELP digitd_model_loaded 1 when a model is serving.\n"
         "# TYPE digitd_model_loaded gauge\n"
         "digitd_model_loaded %d\n"
+        "# HELP digitd_draining 1 after SIGTERM, while requests are finished.\n"
+        "# TYPE digitd_draining gauge\n"
+        "digitd_draining %d\n"
         "# HELP digitd_start_time_seconds Process start, Unix time.\n"
         "# TYPE digitd_start_time_seconds gauge\n"
         "digitd_start_time_seconds %lld\n",
-        atomic_load(&m->model_loaded), (long long)m->start_unix);
+        g->model_loaded, g->draining, (long long)m->start_unix);
 
     return tb_take(&t, len);
 }

@@ -35,10 +35,21 @@ typedef struct {
     atomic_uint_fast64_t bytes_in;          /* request bodies */
     atomic_uint_fast64_t bytes_out;         /* response bodies */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
-    atomic_int_fast64_t in_flight;          /* requests begun, not finished */
-    atomic_int model_loaded;                /* 0 or 1 */
     int64_t start_unix;                     /* process start, seconds */
 } metrics;
+
+/* What a scrape reads from elsewhere at the moment it is made: metrics
+ * only observe; the server, the model slot and the queue own these. */
+typedef struct {
+    long long in_flight;    /* requests begun, not finished */
+    int model_loaded;       /* 0 or 1 */
+    int draining;           /* 0 or 1 */
+    int queue_depth;        /* jobs waiting for a worker */
+    int workers_busy;
+    const uint64_t *batch_sizes; /* [k]: forward passes over k inputs, k < n_batch_sizes */
+    int n_batch_sizes;
+    uint64_t jobs_refused_full, jobs_expired;
+} metrics_gauges;
 
 /* Zeroes every counter and records the start time. */
 void metrics_init(metrics *m);
@@ -51,6 +62,6 @@ void metrics_observe(metrics *m, metrics_route r, int status, uint64_t micros);
 /* Renders the text exposition into a malloc'd NUL-terminated buffer (the
  * caller frees it) and its length into *len. Returns NULL when out of
  * memory. */
-char *metrics_render(metrics *m, size_t *len);
+char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len);
 
 #endif

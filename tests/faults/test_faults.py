@@ -30,7 +30,6 @@ Training uses a small made-up MNIST (random digits in IDX files written
 here), so nothing here needs the real data set. Exit status: 0 passed,
 1 failed, 77 skipped.
 """
-import argparse
 import hashlib
 import html.parser
 import http.client
@@ -46,24 +45,11 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from digitd_test import Daemon, check, run_groups  # noqa: E402
+
 SKIP = 77
 ARCH = "784-256-10"  # about 800 KB on disk: writing it takes a moment
-
-
-class Failures:
-    def __init__(self):
-        self.items, self.checks = [], 0
-
-    def check(self, cond, what):
-        self.checks += 1
-        if not cond:
-            self.items.append(what)
-            print("FAIL:", what, flush=True)
-        return cond
-
-
-F = Failures()
-check = F.check
 
 
 def sha(path):
@@ -223,57 +209,6 @@ def group_write_fail(args):
     finally:
         for m in reversed(mounted):
             subprocess.run(["umount", m])
-
-
-# ---------------------------------------------------------------------------
-# The daemon
-
-class Daemon:
-    def __init__(self, args, model, web, extra=(), name="digitd"):
-        self.log_path = os.path.join(args.work, name + ".log")
-        self.log = open(self.log_path, "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITD_")}
-        self.proc = subprocess.Popen(
-            [args.digitd, "serve", "--port", "0", "--bind", "127.0.0.1", "--model", model,
-             "--web-root", web, *extra], stdout=subprocess.DEVNULL, stderr=self.log, env=env)
-        deadline = time.time() + 60
-        self.port = None
-        while time.time() < deadline and self.port is None:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log_text())
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.poll() is not None:
-                raise RuntimeError("digitd exited:\n" + self.log_text())
-            else:
-                time.sleep(0.02)
-        if self.port is None:
-            raise RuntimeError("digitd did not listen:\n" + self.log_text())
-
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def request(self, method, path, body=None, headers=None, conn=None):
-        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-        finally:
-            if conn is None:
-                c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.log.close()
-        return rc
 
 
 def make_model(args, mnist=None):
@@ -521,26 +456,17 @@ GROUPS = {"train_kill": group_train_kill, "write_fail": group_write_fail,
           "conn_limit": group_conn_limit, "headers": group_headers}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
-    ap.add_argument("--digitd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    args.digitd = os.path.abspath(args.digitd)
-    if os.path.exists(args.work):
+def clean_work(work):
+    if os.path.exists(work):
         for line in open("/proc/mounts").read().splitlines():  # leftovers of a killed run
             mnt = line.split()[1]
-            if mnt.startswith(os.path.abspath(args.work) + "/"):
+            if mnt.startswith(work + "/"):
                 subprocess.run(["umount", mnt])
-        shutil.rmtree(args.work)
-    os.makedirs(args.work)
-    args.work = os.path.abspath(args.work)
-    GROUPS[args.group](args)
-    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
-    return 1 if F.items else 0
+        shutil.rmtree(work)
 
+
+def main():
+    return run_groups(GROUPS, __doc__, clean_work)
 
 if __name__ == "__main__":
     sys.exit(main())

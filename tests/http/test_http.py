@@ -24,10 +24,8 @@ Python standard library. Groups (one CTest test each):
 Exit status: 0 passed, 1 failed, 77 skipped (MNIST needed but
 DIGITD_MNIST_DIR unset).
 """
-import argparse
 import base64
 import concurrent.futures
-import gzip
 import hashlib
 import http.client
 import json
@@ -42,179 +40,16 @@ import threading
 import time
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from digitd_test import (Daemon, check, load_mnist, png, raw_exchange,  # noqa: E402
+                         run_groups, status_of)
+
 SKIP = 77
 N_DIGITS = 20  # real MNIST test digits per input form
 
 
 # ---------------------------------------------------------------------------
-# Reporting
-
-class Failures:
-    def __init__(self):
-        self.items = []
-        self.checks = 0
-
-    def check(self, cond, what):
-        self.checks += 1
-        if not cond:
-            self.items.append(what)
-            print("FAIL:", what, flush=True)
-        return cond
-
-
-F = Failures()
-
-
-def check(cond, what):
-    return F.check(cond, what)
-
-
-# ---------------------------------------------------------------------------
-# The daemon
-
-class Daemon:
-    """A `digitd serve` process on a free port; its stderr goes to a file."""
-
-    def __init__(self, args, model, web, extra=(), env=None, name="digitd",
-                 expect_listen=True):
-        self.log_path = os.path.join(args.work, name + ".log")
-        self.log = open(self.log_path, "wb")
-        cmd = [args.digitd, "serve", "--port", "0", "--bind", "127.0.0.1",
-               "--model", model, "--web-root", web, *extra]
-        e = dict(os.environ)
-        for k in list(e):
-            if k.startswith("DIGITD_") and k != "DIGITD_MNIST_DIR":
-                del e[k]
-        if env:
-            e.update(env)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=self.log, env=e)
-        self.port = None
-        if expect_listen:
-            self.port = self._wait_port()
-
-    def _wait_port(self, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            text = self.log_text()
-            for line in text.splitlines():
-                if "listening on http://127.0.0.1:" in line:
-                    rest = line.split("listening on http://127.0.0.1:")[1]
-                    return int(rest.split()[0])
-            if self.proc.poll() is not None:
-                raise RuntimeError("digitd exited early:\n" + text)
-            time.sleep(0.02)
-        raise RuntimeError("digitd did not start listening:\n" + self.log_text())
-
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def conn(self, timeout=30):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, conn=None):
-        """Returns (status, headers dict with lowercase names, body bytes)."""
-        c = conn or self.conn()
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-        finally:
-            if conn is None:
-                c.close()
-
-    def json(self, method, path, obj=None, body=None, ctype="application/json", **kw):
-        if obj is not None:
-            body = json.dumps(obj)
-        st, h, data = self.request(method, path, body=body,
-                                   headers={"Content-Type": ctype} if ctype else {}, **kw)
-        try:
-            return st, h, json.loads(data)
-        except ValueError:
-            return st, h, None
-
-    def send_signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-            check(False, "digitd did not exit within %ds of signal %d" % (timeout, sig))
-        self.log.close()
-        return rc
-
-
-def raw_exchange(port, data, read_timeout=5.0, half_close=False):
-    """Sends bytes over a fresh socket and returns everything read until the
-    server closes or read_timeout passes without data."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
-    try:
-        s.sendall(data)
-        if half_close:
-            s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    finally:
-        s.close()
-
-
-def status_of(raw):
-    try:
-        return int(raw.split(b" ", 2)[1])
-    except (IndexError, ValueError):
-        return None
-
-
-# ---------------------------------------------------------------------------
 # MNIST and image encoders
-
-def load_mnist(n):
-    d = os.environ.get("DIGITD_MNIST_DIR", "")
-    if not d:
-        return None
-
-    def read(name):
-        for cand in (name + ".gz", name):
-            p = os.path.join(d, cand)
-            if os.path.exists(p):
-                with open(p, "rb") as f:
-                    raw = f.read()
-                return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        raise FileNotFoundError(os.path.join(d, name))
-    imgs = read("t10k-images-idx3-ubyte")[16:]
-    labs = read("t10k-labels-idx1-ubyte")[8:]
-    return [(list(imgs[i * 784:(i + 1) * 784]), labs[i]) for i in range(n)]
-
-
-def png(w, h, rows, color_type=0):
-    """rows: h lists of w*channels byte values. color_type 0 gray, 4 gray+
-    alpha, 2 RGB, 6 RGBA."""
-    raw = b"".join(b"\0" + bytes(r) for r in rows)
-
-    def chunk(t, d):
-        return (struct.pack(">I", len(d)) + t + d +
-                struct.pack(">I", zlib.crc32(t + d) & 0xffffffff))
-    return (b"\x89PNG\r\n\x1a\n" +
-            chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
 
 def gif(w, h, gray):
     """An 8-bit grayscale GIF of the w*h values in gray. LZW with a clear
@@ -374,6 +209,7 @@ def group_api(args):
         st, h, body = d.json("GET", "/readyz", ctype=None)
         check(st == 200 and body.get("status") == "ready", "GET /readyz is 200 with a model")
 
+
         st, h, info = d.json("GET", "/model", ctype=None)
         with open(model, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
@@ -453,11 +289,33 @@ def group_api(args):
         c.close()
         check(codes == [200] * 5, "keep-alive connection serves several requests %r" % codes)
 
-        # access log: time, method, path, status, bytes, microseconds
+        # request ids: the client's is echoed and logged; otherwise one is made
+        st, h, _ = d.request("GET", "/healthz", headers={"X-Request-Id": "trace-abc.123"})
+        check(h.get("x-request-id") == "trace-abc.123", "X-Request-Id is echoed")
+        ids = {d.request("GET", "/healthz")[1].get("x-request-id") for _ in range(3)}
+        check(len(ids) == 3 and None not in ids, "a request id is made when none is sent %r" % ids)
+        st, h, _ = d.request("GET", "/healthz", headers={"X-Request-Id": "bad id\"" + "x" * 80})
+        check(h.get("x-request-id", "").find('"') < 0 and len(h.get("x-request-id", "")) < 70,
+              "an unusable X-Request-Id is replaced (%r)" % h.get("x-request-id"))
+        c = d.conn()
+        c.request("POST", "/predict", body=json.dumps({"pixels": [1] * 3}),
+                  headers={"Content-Type": "application/json", "X-Request-Id": "bad-pixels-7"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        check(r.status == 422 and r.getheader("X-Request-Id") == "bad-pixels-7",
+              "an error answer carries the request id too")
+        time.sleep(0.2)
+        line = [l for l in d.log_text().splitlines() if "id=bad-pixels-7" in l]
+        check(line and " 422 " in line[0] and "reason=" in line[0] and "784" in line[0],
+              "the access log has the request id and the reason of a 4xx (%r)" % line)
+
+        # access log: time, client, method, path, status, bytes, microseconds, request id
         time.sleep(0.2)
         lines = [l for l in d.log_text().splitlines() if " GET /healthz " in l]
-        check(lines and lines[0].split()[-1].endswith("us") and
-              lines[0].split()[-3] == "200" and lines[0].split()[-2] == "16" and
+        check(lines and lines[0].split()[-2].endswith("us") and
+              lines[0].split()[-4] == "200" and lines[0].split()[-3] == "16" and
+              lines[0].split()[-1].startswith("id=") and len(lines[0].split()[-1]) > 3 and
               lines[0][:4].isdigit() and "T" in lines[0].split()[0],
               "access log line: time client method path status bytes micros (%r)"
               % (lines[:1],))
@@ -482,9 +340,12 @@ def group_api(args):
         check(st == 204 and h.get("access-control-allow-origin") == "https://example.org" and
               "POST" in h.get("access-control-allow-methods", ""),
               "CORS preflight answered with the flag's origin (flag beats env)")
-        st, h, _ = d.json("POST", "/predict", {"pixels": [0] * 784})
+        st, h, _ = d.request("GET", "/healthz", headers={"Origin": "https://example.org"})
         check(h.get("access-control-allow-origin") == "https://example.org",
               "CORS header on answers")
+        st, h, _ = d.request("GET", "/healthz", headers={"Origin": "https://evil.example"})
+        check("access-control-allow-origin" not in h,
+              "no CORS header for an origin not in the list")
         st, h, body = d.json("POST", "/predict", body=b"[" + b" " * 1100 + b"]")
         check(st == 413, "DIGITD_MAX_BODY=1k applies when no flag says otherwise (%d)" % st)
     finally:
@@ -1060,6 +921,49 @@ def group_reload(args):
 def group_signals(args):
     model = random_model(args)
     web = web_root(args)
+    # --log-format json: one object per line, the reason of every 4xx/5xx
+    d = Daemon(args, model, web, extra=["--log-format", "json"], name="jsonlog")
+    try:
+        d.request("GET", "/healthz", headers={"X-Request-Id": "j-1"})
+        d.request("GET", "/nope", headers={"X-Request-Id": "j-2"})
+        d.json("POST", "/predict", {"pixels": "x"})
+        time.sleep(0.2)
+        objs = []
+        for l in d.log_text().splitlines():
+            if l.startswith("{"):
+                try:
+                    objs.append(json.loads(l))
+                except ValueError:
+                    check(False, "a JSON log line parses: %r" % l)
+        by_id = {o.get("request_id"): o for o in objs}
+        check(by_id.get("j-1", {}).get("status") == 200 and "reason" not in by_id.get("j-1", {}),
+              "JSON log: a 200 with its request id and no reason")
+        check(by_id.get("j-2", {}).get("status") == 404 and by_id["j-2"].get("reason"),
+              "JSON log: a 404 with its reason")
+        check(any(o.get("status") == 422 and "pixels" in o.get("reason", "") for o in objs),
+              "JSON log: a 422 says why")
+        check(all({"time", "method", "path", "status", "duration_us"} <= set(o) for o in objs),
+              "JSON log lines have time, method, path, status, duration")
+    finally:
+        d.stop()
+    # draining: /readyz 503 for --drain-seconds while requests are served
+    d = Daemon(args, model, web, extra=["--drain-seconds", "2"], name="drain")
+    try:
+        t0 = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        time.sleep(0.4)
+        st_ready = d.request("GET", "/readyz")[0]
+        st_pred, h, _ = d.json("POST", "/predict", {"pixels": [0] * 300 + [1] * 28 + [0] * 456})
+        check(st_ready == 503, "draining: /readyz answers 503 (%d)" % st_ready)
+        check(st_pred == 200 and h.get("connection", "").lower() == "close",
+              "draining: /predict still answered, with Connection: close (%d)" % st_pred)
+        rc = d.proc.wait(10)  # no second signal: that would cut the grace short
+        dt = time.monotonic() - t0
+        check(rc == 0 and 1.8 <= dt < 5, "draining: exits 0 after the grace (%.1fs)" % dt)
+        d.stop()
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
     body = json.dumps({"pixels": [0] * 300 + [1] * 28 + [0] * 456}).encode()
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = Daemon(args, model, web, name="sig%d" % sig)
@@ -1151,28 +1055,20 @@ GROUPS = {"api": group_api, "forms": group_forms, "bad": group_bad,
           "signals": group_signals}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--group", choices=sorted(GROUPS), required=True)
-    ap.add_argument("--digitd", required=True)
-    ap.add_argument("--fixture", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    if os.path.exists(args.work):
-        for name in os.listdir(args.work):
+def clean_work(work):
+    if os.path.exists(work):
+        for name in os.listdir(work):
             if name == "trained.model":
                 continue  # slow to make: keep it between runs
-            p = os.path.join(args.work, name)
+            p = os.path.join(work, name)
             if os.path.isdir(p) and not os.path.islink(p):
                 shutil.rmtree(p)
             else:
                 os.remove(p)
-    os.makedirs(args.work, exist_ok=True)
-    GROUPS[args.group](args)
-    print("%s: %d checks, %d failed" % (args.group, F.checks, len(F.items)), flush=True)
-    return 1 if F.items else 0
 
+
+def main():
+    return run_groups(GROUPS, __doc__, clean_work, fixture=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,250 @@
+/* work_queue.c: see work_queue.h.
+ *
+ * One mutex guards the list of waiting jobs; workers sleep on one
+ * condition variable. The lock is held only to link and unlink jobs:
+ * decoding, the forward pass and rendering run unlocked. */
+/* gettid (for the per-thread nice value) needs _GNU_SOURCE: CMake defines it */
+#include "work_queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct work_queue {
+    work_queue_config cfg;
+    pthread_mutex_t lock;
+    pthread_cond_t more; /* a job was queued, or stopping */
+    job *head, *tail;
+    int depth;
+    bool stopping;
+    pthread_t *threads;
+    int n_threads;
+    work_queue_stats stats;
+};
+
+static struct timespec now_mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+static bool passed(const struct timespec *deadline, const struct timespec *now) {
+    return now->tv_sec > deadline->tv_sec ||
+           (now->tv_sec == deadline->tv_sec && now->tv_nsec >= deadline->tv_nsec);
+}
+
+static void add_us(struct timespec *t, long us) {
+    t->tv_sec += us / 1000000;
+    t->tv_nsec += (us % 1000000) * 1000;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Unlinks the oldest job; the lock is held. */
+static job *pop_locked(work_queue *q) {
+    job *j = q->head;
+    if (!j) return NULL;
+    q->head = j->next;
+    if (!q->head) q->tail = NULL;
+    j->next = NULL;
+    q->depth--;
+    atomic_store(&q->stats.depth, q->depth);
+    return j;
+}
+
+static void finish(work_queue *q, job *j) {
+    free(j->inputs);
+    j->inputs = NULL;
+    atomic_fetch_add_explicit(&q->stats.jobs_done, 1, memory_order_relaxed);
+    j->ops->done(j);
+}
+
+static void fail_job(job *j, int status, const char *msg) {
+    j->status = status;
+    snprintf(j->message, sizeof j->message, "%s", msg);
+}
+
+/* Parses j; a job past its deadline is refused without being looked at.
+ * Returns 0 when it has inputs to run, else -1 (it is finished). */
+static int prepare(work_queue *q, job *j) {
+    struct timespec t = now_mono();
+    if (passed(&j->deadline, &t)) {
+        atomic_fetch_add_explicit(&q->stats.jobs_expired, 1, memory_order_relaxed);
+        fail_job(j, 503, "the server is too busy to answer in time; try again later");
+        finish(q, j);
+        return -1;
+    }
+    if (j->ops->parse(j) != 0 || j->n_inputs == 0) {
+        finish(q, j);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one forward pass over the inputs of jobs[0..n) (all the same
+ * model) and renders each. */
+static void run_batch(work_queue *q, job **jobs, int n, int rows) {
+    float *x = NULL, *probs = malloc((size_t)rows * NN_CLASSES * sizeof *probs);
+    bool ok = probs != NULL;
+    const float *in = jobs[0]->inputs;
+    if (ok && n > 1) {
+        /* (rows, 784): the jobs' inputs one after the other */
+        x = malloc((size_t)rows * NN_PIXELS * sizeof *x);
+        ok = x != NULL;
+        for (int i = 0, r = 0; ok && i < n; r += jobs[i]->n_inputs, i++)
+            memcpy(x + (size_t)r * NN_PIXELS, jobs[i]->inputs,
+                   (size_t)jobs[i]->n_inputs * NN_PIXELS * sizeof *x);
+        in = x;
+    }
+    nn_error err;
+    if (ok) ok = nn_predict(jobs[0]->model->net, in, rows, probs, 1, &err) == 0;
+    free(x);
+    int hist = rows < WQ_HIST ? rows : WQ_HIST;
+    atomic_fetch_add_explicit(&q->stats.batches[hist], 1, memory_order_relaxed);
+    for (int i = 0, r = 0; i < n; r += jobs[i]->n_inputs, i++) {
+        jobs[i]->batch_size = rows;
+        if (ok)
+            jobs[i]->ops->render(jobs[i], probs + (size_t)r * NN_CLASSES);
+        else
+            fail_job(jobs[i], 500, "the model could not run (out of memory)");
+        finish(q, jobs[i]);
+    }
+    free(probs);
+}
+
+static void *worker(void *arg) {
+    work_queue *q = arg;
+#ifdef __linux__
+    /* Lower priority than the HTTP threads, so /healthz and /metrics stay
+     * quick while every worker is busy (Linux applies nice per thread). */
+    if (q->cfg.nice) {
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+        if (errno == 0) setpriority(PRIO_PROCESS, (id_t)gettid(), cur + q->cfg.nice);
+    }
+#endif
+    job **batch = calloc((size_t)q->cfg.max_batch, sizeof *batch);
+    if (!batch) return NULL;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->head && !q->stopping) pthread_cond_wait(&q->more, &q->lock);
+        job *first = pop_locked(q);
+        if (!first) break; /* stopping and nothing left */
+        atomic_fetch_add(&q->stats.busy, 1);
+        pthread_mutex_unlock(&q->lock);
+
+        int n = 0, rows = 0;
+        if (prepare(q, first) == 0) {
+            batch[n++] = first;
+            rows = first->n_inputs;
+        }
+        /* Gather: jobs already waiting are taken at once; when none is,
+         * wait for one until max_wait_us after the first was taken. */
+        struct timespec until = now_mono();
+        add_us(&until, q->cfg.max_wait_us);
+        pthread_mutex_lock(&q->lock);
+        while (n > 0 && n < q->cfg.max_batch && rows < q->cfg.max_batch) {
+            job *next = q->head;
+            if (!next) {
+                struct timespec t = now_mono();
+                if (q->cfg.max_wait_us <= 0 || q->stopping || passed(&until, &t)) break;
+                pthread_cond_timedwait(&q->more, &q->lock, &until);
+                continue;
+            }
+            if (next->model != first->model) break; /* another model: next batch */
+            pop_locked(q);
+            pthread_mutex_unlock(&q->lock);
+            if (prepare(q, next) == 0) {
+                batch[n++] = next;
+                rows += next->n_inputs;
+            }
+            pthread_mutex_lock(&q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (n > 0) run_batch(q, batch, n, rows);
+        pthread_mutex_lock(&q->lock);
+        atomic_fetch_sub(&q->stats.busy, 1);
+    }
+    pthread_mutex_unlock(&q->lock);
+    free(batch);
+    return NULL;
+}
+
+work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err) {
+    work_queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        nn_fail(err, "out of memory");
+        return NULL;
+    }
+    q->cfg = *cfg;
+    if (q->cfg.workers < 1) q->cfg.workers = 1;
+    if (q->cfg.capacity < 1) q->cfg.capacity = 1;
+    if (q->cfg.max_batch < 1) q->cfg.max_batch = 1;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->more, &ca);
+    pthread_condattr_destroy(&ca);
+    q->threads = calloc((size_t)q->cfg.workers, sizeof *q->threads);
+    if (!q->threads) {
+        nn_fail(err, "out of memory");
+        work_queue_free(q);
+        return NULL;
+    }
+    for (int i = 0; i < q->cfg.workers; i++) {
+        int rc = pthread_create(&q->threads[i], NULL, worker, q);
+        if (rc != 0) {
+            nn_fail(err, "cannot start inference worker %d: %s", i + 1, strerror(rc));
+            work_queue_free(q);
+            return NULL;
+        }
+        q->n_threads++;
+    }
+    return q;
+}
+
+int work_queue_offer(work_queue *q, job *j) {
+    pthread_mutex_lock(&q->lock);
+    if (q->stopping || q->depth >= q->cfg.capacity) {
+        pthread_mutex_unlock(&q->lock);
+        atomic_fetch_add_explicit(&q->stats.jobs_refused_full, 1, memory_order_relaxed);
+        return -1;
+    }
+    j->next = NULL;
+    if (q->tail) q->tail->next = j;
+    else q->head = j;
+    q->tail = j;
+    q->depth++;
+    atomic_store(&q->stats.depth, q->depth);
+    pthread_cond_signal(&q->more);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+const work_queue_stats *work_queue_statistics(const work_queue *q) { return &q->stats; }
+
+void work_queue_stop(work_queue *q) {
+    if (!q) return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->more);
+    pthread_mutex_unlock(&q->lock);
+    for (int i = 0; i < q->n_threads; i++) pthread_join(q->threads[i], NULL);
+    q->n_threads = 0;
+}
+
+void work_queue_free(work_queue *q) {
+    if (!q) return;
+    work_queue_stop(q);
+    free(q->threads);
+    pthread_cond_destroy(&q->more);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}

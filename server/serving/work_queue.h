@@ -1,0 +1,100 @@
+/* work_queue.h: the bounded queue between the HTTP threads and the
+ * inference workers, and the dynamic batcher that runs on the workers.
+ *
+ * An HTTP thread that has a complete request body wraps it in a job and
+ * offers it (work_queue_offer); a full queue refuses at once, so the
+ * caller answers 503 instead of queueing forever. A worker takes the
+ * oldest job, turns its bytes into inputs (decoding and normalising
+ * images: the expensive, hostile part), then gathers further queued jobs
+ * for the same model until it has `max_batch` inputs or `max_wait_us` has
+ * passed since it took the first one, runs ONE forward pass over all of
+ * them, and hands each job its rows of probabilities. A job past its
+ * deadline when a worker reaches it is answered 503 without being decoded.
+ * A lone request therefore waits at most max_wait_us for company.
+ *
+ * The queue knows nothing of HTTP: a job carries three callbacks, set by
+ * whoever made it (the /predict and v2 routes). */
+#ifndef DIGITD_WORK_QUEUE_H
+#define DIGITD_WORK_QUEUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "model_slot.h"
+#include "nn.h"
+
+typedef struct job job;
+
+typedef struct {
+    /* Bytes -> inputs, on a worker. Fills j->inputs (n, 784) malloc'd and
+     * j->n_inputs, and returns 0; or sets j->status and j->message (an
+     * HTTP error) and returns -1. A parse that answered by itself leaves
+     * n_inputs 0 with status and answer set. */
+    int (*parse)(job *j);
+    /* Results -> answer, on a worker: probs (n_inputs, 10) for the
+     * inputs. Sets j->status, and j->answer/j->answer_len (malloc'd) on
+     * 200. */
+    void (*render)(job *j, const float *probs);
+    /* The job is finished (answer or error set): hand it back to its
+     * connection. Called exactly once, on a worker, or on the offering
+     * thread when the queue is stopped. The job belongs to the callee. */
+    void (*done)(job *j);
+} job_ops;
+
+struct job {
+    const job_ops *ops;
+    served_model *model;      /* a reference the job owns */
+    struct timespec deadline; /* CLOCK_MONOTONIC: not started after this */
+    void *user;               /* the maker's context (request, connection) */
+    /* filled by parse */
+    float *inputs; /* (n_inputs, 784) */
+    int n_inputs;
+    /* filled by render or on error */
+    int status;
+    char message[256];
+    char *answer;
+    size_t answer_len;
+    int per_digit[10]; /* answers per digit, for /metrics */
+    int batch_size; /* inputs in the forward pass this job was part of */
+    job *next;      /* queue link, the queue's own */
+};
+
+typedef struct {
+    int workers;         /* threads, >= 1 */
+    int capacity;        /* jobs waiting at most, >= 1 */
+    int max_batch;       /* inputs per forward pass, >= 1 */
+    long max_wait_us;    /* longest wait for more jobs, 0 = take what is queued */
+    int nice;            /* added to the workers' nice value (Linux, per thread) */
+} work_queue_config;
+
+typedef struct work_queue work_queue;
+
+/* Statistics for /metrics: batch sizes formed, by size 1..WQ_HIST. */
+#define WQ_HIST 64
+typedef struct {
+    atomic_uint_fast64_t batches[WQ_HIST + 1]; /* [k]: forward passes over k inputs; [WQ_HIST] more */
+    atomic_uint_fast64_t jobs_done, jobs_refused_full, jobs_expired;
+    atomic_int depth;  /* jobs waiting now */
+    atomic_int busy;   /* workers running a batch now */
+} work_queue_stats;
+
+/* Starts the workers. Returns NULL with err (threads, memory). */
+work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err);
+
+/* Offers j to the queue. Returns 0 (a worker will call j->ops->done), or
+ * -1 when the queue is full or stopping (j is untouched; the caller keeps
+ * it and answers 503). */
+int work_queue_offer(work_queue *q, job *j);
+
+const work_queue_stats *work_queue_statistics(const work_queue *q);
+
+/* Stops taking jobs (later offers fail), lets the workers finish every
+ * queued one (each gets its done call) and joins them. q stays valid
+ * for offers (which fail) until work_queue_free. */
+void work_queue_stop(work_queue *q);
+void work_queue_free(work_queue *q);
+
+#endif
