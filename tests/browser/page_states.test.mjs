@@ -247,7 +247,7 @@ test('every control works from the keyboard; an image chosen or pasted goes to /
     // Enter on the Image button opens the file dialog; the file is sent as is.
     const before = mock.requests.length;
     await page.focus('#upload');
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 90000 }), page.keyboard.press('Enter')]);
     await chooser.setFiles(SEVEN_PNG);
     await waitReady(page);
     const sent = mock.requests.slice(before);
