@@ -2,78 +2,147 @@
  * cmd_eval.c: `digitd eval`: a model's accuracy on an IDX set, with
  * per-class precision and recall and the confusion matrix.
  */
-#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/options.h"
+#include "cli/report_files.h"
+#include "cli/svg_chart.h"
 #include "commands.h"
+#include "json_writer.h"
 #include "nn.h"
 
-static void usage(FILE *to) {
-    fprintf(to,
-        "usage: digitd eval [--model FILE] [--data DIR] [--set t10k|train] [--json]\n"
-        "Prints the model's accuracy on an MNIST set, per-class precision and\n"
-        "recall, and the confusion matrix (rows: true digit, columns: predicted).\n\n"
-        "  --model FILE   (default $DIGITD_MODEL or models/default.model)\n"
-        "  --data DIR     MNIST IDX files, raw or .gz (default $DIGITD_MNIST_DIR or data/mnist)\n"
-        "  --set NAME     t10k (the test set, default) or train\n"
-        "  --threads N    (default: all cores)\n"
-        "  --json         one JSON object instead of text\n");
-}
+enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_COUNT };
+static const cli_option eval_options[O_COUNT] = {
+    [O_MODEL] = CLI_OPTION_MODEL,
+    [O_DATA] = CLI_OPTION_DATA,
+    [O_SET] = {"set", 's', NULL, CLI_CHOICE, "t10k|train", 0, 0, "t10k",
+               "t10k is the test set, train the training set"},
+    [O_THREADS] = CLI_OPTION_THREADS,
+    [O_JSON] = CLI_OPTION_JSON("one JSON object instead of text"),
+    [O_REPORT] = {"report", 'r', NULL, CLI_STRING, "DIR", 0, 0, NULL,
+                  "also write pictures to DIR: confusion.svg, misclassified.svg "
+                  "(the first 100 wrong digits, true and predicted labels) and "
+                  "index.html"},
+};
 
-int cmd_eval(int argc, char **argv) {
-    const char *model = cli_env("DIGITD_MODEL", "models/default.model");
-    const char *data = cli_env("DIGITD_MNIST_DIR", "data/mnist");
-    const char *set = "t10k";
-    bool json = false;
-    long threads = cli_cores();
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"set", required_argument, 0, 's'},   {"threads", required_argument, 0, 't'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:d:s:t:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': set = optarg; break;
-        case 't':
-            if (cli_int(optarg, "--threads", 1, 256, &threads)) return 2;
-            break;
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+/* The misclassified digits shown in the report's grid, at most. */
+#define REPORT_MAX_SHOWN 100
+
+/* Writes DIR/confusion.svg, DIR/misclassified.svg and DIR/index.html.
+ * Classifies d again in chunks to find the wrong answers (nn_evaluate only
+ * counts them). Returns 0, or 1 after reporting an error. */
+static int write_report(const char *dir, const nn_net *net, const char *model_path,
+                        const nn_dataset *d, const char *set, int threads,
+                        const int cm[NN_CLASSES][NN_CLASSES], double acc) {
+    enum { CHUNK = 256 };
+    float *probs = malloc(sizeof(float) * CHUNK * NN_CLASSES);
+    float *shown = malloc(sizeof(float) * NN_PIXELS * REPORT_MAX_SHOWN);
+    char(*captions)[48] = malloc(sizeof *captions * REPORT_MAX_SHOWN);
+    const char *caption_ptrs[REPORT_MAX_SHOWN];
+    int n_shown = 0, n_wrong = 0, rc = 0;
+    nn_error err;
+    if (!probs || !shown || !captions) {
+        rc = cli_fail("eval", "out of memory for the report");
+        goto done;
+    }
+    for (int i = 0; i < d->n; i += CHUNK) {
+        int b = d->n - i < CHUNK ? d->n - i : CHUNK;
+        if (nn_predict(net, d->images + (size_t)i * NN_PIXELS, b, probs, threads, &err)) {
+            rc = cli_fail("eval", "%s", err.msg);
+            goto done;
+        }
+        for (int k = 0; k < b; k++) {
+            const float *p = probs + (size_t)k * NN_CLASSES;
+            int best = 0;
+            for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+            int truth = d->labels[i + k];
+            if (best == truth) continue;
+            n_wrong++;
+            if (n_shown == REPORT_MAX_SHOWN) continue;
+            memcpy(shown + (size_t)n_shown * NN_PIXELS, d->images + (size_t)(i + k) * NN_PIXELS,
+                   sizeof(float) * NN_PIXELS);
+            snprintf(captions[n_shown], sizeof captions[n_shown], "#%d: %d as %d",
+                     i + k, truth, best);
+            caption_ptrs[n_shown] = captions[n_shown];
+            n_shown++;
         }
     }
-    if (optind < argc || (strcmp(set, "t10k") && strcmp(set, "train"))) {
-        usage(stderr);
-        return 2;
+    if (report_dir("eval", dir)) {
+        rc = 1;
+        goto done;
     }
+    char title[160];
+    FILE *f = report_open("eval", dir, "confusion.svg");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Confusion matrix, MNIST %s (accuracy %.2f%%)", set, 100 * acc);
+    svg_confusion(f, title, cm);
+    if (report_close("eval", dir, "confusion.svg", f)) { rc = 1; goto done; }
+    f = report_open("eval", dir, "misclassified.svg");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Misclassified: %d of %d%s (sample #: true as predicted)",
+             n_wrong, d->n, n_wrong > n_shown ? ", the first 100" : "");
+    svg_digit_grid(f, title, shown, caption_ptrs, n_shown, 10);
+    if (report_close("eval", dir, "misclassified.svg", f)) { rc = 1; goto done; }
+    f = report_open("eval", dir, "index.html");
+    if (!f) { rc = 1; goto done; }
+    snprintf(title, sizeof title, "Evaluation of %.100s", net->meta.name);
+    report_html_begin(f, title);
+    fputs("<p>Model file <code>", f);
+    report_html_text(f, model_path);
+    fprintf(f, "</code> on MNIST %s: accuracy <strong>%.2f%%</strong> (%d of %d wrong).</p>\n"
+               "<h2>Confusion matrix</h2>\n<p class=\"muted\">Rows: the true digit; "
+               "columns: the model's answer. The diagonal holds the right answers.</p>\n"
+               "<p><img src=\"confusion.svg\" alt=\"confusion matrix\"></p>\n"
+               "<h2>Misclassified digits</h2>\n<p class=\"muted\">Each caption: the "
+               "sample's index in the set, its true digit, and what the model said.</p>\n"
+               "<p><img src=\"misclassified.svg\" alt=\"grid of misclassified digits\"></p>\n",
+            set, 100 * acc, n_wrong, d->n);
+    report_html_end(f);
+    if (report_close("eval", dir, "index.html", f)) { rc = 1; goto done; }
+    fprintf(stderr, "digitd eval: wrote %s/index.html, confusion.svg, misclassified.svg\n", dir);
+done:
+    free(probs);
+    free(shown);
+    free(captions);
+    return rc;
+}
+static const cli_command eval_command = {
+    "eval", "[OPTIONS]",
+    "Prints the model's accuracy on an MNIST set, per-class precision and\n"
+    "recall, and the confusion matrix (rows: true digit, columns: predicted).",
+    eval_options, O_COUNT, 0, 0, NULL,
+};
+
+int cmd_eval(int argc, char **argv) {
+    cli_value v[O_COUNT] = {0};
+    int rest, st = cli_parse(&eval_command, argc, argv, v, &rest);
+    if (st >= 0) return st;
+    const char *model = v[O_MODEL].str, *data = v[O_DATA].str;
+    const char *set = v[O_SET].i == 0 ? "t10k" : "train";
+    const bool json = v[O_JSON].on;
+    const int threads = cli_threads(&v[O_THREADS]);
     nn_error err;
     nn_net *net = nn_model_load(model, &err);
     if (!net) {
-        fprintf(stderr, "digitd eval: %s: %s\n", model, err.msg);
-        return 1;
+        return cli_fail("eval", "%s", err.msg); /* err names the file */
     }
     nn_dataset d = {0};
     if (nn_mnist_load(data, set, &d, &err)) {
-        fprintf(stderr, "digitd eval: %s\n", err.msg);
+        cli_fail("eval", "%s", err.msg);
         nn_net_free(net);
         return 1;
     }
     int cm[NN_CLASSES][NN_CLASSES];
-    double acc = nn_evaluate(net, &d, (int)threads, cm, &err);
+    double acc = nn_evaluate(net, &d, threads, cm, &err);
     if (acc < 0) {
-        fprintf(stderr, "digitd eval: %s\n", err.msg);
+        cli_fail("eval", "%s", err.msg);
         nn_dataset_free(&d);
         nn_net_free(net);
         return 1;
     }
-    int right = 0;
+    int right = 0, status = 0;
     double precision[NN_CLASSES], recall[NN_CLASSES];
     for (int k = 0; k < NN_CLASSES; k++) {
         int row = 0, col = 0;
@@ -86,19 +155,30 @@ int cmd_eval(int argc, char **argv) {
         recall[k] = row ? (double)cm[k][k] / row : 0;
     }
     if (json) {
-        printf("{\"model\":\"%s\",\"set\":\"%s\",\"accuracy\":%.6f,\"correct\":%d,\"total\":%d,",
-               net->meta.name, set, acc, right, d.n);
-        printf("\"precision\":[");
-        for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", precision[k]);
-        printf("],\"recall\":[");
-        for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", recall[k]);
-        printf("],\"confusion\":[");
-        for (int k = 0; k < NN_CLASSES; k++) {
-            printf("%s[", k ? "," : "");
-            for (int j = 0; j < NN_CLASSES; j++) printf("%s%d", j ? "," : "", cm[k][j]);
-            printf("]");
+        text_buffer t;
+        json_writer w;
+        tb_init(&t, 2048);
+        jw_init(&w, &t);
+        jw_object(&w);
+        jw_key(&w, "model"); jw_string(&w, net->meta.name);
+        jw_key(&w, "set"); jw_string(&w, set);
+        jw_key(&w, "accuracy"); jw_number(&w, acc);
+        jw_key(&w, "correct"); jw_int(&w, right);
+        jw_key(&w, "total"); jw_int(&w, d.n);
+        jw_key(&w, "precision"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_number(&w, precision[k]);
+        jw_end(&w);
+        jw_key(&w, "recall"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_number(&w, recall[k]);
+        jw_end(&w);
+        jw_key(&w, "confusion"); jw_array(&w);
+        for (int k = 0; k < NN_CLASSES; k++) jw_ints(&w, cm[k], NN_CLASSES);
+        jw_end(&w);
+        jw_end(&w);
+        if (jw_print_line(&t, stdout)) {
+            fprintf(stderr, "digitd eval: cannot write the JSON answer\n");
+            status = 1;
         }
-        printf("]}\n");
     } else {
         printf("model: %s\n", net->meta.name);
         printf("accuracy: %.4f (%d/%d)\n\n", acc, right, d.n);
@@ -114,7 +194,10 @@ int cmd_eval(int argc, char **argv) {
             printf("\n");
         }
     }
+    if (v[O_REPORT].str && write_report(v[O_REPORT].str, net, model, &d, set, threads,
+                                        (const int(*)[NN_CLASSES])cm, acc))
+        status = 1;
     nn_dataset_free(&d);
     nn_net_free(net);
-    return 0;
+    return status;
 }

@@ -3,58 +3,44 @@
  * shell: image_to_input (the same function the daemon uses: decode with
  * the same decoders and limits, normalise), then nn_predict.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/options.h"
 #include "commands.h"
 #include "image_decode.h"
+#include "json_writer.h"
 #include "nn.h"
 #include "predict_request.h"
 
 /* Image files larger than this are refused before reading. */
 #define MAX_FILE_BYTES ((size_t)64 << 20)
 
-static void usage(FILE *to) {
-    fprintf(to,
-        "usage: digitd predict [--model FILE] [--json] IMAGE...\n"
-        "Classifies PNG, JPEG, BMP or GIF files of a digit (either polarity,\n"
-        "any size), with the same preprocessing as the server.\n\n"
-        "  --model FILE   (default $DIGITD_MODEL or models/default.model)\n"
-        "  --json         one JSON object per line: file, digit, confidence, probabilities\n");
-}
+enum { O_MODEL, O_JSON, O_MAX_SIDE, O_COUNT };
+static const cli_option predict_options[O_COUNT] = {
+    [O_MODEL] = CLI_OPTION_MODEL,
+    [O_JSON] = CLI_OPTION_JSON("one JSON object per line: file, digit, "
+                               "confidence, probabilities"),
+    [O_MAX_SIDE] = CLI_OPTION_MAX_IMAGE_SIDE,
+};
+static const cli_command predict_command = {
+    "predict", "[OPTIONS] IMAGE...",
+    "Classifies PNG, JPEG, BMP or GIF files of a digit (either polarity,\n"
+    "any size), with the same preprocessing as the server.",
+    predict_options, O_COUNT, 1, -1, NULL,
+};
 
 int cmd_predict(int argc, char **argv) {
-    const char *model = cli_env("DIGITD_MODEL", "models/default.model");
-    bool json = false;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "digitd predict: no image given\n");
-        usage(stderr);
-        return 2;
-    }
+    cli_value v[O_COUNT] = {0};
+    int optind, st = cli_parse(&predict_command, argc, argv, v, &optind);
+    if (st >= 0) return st;
+    const char *model = v[O_MODEL].str;
+    const bool json = v[O_JSON].on;
     nn_error err;
     nn_net *net = nn_model_load(model, &err);
     if (!net) {
-        fprintf(stderr, "digitd predict: %s: %s\n", model, err.msg);
-        return 1;
+        return cli_fail("predict", "%s", err.msg); /* err names the file */
     }
     int failures = 0;
     for (int i = optind; i < argc; i++) {
@@ -62,8 +48,8 @@ int cmd_predict(int argc, char **argv) {
         uint8_t *bytes = NULL;
         size_t len;
         float input[NN_PIXELS], probs[NN_CLASSES];
-        /* Each file is one request with the server's default limits. */
-        image_limits lim = {PREDICT_DEFAULT_SIDE, PREDICT_DEFAULT_SIDE,
+        /* Each file is one request with the server's limits. */
+        image_limits lim = {(int)v[O_MAX_SIDE].i, (int)v[O_MAX_SIDE].i,
                             PREDICT_DEFAULT_MAX_PIXELS};
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
@@ -83,15 +69,17 @@ int cmd_predict(int argc, char **argv) {
         int best = 0;
         for (int k = 1; k < NN_CLASSES; k++) best = probs[k] > probs[best] ? k : best;
         if (json) {
-            printf("{\"file\":\"");
-            for (const char *p = path; *p; p++) {
-                if (*p == '"' || *p == '\\') putchar('\\');
-                if ((unsigned char)*p < 0x20) printf("\\u%04x", *p);
-                else putchar(*p);
-            }
-            printf("\",\"digit\":%d,\"confidence\":%.4f,\"probabilities\":[", best, probs[best]);
-            for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", probs[k]);
-            printf("]}\n");
+            text_buffer t;
+            json_writer jw;
+            tb_init(&t, 512);
+            jw_init(&jw, &t);
+            jw_object(&jw);
+            jw_key(&jw, "file"); jw_string(&jw, path);
+            jw_key(&jw, "digit"); jw_int(&jw, best);
+            jw_key(&jw, "confidence"); jw_number(&jw, (double)probs[best]);
+            jw_key(&jw, "probabilities"); jw_floats(&jw, probs, NN_CLASSES);
+            jw_end(&jw);
+            if (jw_print_line(&t, stdout)) failures++;
         } else {
             printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
         }

@@ -4,11 +4,9 @@
  * when it answers HTTP 200, 1 otherwise (refused, timed out, not ready,
  * not HTTP). It needs nothing but the digitd binary, so the slim runtime
  * image (no curl, no wget) can use it as its HEALTHCHECK. The port comes
- * from --port, else DIGITD_PORT, else 8080: the same variable the daemon
- * reads, so the check follows the daemon when a container moves it. */
+ * from --port, else DIGITD_PORT, else 8080 (probe_options). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -18,24 +16,31 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/options.h"
 #include "commands.h"
 
-static void probe_usage(FILE *to) {
-    fprintf(to,
-            "usage: digitd probe [OPTIONS]\n"
-            "\n"
-            "Exit 0 when the daemon on this machine answers GET /readyz with\n"
-            "HTTP 200 (model loaded), 1 when not. For container health checks.\n"
-            "\n"
-            "  -p, --port N        port (default: $DIGITD_PORT, else 8080)\n"
-            "  -H, --host ADDR     address to ask (default: $DIGITD_BIND, its\n"
-            "                      loopback when it is 0.0.0.0 or ::; else 127.0.0.1)\n"
-            "      --path PATH     path to ask (default: /readyz)\n"
-            "  -t, --timeout SEC   give up after SEC seconds (default: 2)\n"
-            "  -q, --quiet         print nothing, only the exit status\n"
-            "  -h, --help          this text\n");
-}
+enum { P_PORT, P_HOST, P_PATH, P_TIMEOUT, P_QUIET, P_COUNT };
+/* The port and address come from the variables the daemon reads, so the
+ * check follows the daemon when a container moves it. */
+static const cli_option probe_options[P_COUNT] = {
+    [P_PORT] = {"port", 'p', "DIGITD_PORT", CLI_INT, "N", 1, 65535,
+                CLI_DEFAULT_PORT, "port"},
+    [P_HOST] = {"host", 'H', "DIGITD_BIND", CLI_STRING, "ADDR", 0, 0,
+                CLI_DEFAULT_BIND, "address to ask (its loopback when it is "
+                "0.0.0.0 or ::)"},
+    [P_PATH] = {"path", 0, NULL, CLI_STRING, "PATH", 0, 0, "/readyz",
+                "path to ask"},
+    [P_TIMEOUT] = {"timeout", 't', NULL, CLI_DOUBLE, "SEC", 0.1, 60, "2",
+                   "give up after SEC seconds"},
+    [P_QUIET] = {"quiet", 'q', NULL, CLI_FLAG, NULL, 0, 0, NULL,
+                 "print nothing, only the exit status"},
+};
+static const cli_command probe_command = {
+    "probe", "[OPTIONS]",
+    "Exit 0 when the daemon on this machine answers GET /readyz with\n"
+    "HTTP 200 (model loaded), 1 when not. For container health checks.",
+    probe_options, P_COUNT, 0, 0, NULL,
+};
 
 /* Milliseconds left until `deadline` (CLOCK_MONOTONIC), at least 0. */
 static int ms_left(const struct timespec *deadline) {
@@ -148,55 +153,20 @@ io_error:
 }
 
 int cmd_probe(int argc, char **argv) {
-    static const struct option options[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"host", required_argument, NULL, 'H'},
-        {"path", required_argument, NULL, 'P'},
-        {"timeout", required_argument, NULL, 't'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *port_text = cli_env("DIGITD_PORT", "8080");
-    const char *port_from = getenv("DIGITD_PORT") && *getenv("DIGITD_PORT")
-                                ? "DIGITD_PORT" : "--port";
+    cli_value v[P_COUNT] = {0};
+    int rest, st = cli_parse(&probe_command, argc, argv, v, &rest);
+    if (st >= 0) return st;
+    const long port = v[P_PORT].i;
+    const char *host = v[P_HOST].str, *path = v[P_PATH].str;
+    const double timeout = v[P_TIMEOUT].d;
+    const bool quiet = v[P_QUIET].on;
     /* Ask where the daemon listens: its own address, or the loopback
      * address of the family when it listens on every interface. */
-    const char *host = cli_env("DIGITD_BIND", "127.0.0.1");
     if (strcmp(host, "0.0.0.0") == 0) host = "127.0.0.1";
     else if (strcmp(host, "::") == 0) host = "::1";
-    const char *path = "/readyz";
-    double timeout = 2.0;
-    int quiet = 0;
-
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "p:H:t:qh", options, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            port_text = optarg;
-            port_from = "--port";
-            break;
-        case 'H': host = optarg; break;
-        case 'P': path = optarg; break;
-        case 't':
-            if (cli_double(optarg, "--timeout", 0.1, 60, &timeout) < 0) return 2;
-            break;
-        case 'q': quiet = 1; break;
-        case 'h': probe_usage(stdout); return 0;
-        default: probe_usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "digitd probe: unexpected argument '%s'\n", argv[optind]);
-        probe_usage(stderr);
-        return 2;
-    }
-    long port;
-    if (cli_int(port_text, port_from, 1, 65535, &port) < 0) return 2;
     if (path[0] != '/' || strpbrk(path, " \r\n")) {
-        fprintf(stderr, "digitd probe: --path must start with '/' and hold no spaces\n");
-        return 2;
+        return cli_usage_error(&probe_command,
+                               "--path must start with '/' and hold no spaces");
     }
 
     struct timespec deadline;

@@ -9,5 +9,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_probe(int argc, char **argv); /* health check for containers */
+int cmd_report(int argc, char **argv); /* training log to pictures */
+int cmd_info(int argc, char **argv);   /* what a model file holds */
 
 #endif

@@ -14,6 +14,8 @@ static const struct {
     {"train", cmd_train, "train a model on MNIST and write the model file"},
     {"eval", cmd_eval, "accuracy, per-class figures and confusion matrix"},
     {"predict", cmd_predict, "classify image files"},
+    {"info", cmd_info, "what a model file holds: architecture, accuracy, settings"},
+    {"report", cmd_report, "draw a training log (train --log) as curves"},
     {"probe", cmd_probe, "exit 0 when a local daemon is ready (health check)"},
 };
 
@@ -35,7 +37,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+        strcmp(argv[1], "version") == 0) {
         printf("digitd %s\n", DIGITD_VERSION);
         return 0;
     }

@@ -26,6 +26,7 @@
 
 #include "base64.h"
 #include "image_decode.h" /* server/input/ */
+#include "json_writer.h"
 #include "multipart.h"
 #include "text_buffer.h"
 
@@ -511,10 +512,14 @@ static int argmax10(const float *p) {
 /* The fields of one prediction, without braces. */
 static void render_one(text_buffer *t, const float *probs, const float *input) {
     int best = argmax10(probs);
-    tb_printf(t, "\"digit\":%d,\"confidence\":%.6g,\"probabilities\":[", best,
-              (double)probs[best]);
-    for (int k = 0; k < NN_CLASSES; k++)
-        tb_printf(t, "%s%.6g", k ? "," : "", (double)probs[k]);
+    /* Numbers as json_writer writes them, so the CLI and the server agree. */
+    tb_printf(t, "\"digit\":%d,\"confidence\":", best);
+    tb_json_number(t, (double)probs[best]);
+    tb_printf(t, ",\"probabilities\":[");
+    for (int k = 0; k < NN_CLASSES; k++) {
+        if (k) tb_printf(t, ",");
+        tb_json_number(t, (double)probs[k]);
+    }
     tb_printf(t, "]");
     if (input) {
         tb_printf(t, ",\"input\":[");

@@ -24,9 +24,18 @@
  *   dropped; if the drawing grew while a request was out, the answer is shown
  *   and the newest drawing is sent right after (the latest drawing wins).
  *
+ * - An image can be given instead of a drawing (the Image button, a paste
+ *   or a drop on the pad): its bytes go to the same POST /predict with
+ *   their own Content-Type, and drawing again replaces it.
+ * - A rejected answer ("accepted": false with "reason" "not_a_digit" or
+ *   "ambiguous") never shows a big digit: "That doesn't look like a digit",
+ *   or "Is it a 4 or a 9?" with the two likeliest digits.
+ *
  * Hooks for automation (stable): canvas#pad, #digit, .bar[data-digit][data-p],
- * #clear, #undo, #error. #app[data-state] is "empty", "pending", "ready" or
- * "error"; "ready" means the result shown is for the drawing on the pad.
+ * #clear, #undo, #upload, #file, #error, #live-result. #app[data-state] is
+ * "empty", "pending", "ready" or "error"; "ready" means the result shown is
+ * for the drawing on the pad. #app[data-verdict] is "accepted",
+ * "not-a-digit" or "ambiguous" while a result is shown.
  */
 (function () {
   'use strict';
@@ -56,6 +65,12 @@
   var seen = document.getElementById('seen');
   var seenCtx = seen.getContext('2d');
   var modelInfoEl = document.getElementById('model-info');
+  var uploadBtn = document.getElementById('upload');
+  var fileInput = document.getElementById('file');
+  var uploadPreview = document.getElementById('upload-preview');
+  var padFrame = document.getElementById('pad-frame');
+  var liveDigitEl = document.getElementById('live-digit');
+  var liveTextEl = document.getElementById('live-text');
   var bars = [];
   for (var d = 0; d < 10; d++) {
     var li = document.querySelector('.bar[data-digit="' + d + '"]');
@@ -78,6 +93,7 @@
   var epoch = 0;         // bumped when strokes are removed (clear, undo)
   var colors = readColors();
   var redrawQueued = false;
+  var uploaded = null;   // {blob, url}: an image given instead of a drawing
 
   // ---- prediction state -------------------------------------------------
   var inflight = null;   // {version, epoch}
@@ -91,7 +107,7 @@
   var modelId = null;
 
   function isEmpty() {
-    return strokes.length === 0 && active === null;
+    return strokes.length === 0 && active === null && uploaded === null;
   }
 
   function readColors() {
@@ -151,6 +167,7 @@
 
   // The image the model gets: black ink on white, pen scaled to the drawing.
   function modelImage() {
+    if (uploaded) return uploaded.blob;
     var all = allStrokes();
     var minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
     for (var i = 0; i < all.length; i++) {
@@ -225,6 +242,7 @@
     if (active) return;                                  // one pen at a time
     if (e.pointerType === 'mouse' && e.button !== 0) return;
     e.preventDefault();
+    if (uploaded) dropUpload();                          // drawing replaces it
     if (pad.setPointerCapture) {
       try { pad.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ }
     }
@@ -260,6 +278,7 @@
   // ---- commands -----------------------------------------------------------
   function clearPad() {
     if (isEmpty()) return;
+    if (uploaded) dropUpload();
     strokes = [];
     active = null;
     app.removeAttribute('data-drawing');
@@ -267,10 +286,68 @@
   }
 
   function undo() {
-    if (active || strokes.length === 0) return;
-    strokes.pop();
+    if (active) return;
+    if (strokes.length === 0) {
+      if (!uploaded) return;
+      dropUpload();
+    } else {
+      strokes.pop();
+    }
     changed('remove');
   }
+
+  // ---- an image instead of a drawing --------------------------------------
+  function dropUpload() {
+    if (!uploaded) return;
+    URL.revokeObjectURL(uploaded.url);
+    uploaded = null;
+    uploadPreview.hidden = true;
+    uploadPreview.removeAttribute('src');
+    epoch++;                 // answers about the image are now stale
+  }
+
+  function useImage(blob) {
+    if (!blob || !/^image\//.test(blob.type || '')) {
+      failure = null;
+      showError('That file is not an image. Choose a PNG, JPEG, GIF or BMP picture of a digit.');
+      return;
+    }
+    if (active) return;
+    dropUpload();
+    strokes = [];
+    uploaded = { blob: blob, url: URL.createObjectURL(blob) };
+    uploadPreview.src = uploaded.url;
+    uploadPreview.hidden = false;
+    changed('remove');
+  }
+
+  pressable(uploadBtn, function () { fileInput.click(); });
+  fileInput.addEventListener('change', function () {
+    var f = fileInput.files && fileInput.files[0];
+    fileInput.value = '';    // choosing the same file again fires change again
+    if (f) useImage(f);
+  });
+  document.addEventListener('paste', function (e) {
+    var items = (e.clipboardData && e.clipboardData.items) || [];
+    for (var i = 0; i < items.length; i++) {
+      if (items[i].kind === 'file' && /^image\//.test(items[i].type)) {
+        e.preventDefault();
+        useImage(items[i].getAsFile());
+        return;
+      }
+    }
+  });
+  padFrame.addEventListener('dragover', function (e) {
+    e.preventDefault();
+    app.setAttribute('data-dragging', 'true');
+  });
+  padFrame.addEventListener('dragleave', function () { app.removeAttribute('data-dragging'); });
+  padFrame.addEventListener('drop', function (e) {
+    e.preventDefault();
+    app.removeAttribute('data-dragging');
+    var f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (f) useImage(f);
+  });
 
   function pressable(button, action) {
     button.addEventListener('click', function () {
@@ -293,7 +370,8 @@
   });
 
   if (/Mac|iPhone|iPad/.test(navigator.userAgent)) {
-    document.getElementById('undo-key').textContent = '\u2318';
+    var keys = document.querySelectorAll('.mod-key');
+    for (var k = 0; k < keys.length; k++) keys[k].textContent = '\u2318';
   }
 
   // ---- the drawing changed: schedule a prediction -------------------------
@@ -303,7 +381,7 @@
     // While a stroke grows, draw once per frame; otherwise at once, so the
     // pad never lags behind the state it shows.
     if (kind === 'grow') queueRedraw(); else redraw();
-    undoBtn.setAttribute('aria-disabled', strokes.length === 0 || active ? 'true' : 'false');
+    undoBtn.setAttribute('aria-disabled', (strokes.length === 0 && !uploaded) || active ? 'true' : 'false');
     clearBtn.setAttribute('aria-disabled', isEmpty() ? 'true' : 'false');
     if (isEmpty()) {
       clearTimeout(liveTimer); liveTimer = 0;
@@ -361,7 +439,10 @@
 
     fetch('predict?include=input', {
       method: 'POST',
-      headers: { 'Content-Type': 'image/png', 'Accept': 'application/json' },
+      headers: {
+        'Content-Type': body instanceof Blob ? body.type : 'image/png',
+        'Accept': 'application/json'
+      },
       body: body,
       cache: 'no-store',
       signal: controller ? controller.signal : undefined
@@ -459,11 +540,33 @@
 
     errorEl.hidden = true;
     errorEl.textContent = '';
+
+    var rejected = data.accepted === false;
+    var verdict = !rejected ? 'accepted' : data.reason === 'ambiguous' ? 'ambiguous' : 'not-a-digit';
+    app.setAttribute('data-verdict', verdict);
+    var low = !rejected && conf < LOW_CONFIDENCE;
+    app.setAttribute('data-confidence', rejected ? 'rejected' : low ? 'low' : 'high');
+    if (rejected) {
+      // Never a big confident digit for an answer the model refused.
+      var a = order[0], b = order[1];
+      setBars(probs, -1);
+      if (verdict === 'ambiguous') {
+        digitEl.textContent = a + '\u2009/\u2009' + b;
+        headlineEl.textContent = 'Is it a ' + a + ' or a ' + b + '?';
+        detailEl.textContent = 'The model can\u2019t decide: ' + pct(probs[a]) + ' a ' + a + ', ' +
+          pct(probs[b]) + ' a ' + b + '. Try drawing it more clearly.';
+      } else {
+        digitEl.textContent = '?';
+        headlineEl.textContent = 'That doesn\u2019t look like a digit';
+        detailEl.textContent = 'Draw one digit, 0 to 9, large and clear.';
+      }
+      setLive(digitEl.textContent, headlineEl.textContent);
+      if (final) announceEl.textContent = headlineEl.textContent;
+      finishResult(data);
+      return;
+    }
     digitEl.textContent = String(top);
     setBars(probs, top);
-
-    var low = conf < LOW_CONFIDENCE;
-    app.setAttribute('data-confidence', low ? 'low' : 'high');
     if (low) {
       headlineEl.textContent = 'Maybe a ' + top + '?';
       detailEl.textContent = 'Not sure: ' + pct(conf) + ' a ' + top + ', ' + pct(probs[second]) +
@@ -477,13 +580,30 @@
         ? 'Not sure. Maybe a ' + top + ', ' + pct(conf) + ', or a ' + second + '.'
         : 'Looks like a ' + top + ', ' + pct(conf) + ' confident.';
     }
+    setLive(String(top), low ? 'Maybe a ' + top + '? (' + pct(conf) + ')' : 'Looks like a ' + top + ' (' + pct(conf) + ')');
+    finishResult(data);
+  }
+
+  function setLive(digit, text) {
+    liveDigitEl.textContent = digit;
+    liveTextEl.textContent = text;
+  }
+
+  // The parts of an answer shown whatever the verdict.
+  function finishResult(data) {
     lastInput = Array.isArray(data.input) && data.input.length === 784 ? data.input : null;
     drawSeen();
     if (typeof data.model === 'string' && data.model && data.model !== modelId) {
       modelId = data.model;
-      modelInfoEl.textContent = 'Model ' + data.model;
+      modelInfoEl.textContent = 'Model ' + readable(data.model);
       loadModelInfo();
     }
+  }
+
+  // "cnn-conv5x32,pool2,dense10" -> "cnn-conv5x32, pool2, dense10": the
+  // architecture can then wrap on a narrow screen.
+  function readable(name) {
+    return String(name).replace(/,/g, ', ');
   }
 
   // "Model NAME, N parameters, 99.2% on MNIST test" from GET /model.
@@ -493,7 +613,7 @@
       .then(function (m) {
         if (!m || typeof m !== 'object') return;
         if (typeof m.id === 'string') modelId = m.id;
-        var text = 'Model ' + (m.name || m.id || 'loaded');
+        var text = 'Model ' + readable(m.name || m.id || 'loaded');
         if (typeof m.parameters === 'number') {
           text += ', ' + m.parameters.toLocaleString('en-US') + ' parameters';
         }
@@ -510,6 +630,8 @@
     errorEl.textContent = '';
     digitEl.textContent = '';
     app.removeAttribute('data-confidence');
+    app.removeAttribute('data-verdict');
+    setLive('', 'Draw a digit: the guess shows here');
     headlineEl.textContent = 'Waiting for a drawing';
     detailEl.textContent = 'Start drawing on the pad: the guess updates as you go.';
     announceEl.textContent = '';
@@ -521,6 +643,7 @@
   function showError(message) {
     errorEl.textContent = message;
     errorEl.hidden = false;
+    setLive('!', 'No answer: see the message below');
     if (shown && !upToDate()) {
       detailEl.textContent = 'This was the answer before your latest change.';
     }

@@ -1,11 +1,18 @@
 // A stand-in for the daemon, for working on the page without a model:
 // serves web/ with the page's Content-Security-Policy and answers
 // POST /predict with made-up probabilities (and a crude "what the model saw"
-// input made from the PNG the page sent). Not used by the test, which always
-// runs against the real daemon.
+// input made from the PNG the page sent). draw_digits.test.mjs runs against
+// the real daemon; page_states.test.mjs uses this mock to put the page in
+// every state (verdicts, errors) on demand.
 //
 //   node mock_server.mjs [port]        then open http://127.0.0.1:<port>/
 //   MOCK_FAIL=503 node mock_server.mjs  answers every /predict with that status
+//   MOCK_VERDICT=ambiguous node mock_server.mjs   (or not_a_digit): every
+//                                      answer is rejected with that reason
+//
+// Answers carry the verdict fields of the API: "accepted" (true unless a
+// verdict is set) and, when rejected, "reason". startMock() returns
+// {server, port, setVerdict(reason|null), requests} for tests.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -104,6 +111,8 @@ function json(res, status, body) {
 }
 
 export function startMock({ port = 0, webRoot = path.join(here, '..', '..', 'web') } = {}) {
+  let verdict = process.env.MOCK_VERDICT || null;   // null, 'not_a_digit' or 'ambiguous'
+  const requests = [];                               // {contentType, bytes} of each /predict
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/predict') {
@@ -115,6 +124,7 @@ export function startMock({ port = 0, webRoot = path.join(here, '..', '..', 'web
           const st = +process.env.MOCK_FAIL;
           return json(res, st, { error: { status: st, message: 'mock failure' } });
         }
+        requests.push({ contentType: req.headers['content-type'] || '', bytes: Buffer.concat(chunks).length });
         try {
           let png = Buffer.concat(chunks);
           if (/json/.test(req.headers['content-type'] || '')) {
@@ -124,7 +134,10 @@ export function startMock({ port = 0, webRoot = path.join(here, '..', '..', 'web
           const input = crudeInput(decodePng(png));
           const probabilities = fakeProbabilities(input);
           const digit = probabilities.indexOf(Math.max(...probabilities));
-          const out = { digit, confidence: probabilities[digit], probabilities, model: 'mock' };
+          const out = { digit, confidence: probabilities[digit], probabilities,
+            model: 'mock-conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10@0123456789ab',
+            accepted: !verdict };
+          if (verdict) out.reason = verdict;
           if (url.searchParams.get('include') === 'input') out.input = input;
           setTimeout(() => json(res, 200, out), 30);
         } catch (err) {
@@ -132,6 +145,12 @@ export function startMock({ port = 0, webRoot = path.join(here, '..', '..', 'web
         }
       });
       return;
+    }
+    if (url.pathname === '/model') {
+      return json(res, 200, {
+        id: 'mock@0123456789ab', name: 'cnn-conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10',
+        parameters: 857738, test_accuracy: 0.9956,
+      });
     }
     const rel = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
     const file = path.join(webRoot, path.normalize(rel));
@@ -146,7 +165,10 @@ export function startMock({ port = 0, webRoot = path.join(here, '..', '..', 'web
     fs.createReadStream(file).pipe(res);
   });
   return new Promise((resolve) => {
-    server.listen(port, '127.0.0.1', () => resolve({ server, port: server.address().port }));
+    server.listen(port, '127.0.0.1', () => resolve({
+      server, port: server.address().port, requests,
+      setVerdict(reason) { verdict = reason || null; },
+    }));
   });
 }
 

@@ -1,0 +1,138 @@
+/* test_json_writer.c: server/json_writer: every string (quotes,
+ * backslashes, control bytes, UTF-8) comes out as valid JSON that parses
+ * back to the same text; numbers use one format that gives back the same
+ * float; commas and nesting are right. Parsed back with cJSON. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_writer.h"
+#include "testutil.h"
+
+/* Writes {"name": s, "n": 3, "p": [...], "ok": true, "none": null, "empty": []}
+ * and returns the parsed document (the caller deletes it). */
+static cJSON *round_trip(const char *s, const float *p, size_t np, char **text) {
+    text_buffer t;
+    json_writer w;
+    tb_init(&t, 16);
+    jw_init(&w, &t);
+    jw_object(&w);
+    jw_key(&w, "name"); jw_string(&w, s);
+    jw_key(&w, "n"); jw_int(&w, 3);
+    jw_key(&w, "p"); jw_floats(&w, p, np);
+    jw_key(&w, "ok"); jw_bool(&w, true);
+    jw_key(&w, "none"); jw_string(&w, NULL);
+    jw_key(&w, "empty"); jw_array(&w); jw_end(&w);
+    jw_end(&w);
+    size_t len;
+    *text = tb_take(&t, &len);
+    ck_assert_ptr_nonnull(*text);
+    ck_assert_uint_eq(strlen(*text), len);
+    cJSON *doc = cJSON_Parse(*text);
+    ck_assert_msg(doc != NULL, "not valid JSON: %s", *text);
+    return doc;
+}
+
+START_TEST(test_hostile_names) {
+    static const char *names[] = {
+        "plain", "a \"quoted\" name", "back\\slash\\", "tab\there\nnewline",
+        "\x01\x1f\x7f control", "caf\xc3\xa9 \xe2\x9c\x93", "\"", "",
+    };
+    const float p[2] = {0.25f, 0.75f};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *text;
+        cJSON *doc = round_trip(names[i], p, 2, &text);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+        ck_assert_msg(cJSON_IsString(name) && strcmp(name->valuestring, names[i]) == 0,
+                      "name %zu did not survive: %s", i, text);
+        ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(doc, "none")));
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok")));
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "empty")), 0);
+        ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(doc, "n")->valueint, 3);
+        cJSON_Delete(doc);
+        free(text);
+    }
+}
+END_TEST
+
+/* Every float written comes back as the same float: the CLI and the server
+ * print one number format, and it loses nothing. */
+START_TEST(test_numbers_round_trip) {
+    float p[10];
+    nn_rng rng;
+    nn_rng_seed(&rng, 7);
+    tu_fill(p, 10, &rng, 0, 1);
+    p[0] = 0.99999988f; /* the largest float below 1: must not print as 1 */
+    p[1] = 1e-30f;
+    p[2] = 0;
+    char *text;
+    cJSON *doc = round_trip("x", p, 10, &text);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "p");
+    ck_assert_int_eq(cJSON_GetArraySize(arr), 10);
+    for (int k = 0; k < 10; k++) {
+        float back = (float)cJSON_GetArrayItem(arr, k)->valuedouble;
+        ck_assert_msg(back == p[k], "p[%d]=%.9g came back as %.9g (%s)", k,
+                      (double)p[k], (double)back, text);
+    }
+    cJSON_Delete(doc);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_not_finite_is_null) {
+    text_buffer t;
+    tb_init(&t, 16);
+    tb_printf(&t, "[");
+    tb_json_number(&t, NAN);
+    tb_printf(&t, ",");
+    tb_json_number(&t, INFINITY);
+    tb_printf(&t, ",");
+    tb_json_number(&t, 0.5);
+    tb_printf(&t, "]");
+    size_t len;
+    char *s = tb_take(&t, &len);
+    ck_assert_str_eq(s, "[null,null,0.5]");
+    free(s);
+}
+END_TEST
+
+START_TEST(test_nesting_and_misuse) {
+    text_buffer t;
+    json_writer w;
+    tb_init(&t, 16);
+    jw_init(&w, &t);
+    jw_array(&w);
+    for (int i = 0; i < 2; i++) {
+        jw_object(&w);
+        jw_key(&w, "a"); jw_ints(&w, (const int[]){1, 2}, 2);
+        jw_end(&w);
+    }
+    jw_end(&w);
+    size_t len;
+    char *s = tb_take(&t, &len);
+    ck_assert_str_eq(s, "[{\"a\":[1,2]},{\"a\":[1,2]}]");
+    free(s);
+    /* Closing more than was opened, or nesting too deep, fails the buffer
+     * instead of writing broken JSON. */
+    tb_init(&t, 16);
+    jw_init(&w, &t);
+    jw_end(&w);
+    ck_assert_ptr_null(tb_take(&t, &len));
+    tb_init(&t, 16);
+    jw_init(&w, &t);
+    for (int i = 0; i < JW_MAX_DEPTH + 1; i++) jw_array(&w);
+    ck_assert_ptr_null(tb_take(&t, &len));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("json_writer");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_hostile_names);
+    tcase_add_test(tc, test_numbers_round_trip);
+    tcase_add_test(tc, test_not_finite_is_null);
+    tcase_add_test(tc, test_nesting_and_misuse);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
