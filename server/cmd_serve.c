@@ -6,7 +6,6 @@
  * from here) and taken synchronously with sigwait in the main thread, so
  * reloading and shutting down run as ordinary code, never in a handler. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "commands.h"
 #include "http_server.h"
 #include "sandbox.h"
@@ -42,79 +42,6 @@ typedef struct {
     work_queue_config queue;
 } serve_options;
 
-static void defaults(serve_options *o) {
-    o->model = "models/default.model";
-    o->web_root = "web";
-    o->model_dir = NULL;
-    o->default_model = NULL;
-    o->admin_token = NULL;
-    o->bind = "127.0.0.1";
-    o->port = 8080;
-    o->user = NULL;
-    o->seccomp = true;
-    o->drain_s = 0;
-    int cores = cli_cores() < 256 ? cli_cores() : 256;
-    o->queue = (work_queue_config){
-        .workers = cores,
-        .capacity = 1024,
-        .max_batch = 32,
-        .max_wait_us = 0,
-        .nice = 5,
-    };
-    o->http = (http_config){
-        .listen_fd = -1,
-        .threads = cores,
-        .max_body = 4u << 20,
-        .max_inflight_bytes = 64u << 20,
-        .max_pixels = 16L << 20,
-        .read_deadline_s = 30,
-        .work_deadline_ms = 5000,
-        .log_format = LOG_TEXT,
-        .max_width = 4096,
-        .max_height = 4096,
-        .max_batch = PREDICT_MAX_BATCH,
-        .max_connections = 512,
-        .max_per_ip = 128,
-        .timeout_s = 10,
-        .cors_origins = NULL,
-        .quiet = false,
-    };
-}
-
-static void usage(FILE *out) {
-    fprintf(out,
-        "usage: digitd serve [options]\n"
-        "Serve digit predictions over HTTP (POST /predict, /v2) and the drawing page.\n"
-        "Each option FOO-BAR is also DIGITD_FOO_BAR in the environment (flags win).\n"
-        "  --port N (8080, 0 = any)         --bind ADDR (127.0.0.1)\n"
-        "  --model FILE (models/default.model)  --web-root DIR (web)\n"
-        "  --model-dir DIR  serve DIR/NAME/VERSION/model.digitd instead of --model\n"
-        "  --default-model NAME  for /predict and /model (the only or first one)\n"
-        "  --admin-token T  allow POST /v2/repository/... with Bearer T (off)\n"
-        "  --threads N    HTTP threads (cores)  --workers N  inference threads (cores)\n"
-        "  --queue N      requests waiting for a worker, then 503 (1024)\n"
-        "  --batch N      inputs per forward pass (32)\n"
-        "  --batch-wait-us N  wait this long for more inputs to batch (0)\n"
-        "  --max-body SIZE      one request body, k/M ok (4M)\n"
-        "  --max-inflight SIZE  bodies held at once, then 503 (64M)\n"
-        "  --max-image-side N   (4096; or --max-image-width/--max-image-height)\n"
-        "  --max-pixels N       decoded pixels per request (16777216)\n"
-        "  --max-batch N        inputs per JSON batch, <= 256 (256)\n"
-        "  --max-connections N (512)         --max-per-ip N (128, 0 = any)\n"
-        "  --timeout S      idle connection timeout (10)\n"
-        "  --read-deadline S  headers and body must arrive within (30)\n"
-        "  --work-deadline MS longest wait for a worker, then 503 (5000)\n"
-        "  --drain-seconds S  on SIGTERM, /readyz answers 503 this long first (0)\n"
-        "  --cors-origin LIST origins allowed by CORS, comma-separated, or * (off)\n"
-        "  --user NAME      started as root: run as NAME once listening (nobody)\n"
-        "  --no-seccomp     no system-call filter (DIGITD_SECCOMP=0)\n"
-        "  --log-format F   access log as text or json (text); --quiet: none\n"
-        "  -h, --help       this text\n"
-        "SIGHUP reloads the model (a bad file is refused, the old one serves on).\n"
-        "SIGTERM/SIGINT: drain, finish requests in flight, exit 0.\n"
-        "API: docs/http-api.md  Limits: docs/limits.md\n");
-}
-
 /* Prints "digitd: " + message + newline on stderr in one write. */
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...) {
@@ -133,257 +60,133 @@ static void logf_(const char *fmt, ...) {
 
 /* ---- options ----------------------------------------------------------- */
 
+/* Every option once: flag, environment variable, range, default, help
+ * (the help text and the limits table in docs/limits.md follow it). */
 enum {
-    OPT_PORT = 1000, OPT_BIND, OPT_MODEL, OPT_WEB_ROOT, OPT_THREADS,
-    OPT_MAX_BODY, OPT_MAX_SIDE, OPT_MAX_WIDTH, OPT_MAX_HEIGHT, OPT_MAX_BATCH,
-    OPT_MAX_CONN, OPT_MAX_PER_IP, OPT_TIMEOUT, OPT_CORS, OPT_QUIET, OPT_HELP,
-    OPT_WORKERS, OPT_QUEUE, OPT_BATCH, OPT_BATCH_WAIT, OPT_MAX_INFLIGHT, OPT_MAX_PIXELS,
-    OPT_READ_DEADLINE, OPT_WORK_DEADLINE, OPT_DRAIN, OPT_USER, OPT_NO_SECCOMP,
-    OPT_LOG_FORMAT, OPT_MODEL_DIR, OPT_DEFAULT_MODEL, OPT_ADMIN_TOKEN,
+    O_PORT, O_BIND, O_MODEL, O_MODEL_DIR, O_DEFAULT_MODEL, O_WEB_ROOT, O_THREADS,
+    O_WORKERS, O_QUEUE, O_BATCH, O_BATCH_WAIT, O_MAX_BODY, O_MAX_INFLIGHT, O_MAX_SIDE,
+    O_MAX_WIDTH, O_MAX_HEIGHT, O_MAX_PIXELS, O_MAX_BATCH, O_MAX_CONN, O_MAX_PER_IP,
+    O_TIMEOUT, O_READ_DEADLINE, O_WORK_DEADLINE, O_DRAIN, O_CORS, O_USER, O_NO_SECCOMP,
+    O_ADMIN_TOKEN, O_LOG_FORMAT, O_QUIET, O_COUNT
 };
 
-static const struct option long_options[] = {
-    {"port", required_argument, NULL, OPT_PORT},
-    {"bind", required_argument, NULL, OPT_BIND},
-    {"model", required_argument, NULL, OPT_MODEL},
-    {"web-root", required_argument, NULL, OPT_WEB_ROOT},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"max-body", required_argument, NULL, OPT_MAX_BODY},
-    {"max-image-side", required_argument, NULL, OPT_MAX_SIDE},
-    {"max-image-width", required_argument, NULL, OPT_MAX_WIDTH},
-    {"max-image-height", required_argument, NULL, OPT_MAX_HEIGHT},
-    {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
-    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
-    {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"cors-origin", required_argument, NULL, OPT_CORS},
-    {"quiet", no_argument, NULL, OPT_QUIET},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"workers", required_argument, NULL, OPT_WORKERS},
-    {"queue", required_argument, NULL, OPT_QUEUE},
-    {"batch", required_argument, NULL, OPT_BATCH},
-    {"batch-wait-us", required_argument, NULL, OPT_BATCH_WAIT},
-    {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
-    {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
-    {"read-deadline", required_argument, NULL, OPT_READ_DEADLINE},
-    {"work-deadline", required_argument, NULL, OPT_WORK_DEADLINE},
-    {"drain-seconds", required_argument, NULL, OPT_DRAIN},
-    {"user", required_argument, NULL, OPT_USER},
-    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
-    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"model-dir", required_argument, NULL, OPT_MODEL_DIR},
-    {"default-model", required_argument, NULL, OPT_DEFAULT_MODEL},
-    {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
-    {NULL, 0, NULL, 0},
+static const cli_option serve_options_table[O_COUNT] = {
+    [O_PORT] = {"port", 'p', "DIGITD_PORT", CLI_INT, "N", 0, 65535, CLI_DEFAULT_PORT,
+                "TCP port; 0 = any free one"},
+    [O_BIND] = {"bind", 'b', "DIGITD_BIND", CLI_STRING, "ADDR", 0, 0, CLI_DEFAULT_BIND,
+                "IPv4 or IPv6 address to listen on"},
+    [O_MODEL] = CLI_OPTION_MODEL,
+    [O_MODEL_DIR] = {"model-dir", 0, "DIGITD_MODEL_DIR", CLI_STRING, "DIR", 0, 0, NULL,
+                     "serve DIR/NAME/VERSION/model.digitd instead of --model"},
+    [O_DEFAULT_MODEL] = {"default-model", 0, "DIGITD_DEFAULT_MODEL", CLI_STRING, "NAME", 0,
+                         0, NULL, "--model-dir's model for /predict (the only or first)"},
+    [O_WEB_ROOT] = {"web-root", 'w', "DIGITD_WEB_ROOT", CLI_DATA, "DIR", 0, 0,
+                    CLI_DEFAULT_WEB_ROOT, "the drawing page's files"},
+    [O_THREADS] = {"threads", 't', "DIGITD_THREADS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
+                   "HTTP threads (default: the cores)"},
+    [O_WORKERS] = {"workers", 0, "DIGITD_WORKERS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
+                   "inference threads (default: the cores)"},
+    [O_QUEUE] = {"queue", 0, "DIGITD_QUEUE", CLI_INT, "N", 1, 1000000, "1024",
+                 "requests waiting for a worker, then 503"},
+    [O_BATCH] = {"batch", 0, "DIGITD_BATCH", CLI_INT, "N", 1, 1024, "32",
+                 "inputs per forward pass (dynamic batching)"},
+    [O_BATCH_WAIT] = {"batch-wait-us", 0, "DIGITD_BATCH_WAIT_US", CLI_INT, "US", 0, 1000000,
+                      "0", "wait this long for more inputs to batch"},
+    [O_MAX_BODY] = {"max-body", 0, "DIGITD_MAX_BODY", CLI_SIZE, "SIZE", 1, 1 << 30, "4M",
+                    "one request body"},
+    [O_MAX_INFLIGHT] = {"max-inflight", 0, "DIGITD_MAX_INFLIGHT", CLI_SIZE, "SIZE", 1,
+                        1 << 30, "64M", "bodies held at once, then 503"},
+    [O_MAX_SIDE] = CLI_OPTION_MAX_IMAGE_SIDE,
+    [O_MAX_WIDTH] = {"max-image-width", 0, "DIGITD_MAX_IMAGE_WIDTH", CLI_INT, "N", 1, 16384,
+                     NULL, "image width limit (default: --max-image-side)"},
+    [O_MAX_HEIGHT] = {"max-image-height", 0, "DIGITD_MAX_IMAGE_HEIGHT", CLI_INT, "N", 1,
+                      16384, NULL, "image height limit (default: --max-image-side)"},
+    [O_MAX_PIXELS] = {"max-pixels", 0, "DIGITD_MAX_PIXELS", CLI_INT, "N", 1, 1 << 30,
+                      "16777216", "decoded pixels per request, batch included"},
+    [O_MAX_BATCH] = {"max-batch", 0, "DIGITD_MAX_BATCH", CLI_INT, "N", 1, PREDICT_MAX_BATCH,
+                     "256", "inputs per JSON batch"},
+    [O_MAX_CONN] = {"max-connections", 0, "DIGITD_MAX_CONNECTIONS", CLI_INT, "N", 1, 65536,
+                    "512", "open connections"},
+    [O_MAX_PER_IP] = {"max-per-ip", 0, "DIGITD_MAX_PER_IP", CLI_INT, "N", 0, 65536, "128",
+                      "connections per client address; 0 = any"},
+    [O_TIMEOUT] = {"timeout", 0, "DIGITD_TIMEOUT", CLI_INT, "S", 1, 3600, "10",
+                   "idle connection timeout, seconds"},
+    [O_READ_DEADLINE] = {"read-deadline", 0, "DIGITD_READ_DEADLINE", CLI_INT, "S", 1, 3600,
+                         "30", "headers and body must arrive within, seconds"},
+    [O_WORK_DEADLINE] = {"work-deadline", 0, "DIGITD_WORK_DEADLINE", CLI_INT, "MS", 1,
+                         600000, "5000", "longest wait for a worker, then 503"},
+    [O_DRAIN] = {"drain-seconds", 0, "DIGITD_DRAIN_SECONDS", CLI_INT, "S", 0, 3600, "0",
+                 "on SIGTERM, /readyz answers 503 this long first"},
+    [O_CORS] = {"cors-origin", 0, "DIGITD_CORS_ORIGIN", CLI_STRING, "LIST", 0, 0, NULL,
+                "origins allowed by CORS, comma-separated, or *"},
+    [O_USER] = {"user", 'u', "DIGITD_USER", CLI_STRING, "NAME", 0, 0, NULL,
+                "started as root: become NAME once listening (nobody)"},
+    [O_NO_SECCOMP] = {"no-seccomp", 0, "DIGITD_NO_SECCOMP", CLI_FLAG, NULL, 0, 0, NULL,
+                      "no system-call filter"},
+    [O_ADMIN_TOKEN] = {"admin-token", 0, "DIGITD_ADMIN_TOKEN", CLI_STRING, "T", 0, 0, NULL,
+                       "allow POST /v2/repository/... with Bearer T"},
+    [O_LOG_FORMAT] = {"log-format", 0, "DIGITD_LOG_FORMAT", CLI_CHOICE, "text|json", 0, 0,
+                      "text", "access log lines"},
+    [O_QUIET] = {"quiet", 'q', "DIGITD_QUIET", CLI_FLAG, NULL, 0, 0, NULL,
+                 "no access log"},
 };
 
-/* The environment variable of each option, in the order of the enum. */
-static const struct {
-    int opt;
-    const char *env;
-} env_names[] = {
-    {OPT_PORT, "DIGITD_PORT"},
-    {OPT_BIND, "DIGITD_BIND"},
-    {OPT_MODEL, "DIGITD_MODEL"},
-    {OPT_WEB_ROOT, "DIGITD_WEB_ROOT"},
-    {OPT_THREADS, "DIGITD_THREADS"},
-    {OPT_MAX_BODY, "DIGITD_MAX_BODY"},
-    {OPT_MAX_SIDE, "DIGITD_MAX_IMAGE_SIDE"},
-    {OPT_MAX_WIDTH, "DIGITD_MAX_IMAGE_WIDTH"},
-    {OPT_MAX_HEIGHT, "DIGITD_MAX_IMAGE_HEIGHT"},
-    {OPT_MAX_BATCH, "DIGITD_MAX_BATCH"},
-    {OPT_MAX_CONN, "DIGITD_MAX_CONNECTIONS"},
-    {OPT_MAX_PER_IP, "DIGITD_MAX_PER_IP"},
-    {OPT_TIMEOUT, "DIGITD_TIMEOUT"},
-    {OPT_CORS, "DIGITD_CORS_ORIGIN"},
-    {OPT_QUIET, "DIGITD_QUIET"},
-    {OPT_WORKERS, "DIGITD_WORKERS"},
-    {OPT_QUEUE, "DIGITD_QUEUE"},
-    {OPT_BATCH, "DIGITD_BATCH"},
-    {OPT_BATCH_WAIT, "DIGITD_BATCH_WAIT_US"},
-    {OPT_MAX_INFLIGHT, "DIGITD_MAX_INFLIGHT"},
-    {OPT_MAX_PIXELS, "DIGITD_MAX_PIXELS"},
-    {OPT_READ_DEADLINE, "DIGITD_READ_DEADLINE"},
-    {OPT_WORK_DEADLINE, "DIGITD_WORK_DEADLINE"},
-    {OPT_DRAIN, "DIGITD_DRAIN_SECONDS"},
-    {OPT_USER, "DIGITD_USER"},
-    {OPT_NO_SECCOMP, "DIGITD_SECCOMP"},
-    {OPT_LOG_FORMAT, "DIGITD_LOG_FORMAT"},
-    {OPT_MODEL_DIR, "DIGITD_MODEL_DIR"},
-    {OPT_DEFAULT_MODEL, "DIGITD_DEFAULT_MODEL"},
-    {OPT_ADMIN_TOKEN, "DIGITD_ADMIN_TOKEN"},
+static const cli_command serve_command = {
+    "serve", "[OPTIONS]",
+    "Serves digit predictions over HTTP (POST /predict, /v2) and the drawing page.",
+    serve_options_table, O_COUNT, 0, 0,
+    "SIGHUP reloads the models (a bad file is refused; the old one serves on).\n"
+    "SIGTERM/SIGINT drain, finish the requests in flight and exit 0.\n"
+    "API: docs/http-api.md; limits: docs/limits.md.\n",
 };
 
-/* "4194304", "512k", "4M" (powers of 1024) -> bytes, 1 B .. 1 GiB. */
-static int parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-') return -1;
-    unsigned long long mul = 1;
-    if (*end == 'k' || *end == 'K') mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
-    if (*end == 'i' || *end == 'B') end++;
-    if (*end == 'B') end++;
-    if (*end != '\0' || v == 0 || v > (1ull << 30) / mul) return -1;
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
-/* Applies one option value; `from` names its source for messages
- * ("--port" or "DIGITD_PORT"). Returns 0, or -1 after printing why. */
-static int apply(serve_options *o, int opt, const char *val, const char *from) {
-    long v;
-    http_config *h = &o->http;
-    switch (opt) {
-    case OPT_PORT:
-        if (cli_int(val, from, 0, 65535, &v)) return -1;
-        o->port = (int)v;
-        return 0;
-    case OPT_BIND: o->bind = val; return 0;
-    case OPT_MODEL: o->model = val; return 0;
-    case OPT_WEB_ROOT: o->web_root = val; return 0;
-    case OPT_THREADS:
-        if (cli_int(val, from, 1, 256, &v)) return -1;
-        h->threads = (int)v;
-        return 0;
-    case OPT_MAX_BODY:
-        if (parse_size(val, &h->max_body)) {
-            fprintf(stderr, "digitd serve: %s: '%s' is not a size from 1 byte to 1G "
-                            "(e.g. 4194304, 512k, 4M)\n", from, val);
-            return -1;
-        }
-        return 0;
-    case OPT_MAX_SIDE:
-    case OPT_MAX_WIDTH:
-    case OPT_MAX_HEIGHT:
-        if (cli_int(val, from, 1, 16384, &v)) return -1;
-        if (opt != OPT_MAX_HEIGHT) h->max_width = (int)v;
-        if (opt != OPT_MAX_WIDTH) h->max_height = (int)v;
-        return 0;
-    case OPT_MAX_BATCH:
-        if (cli_int(val, from, 1, PREDICT_MAX_BATCH, &v)) return -1;
-        h->max_batch = (int)v;
-        return 0;
-    case OPT_MAX_CONN:
-        if (cli_int(val, from, 1, 65536, &v)) return -1;
-        h->max_connections = (unsigned)v;
-        return 0;
-    case OPT_MAX_PER_IP:
-        if (cli_int(val, from, 0, 65536, &v)) return -1;
-        h->max_per_ip = (unsigned)v;
-        return 0;
-    case OPT_TIMEOUT:
-        if (cli_int(val, from, 1, 3600, &v)) return -1;
-        h->timeout_s = (unsigned)v;
-        return 0;
-    case OPT_CORS:
-        h->cors_origins = val[0] ? val : NULL;
-        return 0;
-    case OPT_WORKERS:
-        if (cli_int(val, from, 1, 256, &v)) return -1;
-        o->queue.workers = (int)v;
-        return 0;
-    case OPT_QUEUE:
-        if (cli_int(val, from, 1, 1000000, &v)) return -1;
-        o->queue.capacity = (int)v;
-        return 0;
-    case OPT_BATCH:
-        if (cli_int(val, from, 1, 1024, &v)) return -1;
-        o->queue.max_batch = (int)v;
-        return 0;
-    case OPT_BATCH_WAIT:
-        if (cli_int(val, from, 0, 1000000, &v)) return -1;
-        o->queue.max_wait_us = v;
-        return 0;
-    case OPT_MAX_INFLIGHT:
-        if (parse_size(val, &h->max_inflight_bytes)) {
-            fprintf(stderr, "digitd serve: %s: '%s' is not a size from 1 byte to 1G "
-                            "(e.g. 64M)\n", from, val);
-            return -1;
-        }
-        return 0;
-    case OPT_MAX_PIXELS:
-        if (cli_int(val, from, 1, 1L << 30, &v)) return -1;
-        h->max_pixels = v;
-        return 0;
-    case OPT_READ_DEADLINE:
-        if (cli_int(val, from, 1, 3600, &v)) return -1;
-        h->read_deadline_s = (unsigned)v;
-        return 0;
-    case OPT_WORK_DEADLINE:
-        if (cli_int(val, from, 1, 600000, &v)) return -1;
-        h->work_deadline_ms = (unsigned)v;
-        return 0;
-    case OPT_DRAIN:
-        if (cli_int(val, from, 0, 3600, &v)) return -1;
-        o->drain_s = (unsigned)v;
-        return 0;
-    case OPT_USER: o->user = val[0] ? val : NULL; return 0;
-    case OPT_MODEL_DIR: o->model_dir = val[0] ? val : NULL; return 0;
-    case OPT_DEFAULT_MODEL: o->default_model = val[0] ? val : NULL; return 0;
-    case OPT_ADMIN_TOKEN:
-        if (val[0] && strlen(val) < 16) {
-            fprintf(stderr, "digitd serve: %s: a token of at least 16 characters, please\n",
-                    from);
-            return -1;
-        }
-        o->admin_token = val[0] ? val : NULL;
-        return 0;
-    case OPT_NO_SECCOMP:
-        /* the flag turns it off; the variable is a boolean */
-        o->seccomp = val && !(strcmp(val, "0") == 0 || strcasecmp(val, "false") == 0 ||
-                              strcasecmp(val, "no") == 0 || strcasecmp(val, "off") == 0);
-        return 0;
-    case OPT_LOG_FORMAT:
-        if (strcmp(val, "text") == 0) h->log_format = LOG_TEXT;
-        else if (strcmp(val, "json") == 0) h->log_format = LOG_JSON;
-        else {
-            fprintf(stderr, "digitd serve: %s: '%s' is not text or json\n", from, val);
-            return -1;
-        }
-        return 0;
-    case OPT_QUIET:
-        /* the flag has no value; the variable is a boolean */
-        h->quiet = !val || !(strcmp(val, "0") == 0 || strcasecmp(val, "false") == 0 ||
-                             strcasecmp(val, "no") == 0);
-        return 0;
-    }
-    return -1;
-}
-
-/* Environment first, flags second, so flags win. Returns 0, 1 after
- * --help, or -1 on a bad value (message printed). */
+/* argv and the environment into *o. Returns -1 to go on, else the exit
+ * status (0 after --help/--version, 2 after an error, reported). */
 static int parse_options(serve_options *o, int argc, char **argv) {
-    defaults(o);
-    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
-        const char *val = getenv(env_names[i].env);
-        if (val && val[0] && apply(o, env_names[i].opt, val, env_names[i].env) != 0)
-            return -1;
-    }
-    optind = 1;
-    opterr = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
-        if (c == OPT_HELP || c == 'h') {
-            usage(stdout);
-            return 1;
-        }
-        if (c == '?' || c == ':') {
-            fprintf(stderr, "Try 'digitd serve --help'.\n");
-            return -1;
-        }
-        char from[40];
-        for (const struct option *lo = long_options; lo->name; lo++)
-            if (lo->val == c) snprintf(from, sizeof from, "--%s", lo->name);
-        if (apply(o, c, optarg, from) != 0) return -1;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "digitd serve: unexpected argument '%s'\nTry 'digitd serve --help'.\n",
-                argv[optind]);
-        return -1;
-    }
-    return 0;
+    static cli_value v[O_COUNT]; /* strings point into it: kept for the run */
+    int rest, st = cli_parse(&serve_command, argc, argv, v, &rest);
+    if (st >= 0) return st;
+    int cores = cli_threads(&v[O_THREADS]);
+    memset(o, 0, sizeof *o);
+    o->model = v[O_MODEL].str;
+    o->model_dir = v[O_MODEL_DIR].str;
+    o->default_model = v[O_DEFAULT_MODEL].str;
+    o->web_root = v[O_WEB_ROOT].str;
+    o->bind = v[O_BIND].str;
+    o->port = (int)v[O_PORT].i;
+    o->user = v[O_USER].str;
+    o->seccomp = !v[O_NO_SECCOMP].on;
+    o->drain_s = (unsigned)v[O_DRAIN].i;
+    o->admin_token = v[O_ADMIN_TOKEN].str;
+    if (o->admin_token && strlen(o->admin_token) < 16)
+        return cli_usage_error(&serve_command, "--admin-token: at least 16 characters, please");
+    o->queue = (work_queue_config){
+        .workers = v[O_WORKERS].given ? (int)v[O_WORKERS].i : cores,
+        .capacity = (int)v[O_QUEUE].i,
+        .max_batch = (int)v[O_BATCH].i,
+        .max_wait_us = v[O_BATCH_WAIT].i,
+        .nice = 5,
+    };
+    int side = (int)v[O_MAX_SIDE].i;
+    o->http = (http_config){
+        .listen_fd = -1,
+        .threads = cores,
+        .max_body = (size_t)v[O_MAX_BODY].i,
+        .max_inflight_bytes = (size_t)v[O_MAX_INFLIGHT].i,
+        .max_width = v[O_MAX_WIDTH].given ? (int)v[O_MAX_WIDTH].i : side,
+        .max_height = v[O_MAX_HEIGHT].given ? (int)v[O_MAX_HEIGHT].i : side,
+        .max_pixels = v[O_MAX_PIXELS].i,
+        .max_batch = (int)v[O_MAX_BATCH].i,
+        .max_connections = (unsigned)v[O_MAX_CONN].i,
+        .max_per_ip = (unsigned)v[O_MAX_PER_IP].i,
+        .timeout_s = (unsigned)v[O_TIMEOUT].i,
+        .read_deadline_s = (unsigned)v[O_READ_DEADLINE].i,
+        .work_deadline_ms = (unsigned)v[O_WORK_DEADLINE].i,
+        .cors_origins = v[O_CORS].str,
+        .quiet = v[O_QUIET].on,
+        .log_format = v[O_LOG_FORMAT].i == 1 ? LOG_JSON : LOG_TEXT,
+    };
+    return -1;
 }
 
 /* ---- model loading ----------------------------------------------------- */
@@ -432,7 +235,7 @@ static void drain_wait(const sigset_t *set, unsigned seconds) {
 int cmd_serve(int argc, char **argv) {
     serve_options o;
     int rc = parse_options(&o, argc, argv);
-    if (rc != 0) return rc > 0 ? 0 : 2;
+    if (rc >= 0) return rc;
 
     /* Block the signals we wait for before any thread exists, so that
      * every thread inherits the mask and only sigwait below sees them. A

@@ -85,6 +85,24 @@ static long choice_index(const char *words, const char *text) {
     }
 }
 
+/* "4194304", "512k", "4M", "1G" (powers of 1024; "KiB"/"MB" spellings
+ * too) -> bytes in [lo, hi]. Returns 0, or -1. */
+static int size_of(const char *text, double lo, double hi, long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(text, &end, 10), mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G') mul = 1024 * 1024 * 1024, end++;
+    if (mul > 1 && (*end == 'i' || *end == 'B')) end++;
+    if (mul > 1 && *end == 'B') end++;
+    if (errno || end == text || *end || text[0] == '-' || x > (unsigned long long)hi / mul ||
+        (double)(x * mul) < lo)
+        return -1;
+    *out = (long)(x * mul);
+    return 0;
+}
+
 /* Stores `text` (from `from`: "--lr" or "DIGITD_X") into v, checking type
  * and range. Returns 0, or 2 after reporting. */
 static int set_value(const cli_command *cmd, const cli_option *o, cli_value *v,
@@ -109,6 +127,11 @@ static int set_value(const cli_command *cmd, const cli_option *o, cli_value *v,
         v->i = x;
         break;
     }
+    case CLI_SIZE:
+        if (size_of(text, o->lo, o->hi, &v->i) != 0)
+            return cli_usage_error(cmd, "%s: '%s' is not a size from %.0f to %.0f bytes "
+                                        "(e.g. 512k, 4M)", from, text, o->lo, o->hi);
+        break;
     case CLI_DOUBLE: {
         errno = 0;
         double x = strtod(text, &end);
@@ -154,6 +177,7 @@ static void set_defaults(const cli_option *opts, int n, cli_value *values) {
         snprintf(v->def_text, sizeof v->def_text, "%s", o->def);
         v->str = o->def;
         if (o->type == CLI_INT) v->i = strtol(o->def, NULL, 10);
+        else if (o->type == CLI_SIZE) (void)size_of(o->def, o->lo, o->hi, &v->i);
         else if (o->type == CLI_DOUBLE) v->d = strtod(o->def, NULL);
         else if (o->type == CLI_CHOICE) v->i = choice_index(o->metavar, o->def);
         else if (o->type == CLI_FLAG) v->on = !strcmp(o->def, "1");

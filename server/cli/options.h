@@ -39,6 +39,7 @@ typedef enum {
     CLI_INT,    /* whole number in [lo, hi] */
     CLI_DOUBLE, /* finite number in [lo, hi] */
     CLI_CHOICE, /* one of the '|'-separated words of metavar, e.g. "sgd|adam" */
+    CLI_SIZE,   /* bytes in [lo, hi]: "4194304", "512k", "4M" (powers of 1024) */
     CLI_DATA,   /* a path whose default is a shipped file: resolved by
                    cli_data_path (installed share/digitd/, then the
                    repository beside the binary, then as given) */
@@ -70,7 +71,7 @@ typedef struct {
     bool given;      /* set by a flag or the environment, not by default */
     bool on;         /* CLI_FLAG */
     const char *str; /* text of the value (NULL when unset and no default) */
-    long i;          /* CLI_INT; CLI_CHOICE: index of the word */
+    long i;          /* CLI_INT, CLI_SIZE (bytes); CLI_CHOICE: index of the word */
     double d;        /* CLI_DOUBLE */
     /* internal: the default as shown in --help */
     bool preset;

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cors.h"
 #include "exchange.h"
 #include "routes.h"
 #include "text_buffer.h"
@@ -156,26 +157,6 @@ void ex_log_reason(exchange *x, const char *reason) {
     x->reason[n] = '\0';
 }
 
-/* The CORS origin to answer with, or NULL: the request's Origin when it
- * is in the configured list, "*" when the list is "*". */
-static const char *cors_origin_for(const exchange *x) {
-    const char *list = x->s->cfg.cors_origins;
-    if (!list) return NULL;
-    if (strcmp(list, "*") == 0) return "*";
-    const char *origin = ex_header(x, "Origin");
-    if (!origin) return NULL;
-    size_t n = strlen(origin);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',') p++;
-        size_t k = strcspn(p, ",");
-        size_t t = k;
-        while (t > 0 && p[t - 1] == ' ') t--;
-        if (t == n && t > 0 && strncmp(p, origin, n) == 0) return origin;
-        p += k;
-    }
-    return NULL;
-}
-
 /* The headers every answer carries: security, request id, CORS, and the
  * route's extras. page: the drawing page's policy instead of the API's. */
 static void add_common_headers(exchange *x, struct MHD_Response *r, bool page) {
@@ -185,7 +166,7 @@ static void add_common_headers(exchange *x, struct MHD_Response *r, bool page) {
     if (page) MHD_add_response_header(r, "X-Frame-Options", "DENY");
     else MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Request-Id", x->request_id);
-    const char *origin = cors_origin_for(x);
+    const char *origin = cors_match(x->s->cfg.cors_origins, ex_header(x, "Origin"));
     if (origin) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Request-Id");

@@ -89,7 +89,7 @@ if (check(dep !== undefined, "a Deployment")) {
     check(pre !== undefined, `${n}: preStop`);
     const sleep = pre && pre.exec ? Number(pre.exec.command[pre.exec.command.length - 1]) : 0;
     const envs = Object.fromEntries((c.env || []).map((e) => [e.name, e.value]));
-    const drain = Number(envs.DIGITD_DRAIN_GRACE || 0);
+    const drain = Number(envs.DIGITD_DRAIN_SECONDS || 0);
     check(pod.terminationGracePeriodSeconds > sleep + drain + 10,
       `${n}: terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > preStop ${sleep} + drain ${drain} + request timeout 10`);
     const mounts = (c.volumeMounts || []).map((m) => m.name);

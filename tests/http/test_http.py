@@ -381,8 +381,9 @@ def group_api(args):
 
     # options
     r = subprocess.run([args.digitd, "serve", "--help"], capture_output=True, text=True)
-    check(r.returncode == 0 and "--max-body" in r.stdout and len(r.stdout.splitlines()) <= 30,
-          "serve --help fits a screen and exits 0")
+    check(r.returncode == 0 and "--max-body" in r.stdout and
+          max(len(l) for l in r.stdout.splitlines()) < 80,
+          "serve --help lists every option within 80 columns and exits 0")
     for bad in (["--port", "70000"], ["--threads", "0"], ["--max-body", "lots"],
                 ["--bind", "example.com"], ["--nope"], ["extra"]):
         r = subprocess.run([args.digitd, "serve", "--port", "0", "--model", model, *bad],
