@@ -102,8 +102,8 @@ static image_status bmp_sides(const uint8_t *b, size_t len, int64_t *w, int64_t 
  * index up in it. This reads the same fields and every index stb will
  * look up (the bytes from `offset`, rows padded to 4 bytes; bytes past
  * the end read as 0, as in stb), and refuses the image when the palette
- * is empty or negative in size or an index lies past it. Anything stb
- * refuses anyway (compression, odd depths) is left to it. Returns
+ * is empty or negative in size or an index lies past it. Depths other
+ * than 1, 4, 8 are left to stb (no palette, or refused). Returns
  * IMAGE_OK or IMAGE_DAMAGED with err set. */
 static image_status bmp_check_palette(const uint8_t *b, size_t len, int64_t w,
                                       int64_t h, nn_error *err) {
@@ -112,7 +112,10 @@ static image_status bmp_check_palette(const uint8_t *b, size_t len, int64_t w,
     if (len < depth_at + 2) return IMAGE_OK; /* stb: not enough header */
     unsigned bpp = le16(b + depth_at);
     if (bpp != 1 && bpp != 4 && bpp != 8) return IMAGE_OK;
-    if (hsz != 12 && (len < 34 || le32(b + 30) != 0)) return IMAGE_OK; /* compressed */
+    /* Checked whatever the compression field says: stb reads it as a
+     * signed int and decodes a negative one as uncompressed (found by
+     * tests/fuzz); a file stb refuses anyway is refused here a step
+     * earlier, with the same status. */
     int64_t offset = (int32_t)le32(b + 10);
     int64_t psize = hsz == 12 ? (offset - 14 - 24) / 3 : (offset - 14 - (int64_t)hsz) / 4;
     if (offset < 0 || psize < 1 || psize > 256) {
