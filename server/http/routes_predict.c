@@ -25,7 +25,10 @@ _Static_assert(sizeof(predict_state) <= EX_STATE_BYTES, "predict_state fits the 
 
 int route_predict_check(exchange *x) {
     const char *type = ex_header(x, "Content-Type");
-    if (predict_body_kind_of(type) == BODY_UNSUPPORTED) {
+    /* the body's form is decided here, once, from the headers */
+    predict_state *st = ex_state(x);
+    st->kind = predict_body_kind_of(type);
+    if (st->kind == BODY_UNSUPPORTED) {
         ex_error(x, 415,
                  type ? "unsupported Content-Type; send application/json, image/png, "
                         "image/jpeg, image/bmp, image/gif or multipart/form-data"
@@ -106,12 +109,13 @@ void route_predict(exchange *x) {
         return;
     }
     predict_state *st = ex_state(x);
+    predict_body_kind kind = st->kind; /* from route_predict_check */
     memset(st, 0, sizeof *st);
+    st->kind = kind;
     st->x = x;
     st->include_input = wants_input(x);
     const char *type = ex_header(x, "Content-Type");
     snprintf(st->content_type, sizeof st->content_type, "%s", type ? type : "");
-    st->kind = predict_body_kind_of(type);
     st->j.ops = &predict_ops;
     st->j.model = m;
     snprintf(st->j.model_name, sizeof st->j.model_name, "%s", ref.name);
