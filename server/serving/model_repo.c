@@ -397,17 +397,14 @@ model_repo *model_repo_open_file(const char *path, nn_error *err) {
         return NULL;
     }
     strcpy(r->file, path);
-    /* The name is a route segment: the file's recorded name (or, while the
-     * file is refused, its base name without the extension), characters a
-     * URL path would need to escape made '_'. */
-    if (m) {
-        snprintf(r->default_name, sizeof r->default_name, "%s", m->name);
-    } else {
-        const char *base = strrchr(path, '/');
-        snprintf(r->default_name, sizeof r->default_name, "%s", base ? base + 1 : path);
-        char *dot = strrchr(r->default_name, '.');
-        if (dot && dot != r->default_name) *dot = '\0';
-    }
+    /* The name is a route segment (/v2/models/NAME): the file's base name
+     * without the extension ("default" for models/default.model), whatever
+     * the file records, so it is known before the file loads and stays the
+     * same across reloads; characters a URL path would escape become '_'. */
+    const char *base = strrchr(path, '/');
+    snprintf(r->default_name, sizeof r->default_name, "%s", base ? base + 1 : path);
+    char *dot = strrchr(r->default_name, '.');
+    if (dot && dot != r->default_name) *dot = '\0';
     for (char *p = r->default_name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))

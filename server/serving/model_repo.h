@@ -10,7 +10,7 @@
  *     harm); every version found is loaded, and a request that names no
  *     version gets the highest;
  *   - one model file (`serve --model FILE`): a one-model repository whose
- *     model is named after the file's recorded name at
+ *     model is named after the file's base name without its extension at
  *     version 1; reloading re-reads the same file.
  *
  * Concurrency: one mutex guards the table and is held only to look up or

@@ -305,17 +305,24 @@ END_TEST
 START_TEST(test_one_file_repository) {
     tu_tmpdir_make();
     write_model("one.model", "digits v1", 11);
+    write_model("my digits.v2.model", "digits v1", 11);
     nn_error err;
-    model_repo *r = model_repo_open_file(tu_tpath("one.model"), &err);
-    ck_assert_msg(r != NULL, "%s", err.msg);
     char name[64];
+    /* named after the file, not what it records; a route segment */
+    model_repo *r = model_repo_open_file(tu_tpath("my digits.v2.model"), &err);
+    ck_assert_msg(r != NULL, "%s", err.msg);
     model_repo_default_name(r, name, sizeof name);
-    ck_assert_str_eq(name, "digits_v1"); /* a route segment: ' ' became '_' */
+    ck_assert_str_eq(name, "my_digits.v2"); /* ' ' became '_', the extension went */
+    model_repo_close(r);
+    r = model_repo_open_file(tu_tpath("one.model"), &err);
+    ck_assert_msg(r != NULL, "%s", err.msg);
+    model_repo_default_name(r, name, sizeof name);
+    ck_assert_str_eq(name, "one");
     char before[65], after[65];
     sha_of(r, NULL, NULL, before);
     ck_assert_str_ne(before, "");
     model_ref ref;
-    ck_assert_int_eq(model_repo_acquire(r, "digits_v1", "1", &ref), REPO_OK);
+    ck_assert_int_eq(model_repo_acquire(r, "one", "1", &ref), REPO_OK);
     served_model_release(ref.model);
 
     /* reload re-reads the same file */
