@@ -63,3 +63,75 @@ void tanh_forward(float *out, const float *in, size_t n) {
 void tanh_backward(float *din, const float *dout, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) din[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
+
+/* ================================================================== */
+/* The activation kinds for the registry (layers.h)                    */
+/* ================================================================== */
+
+/* Forward and backward of an element-wise kind through its descriptor's
+ * functions: backward needs only the forward output. */
+static void act_layer_forward(const nn_layer *l, const float *params,
+                              const float *in, float *out, int B,
+                              int32_t *argmax, float *mask, nn_rng *rng,
+                              float *scratch, int threads) {
+    (void)params, (void)argmax, (void)mask, (void)rng, (void)scratch,
+        (void)threads;
+    layer_kind_find(l->kind)->elementwise(out, in,
+                                          (size_t)B * nn_shape_size(l->out));
+}
+
+static int act_layout(nn_layer *l, const nn_layer *src, int index,
+                      nn_error *err) {
+    (void)src, (void)index, (void)err;
+    l->out = l->in;
+    return 0;
+}
+
+#define ACT_BACKWARD(NAME)                                                    \
+    static void NAME##_layer_backward(                                        \
+        const nn_layer *l, const float *params, float *grads,                 \
+        const float *in, const float *out, const float *dout, float *din,     \
+        int B, const int32_t *argmax, const float *mask, float *scratch,      \
+        int threads) {                                                        \
+        (void)params, (void)grads, (void)in, (void)argmax, (void)mask,        \
+            (void)scratch, (void)threads;                                     \
+        if (din)                                                              \
+            NAME##_backward(din, dout, out,                                   \
+                            (size_t)B * nn_shape_size(l->out));               \
+    }
+ACT_BACKWARD(relu)
+ACT_BACKWARD(sigmoid)
+ACT_BACKWARD(tanh)
+
+const layer_kind_desc layer_relu_desc = {
+    .kind = NN_RELU,
+    .name = "relu",
+    .syntax = "relu",
+    .flags = LAYER_ACTIVATION | LAYER_HE_INIT,
+    .layout = act_layout,
+    .forward = act_layer_forward,
+    .backward = relu_layer_backward,
+    .elementwise = relu_forward,
+};
+
+const layer_kind_desc layer_sigmoid_desc = {
+    .kind = NN_SIGMOID,
+    .name = "sigmoid",
+    .syntax = "sigmoid",
+    .flags = LAYER_ACTIVATION,
+    .layout = act_layout,
+    .forward = act_layer_forward,
+    .backward = sigmoid_layer_backward,
+    .elementwise = sigmoid_forward,
+};
+
+const layer_kind_desc layer_tanh_desc = {
+    .kind = NN_TANH,
+    .name = "tanh",
+    .syntax = "tanh",
+    .flags = LAYER_ACTIVATION,
+    .layout = act_layout,
+    .forward = act_layer_forward,
+    .backward = tanh_layer_backward,
+    .elementwise = tanh_forward,
+};
