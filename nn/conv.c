@@ -340,6 +340,39 @@ static void conv_layer_backward(const nn_layer *l, const float *params,
                   l->kernel, l->pad, scratch, threads);
 }
 
+/* How many layers from i on the inference kernel runs: the convolution,
+ * the activation after it if any, then a 2x2 pooling if any. */
+static int conv_fused(const nn_net *net, int i, act_forward_fn *act,
+                      bool *pool) {
+    int n = 1;
+    *act = i + 1 < net->n_layers ? layer_activation_fn(&net->layers[i + 1])
+                                 : NULL;
+    n += *act != NULL;
+    *pool = i + n < net->n_layers && net->layers[i + n].kind == NN_MAXPOOL &&
+            net->layers[i + n].kernel == 2;
+    return n + *pool;
+}
+
+static size_t conv_layer_infer_scratch(const nn_net *net, int i, int B,
+                                       int threads) {
+    (void)B;
+    const nn_layer *l = &net->layers[i];
+    return conv_infer_scratch_floats(l->in.c, l->in.h, l->in.w, l->kernel,
+                                     l->pad, threads);
+}
+
+static int conv_layer_infer(const nn_net *net, int i, const float *in,
+                            float *out, int B, float *scratch, int threads) {
+    const nn_layer *l = &net->layers[i];
+    act_forward_fn act;
+    bool pool;
+    int n = conv_fused(net, i, &act, &pool);
+    conv_infer(out, in, net->params + l->weights, net->params + l->biases, B,
+               l->in.c, l->in.h, l->in.w, l->size, l->kernel, l->pad, act,
+               pool, scratch, threads);
+    return n;
+}
+
 const layer_kind_desc layer_conv_desc = {
     .kind = NN_CONV,
     .name = "conv",
@@ -352,4 +385,6 @@ const layer_kind_desc layer_conv_desc = {
     .scratch_floats = conv_layer_scratch,
     .forward = conv_layer_forward,
     .backward = conv_layer_backward,
+    .infer = conv_layer_infer,
+    .infer_scratch_floats = conv_layer_infer_scratch,
 };

@@ -199,6 +199,34 @@ int layer_bad_size(const nn_layer *l, int size, int index, nn_error *err);
  * inference kernel fuses after its own output), else NULL. */
 act_forward_fn layer_activation_fn(const nn_layer *l);
 
+/* ---- inference kernels -------------------------------------------- */
+/* Direct convolution for inference (nn/conv_infer.c), with the activation
+ * `act` (NULL: none) and, when pool, a 2x2 max-pooling fused:
+ * in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW), or
+ * (B,OC,OH/2,OW/2) pooled; OH = H + 2*pad - K + 1, OW likewise. The values
+ * are those of conv_forward, act and maxpool_forward in turn, up to the
+ * order of the sums (a few units in the last place). scratch holds
+ * conv_infer_scratch_floats() floats. */
+size_t conv_infer_scratch_floats(int C, int H, int W, int K, int pad,
+                                 int threads);
+void conv_infer(float *out, const float *in, const float *W, const float *b,
+                int B, int C, int H, int Wd, int OC, int K, int pad,
+                act_forward_fn act, bool pool, float *scratch, int threads);
+/* The same with a named variant ("avx512", "avx2", "generic"), for tests
+ * and benchmarks: -1 (nothing done) when unknown or not runnable here. */
+int conv_infer_variant(const char *variant, float *out, const float *in,
+                       const float *W, const float *b, int B, int C, int H,
+                       int Wd, int OC, int K, int pad, act_forward_fn act,
+                       bool pool, float *scratch, int threads);
+
+/* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
+ * none). A few rows are matrix-vector products that read W once; with
+ * threads > 1 the outputs are shared out, each thread streaming its own
+ * rows of W, so one image uses both cores' caches. in (B,I), W (O,I),
+ * b (O) -> out (B,O). */
+void dense_infer(float *out, const float *in, const float *W, const float *b,
+                 int B, int I, int O, act_forward_fn act, int threads);
+
 /* ---- a whole network's gradient (nn/train.c) ---------------------- */
 /* Mean softmax cross-entropy of net on x (B,784) against labels (B), and
  * its gradient with respect to every parameter into grads (n_params, the

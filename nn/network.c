@@ -333,6 +333,18 @@ static size_t widest(const nn_net *net) {
     return w;
 }
 
+/* Scratch floats the inference of layers[i] needs (its kernel's, else
+ * its forward's). */
+static size_t infer_scratch(const nn_net *net, int i, int B, int threads) {
+    const nn_layer *l = &net->layers[i];
+    const layer_kind_desc *d = layer_kind_find((int)l->kind);
+    if (d->infer)
+        return d->infer_scratch_floats
+                   ? d->infer_scratch_floats(net, i, B, threads)
+                   : 0;
+    return d->scratch_floats ? d->scratch_floats(l, threads) : 0;
+}
+
 int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
                int threads, nn_error *err) {
     /* Work in chunks so memory stays bounded for a whole data set. */
@@ -341,10 +353,10 @@ int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
     if (chunk < 1) return 0;
     size_t wide = widest(net), scratch_n = 0;
     for (int i = 0; i < net->n_layers; i++) {
-        size_t s = layer_scratch_floats(&net->layers[i], threads);
+        size_t s = infer_scratch(net, i, chunk, threads);
         if (s > scratch_n) scratch_n = s;
     }
-    /* Two ping-pong activation buffers and the conv scratch, per call:
+    /* Two ping-pong activation buffers and the kernels' scratch, per call:
      * the net itself is never written, so threads may share it. */
     float *mem = malloc((2 * wide * (size_t)chunk + scratch_n) * sizeof(float));
     if (!mem) return nn_fail(err, "out of memory for inference scratch");
@@ -354,10 +366,22 @@ int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
     for (int start = 0; start < batch; start += chunk) {
         int B = batch - start < chunk ? batch - start : chunk;
         const float *in = x + (size_t)start * NN_PIXELS;
-        for (int i = 0; i < net->n_layers; i++) {
-            float *out = buf[i & 1];
-            layer_forward(&net->layers[i], net->params, in, out, B, NULL,
-                          NULL, NULL, scratch, threads);
+        int which = 0;
+        /* Each kind's inference kernel runs its layer and may fuse the
+         * ones after it (conv + activation + pooling, dense +
+         * activation); kinds without one run their training forward. */
+        for (int i = 0; i < net->n_layers;) {
+            const nn_layer *l = &net->layers[i];
+            const layer_kind_desc *d = layer_kind_find((int)l->kind);
+            float *out = buf[which];
+            which ^= 1;
+            if (d->infer) {
+                i += d->infer(net, i, in, out, B, scratch, threads);
+            } else {
+                d->forward(l, net->params, in, out, B, NULL, NULL, NULL,
+                           scratch, threads);
+                i++;
+            }
             in = out;
         }
         softmax_forward(probs + (size_t)start * NN_CLASSES, in, B, NN_CLASSES);
