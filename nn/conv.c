@@ -353,6 +353,12 @@ static int conv_fused(const nn_net *net, int i, act_forward_fn *act,
     return n + *pool;
 }
 
+static int conv_layer_infer_span(const nn_net *net, int i) {
+    act_forward_fn act;
+    bool pool;
+    return conv_fused(net, i, &act, &pool);
+}
+
 static size_t conv_layer_infer_scratch(const nn_net *net, int i, int B,
                                        int threads) {
     (void)B;
@@ -387,4 +393,5 @@ const layer_kind_desc layer_conv_desc = {
     .backward = conv_layer_backward,
     .infer = conv_layer_infer,
     .infer_scratch_floats = conv_layer_infer_scratch,
+    .infer_span = conv_layer_infer_span,
 };

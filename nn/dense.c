@@ -125,13 +125,21 @@ static void dense_layer_backward(const nn_layer *l, const float *params,
                    threads);
 }
 
-/* Fuses the activation that follows (if any): returns the layers run. */
+/* The activation after layers[i], fused into its inference, or NULL. */
+static act_forward_fn dense_fused_act(const nn_net *net, int i) {
+    return i + 1 < net->n_layers ? layer_activation_fn(&net->layers[i + 1])
+                                 : NULL;
+}
+
+static int dense_layer_infer_span(const nn_net *net, int i) {
+    return dense_fused_act(net, i) ? 2 : 1;
+}
+
 static int dense_layer_infer(const nn_net *net, int i, const float *in,
                              float *out, int B, float *scratch, int threads) {
     (void)scratch;
     const nn_layer *l = &net->layers[i];
-    act_forward_fn act =
-        i + 1 < net->n_layers ? layer_activation_fn(&net->layers[i + 1]) : NULL;
+    act_forward_fn act = dense_fused_act(net, i);
     dense_infer(out, in, net->params + l->weights, net->params + l->biases, B,
                 (int)nn_shape_size(l->in), l->size, act, threads);
     return act ? 2 : 1;
@@ -149,4 +157,5 @@ const layer_kind_desc layer_dense_desc = {
     .forward = dense_layer_forward,
     .backward = dense_layer_backward,
     .infer = dense_layer_infer,
+    .infer_span = dense_layer_infer_span,
 };

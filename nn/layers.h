@@ -168,6 +168,10 @@ typedef struct layer_kind_desc {
                  float *scratch, int threads);
     size_t (*infer_scratch_floats)(const nn_net *net, int i, int B,
                                    int threads);
+    /* How many layers `infer` runs from layers[i] (it decides from the
+     * layers that follow), so nn_predict sizes its buffers by the outputs
+     * it really writes. Required with `infer`. */
+    int (*infer_span)(const nn_net *net, int i);
     /* LAYER_ACTIVATION kinds: the function itself. */
     act_forward_fn elementwise;
 } layer_kind_desc;

@@ -323,11 +323,19 @@ void layer_backward(const nn_layer *l, const float *params, float *grads,
 /* Inference                                                           */
 /* ================================================================== */
 
-/* Largest per-sample activation of any layer, input included. */
+/* The layers one inference step runs from layers[i]: its kind's kernel
+ * may fuse the ones after it. */
+static int infer_span(const nn_net *net, int i) {
+    const layer_kind_desc *d = layer_kind_find((int)net->layers[i].kind);
+    return d->infer ? d->infer_span(net, i) : 1;
+}
+
+/* Largest per-sample activation inference writes, input included: fused
+ * layers' outputs (a convolution's map before its pooling) never are. */
 static size_t widest(const nn_net *net) {
     size_t w = NN_PIXELS;
-    for (int i = 0; i < net->n_layers; i++) {
-        size_t o = nn_shape_size(net->layers[i].out);
+    for (int i = 0; i < net->n_layers; i += infer_span(net, i)) {
+        size_t o = nn_shape_size(net->layers[i + infer_span(net, i) - 1].out);
         if (o > w) w = o;
     }
     return w;
@@ -376,7 +384,8 @@ int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
             float *out = buf[which];
             which ^= 1;
             if (d->infer) {
-                i += d->infer(net, i, in, out, B, scratch, threads);
+                int n = d->infer(net, i, in, out, B, scratch, threads);
+                i += n;
             } else {
                 d->forward(l, net->params, in, out, B, NULL, NULL, NULL,
                            scratch, threads);
