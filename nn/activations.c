@@ -22,10 +22,16 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n) {
 /* e^x for x <= 0, written so the compiler can vectorise it (libm's expf
  * is a call per element). x = k ln2 + r with |r| <= ln2/2, e^r by its
  * Taylor polynomial to r^7 (relative error < 2e-7), 2^k built in the
- * exponent bits. Below -87.3 the result would be denormal: it is 0. */
+ * exponent bits. Below -87.3 the result would be denormal: it is 0.
+ * k is rounded to the nearest integer by adding and subtracting 1.5*2^23
+ * (the addition pushes the fraction bits out), not by floorf: floorf has
+ * no SSE2 instruction, and with it the loops below stayed scalar
+ * (measured: sigmoid took a quarter of the classic network's training
+ * time). The sum is exact for |k| < 2^22, and the build never reassociates
+ * floating point. */
 static inline float exp_nonpositive(float x0) {
     float x = x0 < -87.3f ? -87.3f : x0;
-    float k = floorf(x * 1.44269504f + 0.5f);
+    float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     float r = x - k * 0.693145752f - k * 1.42860677e-6f; /* ln2, split */
     float p = 1.0f / 5040;
     p = p * r + 1.0f / 720;
@@ -42,12 +48,15 @@ static inline float exp_nonpositive(float x0) {
 }
 
 /* exp is only ever taken of -|x| <= 0, so it cannot overflow; for large
- * |x| the result saturates cleanly at 0 or 1. */
+ * |x| the result saturates cleanly at 0 or 1. sigmoid(x) = 1/(1+e^-x) for
+ * x >= 0 and e^x/(1+e^x) below, with e = e^-|x|: one division, and
+ * selects rather than branches so the loop vectorises. */
 void sigmoid_forward(float *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float e = exp_nonpositive(-fabsf(x));
-        out[i] = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        float r = 1.0f / (1.0f + e);
+        out[i] = x >= 0 ? r : e * r;
     }
 }
 
