@@ -134,9 +134,12 @@ static void epilogue(const ci_args *a, const float *t, int VL, int oc0,
 
 /* tile_VEC: sums NO channels x 2 rows x VL columns over every tap into t
  * (layout as in epilogue). p points at the padded input of row oh, column
- * x0 of channel 0; w at the weights of the tile's first channel. NO and
- * K are constants once inlined, so the tap and channel loops unroll and
- * the accumulators stay in registers. */
+ * x0 of channel 0; w at the weights of the tile's first channel. NO is a
+ * constant once inlined, so the channel loops unroll and the accumulators
+ * stay in registers; K is one too for the common sides (3, 5), and the
+ * compilers unroll a loop of 3 or 5 taps by themselves (an unroll pragma
+ * would be an error for the other sides, whose K is only known at run
+ * time). */
 #define CI_DEFINE_TILE(VEC)                                                    \
     CI_INLINE void tile_##VEC(const int NO, const int K,                       \
                               const float *restrict p, size_t plane, int WP,   \
@@ -154,7 +157,7 @@ static void epilogue(const ci_args *a, const float *t, int VL, int oc0,
             for (int kh = 0; kh < K; kh++) {                                   \
                 const float *r0 = pc + (size_t)kh * WP, *r1 = r0 + WP;         \
                 const float *wk = wc + kh * K;                                 \
-                CI_UNROLL for (int kw = 0; kw < K; kw++) {                     \
+                for (int kw = 0; kw < K; kw++) {                               \
                     VEC x0, x1;                                                \
                     VEC_LOAD(x0, r0 + kw);                                     \
                     VEC_LOAD(x1, r1 + kw);                                     \
