@@ -92,10 +92,14 @@ static void im2col(float *col, const float *in_b, int C, int H, int W, int K,
                         continue;
                     }
                     const float *src = in_b + ((size_t)c * H + ih) * W;
-                    memset(dst, 0, (size_t)lo * sizeof *dst);
+                    /* Most runs have no zeros on one side or both; a call
+                     * of length 0 still costs a call (memset and memcpy
+                     * were 9% of CNN training). */
+                    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof *dst);
                     memcpy(dst + lo, src + lo + kw - pad,
                            (size_t)(hi - lo) * sizeof *dst);
-                    memset(dst + hi, 0, (size_t)(OW - hi) * sizeof *dst);
+                    if (hi < OW)
+                        memset(dst + hi, 0, (size_t)(OW - hi) * sizeof *dst);
                 }
             }
 }
