@@ -10,7 +10,12 @@
  * one by one; median, p99 and mean are printed.
  *
  * Usage:
+ * --batch B times calls of B images instead (what a dynamic batcher
+ * forms); the figures are then per call, and per_image_us= is the median
+ * divided by B.
+ *
  *   bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] [--threads T]
+ *               [--batch B]
  *               [--iters N] [--warmup N] [--data DIR]
  * Prints one line of key=value pairs, the first `median_us=`.
  */
@@ -34,7 +39,7 @@ static int cmp_double(const void *a, const void *b) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] "
-                    "[--threads T] [--iters N] [--warmup N] [--data DIR]\n");
+                    "[--threads T] [--batch B] [--iters N] [--warmup N] [--data DIR]\n");
     exit(2);
 }
 
@@ -42,7 +47,7 @@ int main(int argc, char **argv) {
     const char *arch = "784-256-128-10", *act = "relu";
     const char *dir = getenv("DIGITD_MNIST_DIR");
     if (!dir || !*dir) dir = "../shared/mnist";
-    int threads = 1, iters = 20000, warmup = 2000;
+    int threads = 1, iters = 20000, warmup = 2000, batch = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) usage();
@@ -50,12 +55,14 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--arch")) arch = v;
         else if (!strcmp(a, "--act")) act = v;
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--data")) dir = v;
         else usage();
     }
-    if (iters < 1 || warmup < 0 || threads < 1) usage();
+    if (iters < 1 || warmup < 0 || threads < 1 || batch < 1 || batch > 1000)
+        usage();
 
     nn_error err;
     nn_dataset d = {0};
@@ -82,13 +89,15 @@ int main(int argc, char **argv) {
     nn_rng_seed(&rng, 1);
     nn_net_init(net, &rng);
 
-    float probs[NN_CLASSES];
+    /* Calls take consecutive runs of `batch` images, cycling. */
+    const int runs = d.n / batch;
+    float *probs = malloc((size_t)batch * NN_CLASSES * sizeof *probs);
     double *t = malloc((size_t)iters * sizeof *t);
-    if (!t) return 1;
+    if (!t || !probs || runs < 1) return 1;
     volatile float sink = 0;
     for (int i = 0; i < warmup; i++) {
-        if (nn_predict(net, d.images + (size_t)(i % d.n) * NN_PIXELS, 1, probs,
-                       threads, &err)) {
+        if (nn_predict(net, d.images + (size_t)(i % runs) * batch * NN_PIXELS,
+                       batch, probs, threads, &err)) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
         }
@@ -96,9 +105,9 @@ int main(int argc, char **argv) {
     }
     double total0 = now_us();
     for (int i = 0; i < iters; i++) {
-        const float *x = d.images + (size_t)(i % d.n) * NN_PIXELS;
+        const float *x = d.images + (size_t)(i % runs) * batch * NN_PIXELS;
         double t0 = now_us();
-        nn_predict(net, x, 1, probs, threads, &err);
+        nn_predict(net, x, batch, probs, threads, &err);
         t[i] = now_us() - t0;
         sink += probs[0];
     }
@@ -107,11 +116,12 @@ int main(int argc, char **argv) {
     char desc[256];
     nn_net_describe(net, desc, sizeof desc);
     printf("median_us=%.2f p99_us=%.2f mean_us=%.2f min_us=%.2f iters=%d "
-           "threads=%d data=%s arch=%s\n",
+           "threads=%d batch=%d per_image_us=%.2f data=%s arch=%s\n",
            t[iters / 2], t[(size_t)((double)iters * 0.99)], mean, t[0], iters,
-           threads, source, desc);
+           threads, batch, t[iters / 2] / batch, source, desc);
     (void)sink;
     free(t);
+    free(probs);
     nn_net_free(net);
     nn_dataset_free(&d);
     return 0;

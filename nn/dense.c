@@ -1,5 +1,9 @@
 /* dense.c: the fully connected layer, out = in W^T + b, as GEMMs. */
+#include <stdio.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "layers.h"
 
@@ -27,3 +31,131 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
         nn_sgemm(false, false, B, I, O, 1.0f, dout, O, W, I, 0.0f, din, I,
                  threads);
 }
+
+/* Rows of in up to which dense_infer shares W's rows among threads (the
+ * GEMM's direct path: it reads W once per call, whatever B). */
+#define DENSE_INFER_ROWS 4
+/* Weights from which a few rows are worth a parallel region (a few
+ * microseconds): below, one thread streams W faster than two start. */
+#define DENSE_PAR_MIN_WEIGHTS (1 << 17)
+
+void dense_infer(float *out, const float *in, const float *W, const float *b,
+                 int B, int I, int O, act_forward_fn act, int threads) {
+    if (B <= DENSE_INFER_ROWS && threads > 1 &&
+        (size_t)I * O >= DENSE_PAR_MIN_WEIGHTS) {
+        /* Output blocks of 16 (one cache line of out, whole vectors of the
+         * GEMM's direct path), shared by the actual team. Each element is
+         * the same dot product in the same order as with one thread. */
+        const int blocks = (O + 15) / 16;
+        if (threads > blocks) threads = blocks;
+#pragma omp parallel num_threads(threads)
+        {
+#ifdef _OPENMP
+            int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+            int tid = 0, team = 1;
+#endif
+            int o0 = (int)((long)blocks * tid / team) * 16;
+            int o1 = (int)((long)blocks * (tid + 1) / team) * 16;
+            if (o1 > O) o1 = O;
+            if (o0 < o1) {
+                for (int r = 0; r < B; r++)
+                    memcpy(out + (size_t)r * O + o0, b + o0,
+                           (size_t)(o1 - o0) * sizeof(float));
+                nn_sgemm(false, true, B, o1 - o0, I, 1.0f, in, I,
+                         W + (size_t)o0 * I, I, 1.0f, out + o0, O, 1);
+                if (act)
+                    for (int r = 0; r < B; r++)
+                        act(out + (size_t)r * O + o0, out + (size_t)r * O + o0,
+                            (size_t)(o1 - o0));
+            }
+        }
+        return;
+    }
+    dense_forward(out, in, W, b, B, I, O, threads);
+    if (act) act(out, out, (size_t)B * O);
+}
+
+/* ================================================================== */
+/* The dense kind for the registry (layers.h)                          */
+/* ================================================================== */
+
+static int dense_parse(const char *p, nn_layer *l) {
+    return layer_read_int(&p, LAYER_MAX_DENSE, &l->size) || *p ? -1 : 0;
+}
+
+static int dense_describe(const nn_layer *l, char *buf, size_t size) {
+    return snprintf(buf, size, "dense%d", l->size);
+}
+
+static int dense_layout(nn_layer *l, const nn_layer *src, int index,
+                        nn_error *err) {
+    l->size = src->size;
+    if (l->size < 1 || l->size > LAYER_MAX_DENSE)
+        return layer_bad_size(l, src->size, index, err);
+    l->out = (nn_shape){l->size, 1, 1};
+    l->n_weights = (size_t)l->size * nn_shape_size(l->in);
+    l->n_biases = (size_t)l->size;
+    return 0;
+}
+
+static void dense_fans(const nn_layer *l, size_t *fan_in, size_t *fan_out) {
+    *fan_in = nn_shape_size(l->in);
+    *fan_out = (size_t)l->size;
+}
+
+static void dense_layer_forward(const nn_layer *l, const float *params,
+                                const float *in, float *out, int B,
+                                int32_t *argmax, float *mask, nn_rng *rng,
+                                float *scratch, int threads) {
+    (void)argmax, (void)mask, (void)rng, (void)scratch;
+    dense_forward(out, in, params + l->weights, params + l->biases, B,
+                  (int)nn_shape_size(l->in), l->size, threads);
+}
+
+static void dense_layer_backward(const nn_layer *l, const float *params,
+                                 float *grads, const float *in,
+                                 const float *out, const float *dout,
+                                 float *din, int B, const int32_t *argmax,
+                                 const float *mask, float *scratch,
+                                 int threads) {
+    (void)out, (void)argmax, (void)mask, (void)scratch;
+    dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
+                   params + l->weights, B, (int)nn_shape_size(l->in), l->size,
+                   threads);
+}
+
+/* The activation after layers[i], fused into its inference, or NULL. */
+static act_forward_fn dense_fused_act(const nn_net *net, int i) {
+    return i + 1 < net->n_layers ? layer_activation_fn(&net->layers[i + 1])
+                                 : NULL;
+}
+
+static int dense_layer_infer_span(const nn_net *net, int i) {
+    return dense_fused_act(net, i) ? 2 : 1;
+}
+
+static int dense_layer_infer(const nn_net *net, int i, const float *in,
+                             float *out, int B, float *scratch, int threads) {
+    (void)scratch;
+    const nn_layer *l = &net->layers[i];
+    act_forward_fn act = dense_fused_act(net, i);
+    dense_infer(out, in, net->params + l->weights, net->params + l->biases, B,
+                (int)nn_shape_size(l->in), l->size, act, threads);
+    return act ? 2 : 1;
+}
+
+const layer_kind_desc layer_dense_desc = {
+    .kind = NN_DENSE,
+    .name = "dense",
+    .syntax = "denseN",
+    .flags = LAYER_WEIGHTED,
+    .parse = dense_parse,
+    .describe = dense_describe,
+    .layout = dense_layout,
+    .fans = dense_fans,
+    .forward = dense_layer_forward,
+    .backward = dense_layer_backward,
+    .infer = dense_layer_infer,
+    .infer_span = dense_layer_infer_span,
+};

@@ -40,6 +40,7 @@
  */
 #include "layers.h"
 #include "nn.h"
+#include "simd.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -111,17 +112,7 @@ GEMM_INLINE void c_update(float *c, float s, float alpha, float beta) {
 /* Vectors                                                             */
 /* ------------------------------------------------------------------ */
 
-/* GCC/clang vector extensions: v16 is one zmm register (AVX-512), v8 one
- * ymm (AVX2), v4 one xmm (SSE2, or NEON elsewhere). Unaligned loads and
- * stores go through memcpy, which compiles to one move; they are macros
- * because a vector passed by value would change the ABI between the
- * targets (-Wpsabi). */
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-
-#define VEC_LOAD(dst, p) memcpy(&(dst), (p), sizeof(dst))
-#define VEC_STORE(p, src) memcpy((p), &(src), sizeof(src))
+/* v16, v8, v4, VEC_LOAD and VEC_STORE: nn/simd.h. */
 
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
@@ -526,10 +517,10 @@ static void direct_generic(const gemm_args *g, int m0, int m1, int n0, int n1) {
     direct_rows(4, g, m0, m1, n0, n1);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef NN_SIMD_X86
 #define GEMM_X86 1
-#define GEMM_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#define GEMM_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define GEMM_TARGET_AVX512 NN_TARGET_AVX512
+#define GEMM_TARGET_AVX2 NN_TARGET_AVX2
 
 /* AVX-512: 8 x 32 tile of v16 = 16 zmm accumulators, 2 for B, 1 for the
  * broadcast A value; 16 FMAs per 10 loads keep both FMA pipes busy. */
@@ -569,15 +560,7 @@ static const gemm_impl gemm_impls[] = {
 
 /* Whether this CPU runs the variant. Read-only: no state is kept. */
 static bool gemm_impl_usable(const gemm_impl *im) {
-#ifdef GEMM_X86
-    if (strcmp(im->name, "avx512") == 0)
-        return __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (strcmp(im->name, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    (void)im;
-    return true;
+    return nn_simd_usable(im->name);
 }
 
 /* ------------------------------------------------------------------ */

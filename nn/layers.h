@@ -100,6 +100,137 @@ void layer_backward(const nn_layer *l, const float *params, float *grads,
                     float *din, int B, const int32_t *argmax,
                     const float *mask, float *scratch, int threads);
 
+/* ---- the layer registry (nn/layer_registry.c) --------------------- */
+/* Everything about one layer kind lives in its descriptor, defined next to
+ * the kind's kernels (dense.c, conv.c, pool.c, activations.c, dropout.c)
+ * and listed once in nn/layer_registry.c. Adding a kind, or a kernel for
+ * one, is one descriptor: network.c, train.c and model_file.c only ever ask
+ * the registry. */
+
+/* What a kind is, for the code that walks a network. */
+enum {
+    LAYER_ACTIVATION = 1 << 0, /* element-wise non-linearity: a valid value of
+                                  --activation, and the kind inserted after
+                                  weighted layers by default */
+    LAYER_WEIGHTED = 1 << 1,   /* has parameters: the default activation
+                                  follows it (unless it is the last layer) */
+    LAYER_INIT_SEE_THROUGH = 1 << 2, /* looked through when a weighted layer
+                                        picks its initialisation by the kind
+                                        that follows it */
+    LAYER_HE_INIT = 1 << 3,    /* weights feeding this kind get He's scale,
+                                  others Glorot's */
+    LAYER_NEEDS_ARGMAX = 1 << 4, /* training keeps an int32 per output */
+    LAYER_NEEDS_MASK = 1 << 5,   /* training keeps a float per output */
+};
+
+/* An element-wise function of n values; out may alias in. */
+typedef void (*act_forward_fn)(float *out, const float *in, size_t n);
+
+typedef struct layer_kind_desc {
+    nn_layer_kind kind;
+    /* Name in messages and the start of its architecture token ("conv"). */
+    const char *name;
+    /* The token's form for error messages ("convKxC"). */
+    const char *syntax;
+    unsigned flags;
+    /* Reads what follows `name` in a token ("5x32:valid" for "conv") into l
+     * (already zeroed, l->kind set). Returns 0, or -1 when it is not a
+     * token of this kind. NULL: the token is the name alone. */
+    int (*parse)(const char *args, nn_layer *l);
+    /* The canonical token of l into buf (snprintf's contract). NULL: the
+     * name alone. */
+    int (*describe)(const nn_layer *l, char *buf, size_t size);
+    /* Copies the fields this kind uses from src into l, checks them against
+     * l->in (set by the caller), and sets l->out, l->n_weights and
+     * l->n_biases. `index` is the 1-based layer number for messages.
+     * Returns 0, or -1 with err naming the impossible dimension. */
+    int (*layout)(nn_layer *l, const nn_layer *src, int index, nn_error *err);
+    /* Weighted kinds: fan-in and fan-out for the initialisation. */
+    void (*fans)(const nn_layer *l, size_t *fan_in, size_t *fan_out);
+    /* Scratch floats forward/backward need; NULL: none. */
+    size_t (*scratch_floats)(const nn_layer *l, int threads);
+    /* As layer_forward / layer_backward below. */
+    void (*forward)(const nn_layer *l, const float *params, const float *in,
+                    float *out, int B, int32_t *argmax, float *mask,
+                    nn_rng *rng, float *scratch, int threads);
+    void (*backward)(const nn_layer *l, const float *params, float *grads,
+                     const float *in, const float *out, const float *dout,
+                     float *din, int B, const int32_t *argmax,
+                     const float *mask, float *scratch, int threads);
+    /* Inference kernel, or NULL to run `forward` without training state.
+     * Runs layers[i] of net, and may fuse the layers after it (a
+     * convolution takes its activation and 2x2 pooling along): in (B,
+     * layers[i].in) -> out (B, layers[i + n - 1].out) where n, the number of
+     * layers it ran, is returned. scratch holds infer_scratch_floats()
+     * floats. Writes only out and scratch, so a shared net is never
+     * touched. */
+    int (*infer)(const nn_net *net, int i, const float *in, float *out, int B,
+                 float *scratch, int threads);
+    size_t (*infer_scratch_floats)(const nn_net *net, int i, int B,
+                                   int threads);
+    /* How many layers `infer` runs from layers[i] (it decides from the
+     * layers that follow), so nn_predict sizes its buffers by the outputs
+     * it really writes. Required with `infer`. */
+    int (*infer_span)(const nn_net *net, int i);
+    /* LAYER_ACTIVATION kinds: the function itself. */
+    act_forward_fn elementwise;
+} layer_kind_desc;
+
+/* The descriptor of a kind, or NULL for a number that is no kind (a model
+ * file may hold anything). */
+const layer_kind_desc *layer_kind_find(int kind);
+/* The descriptors in registry order (the order of the grammar's message);
+ * *n gets their count. */
+const layer_kind_desc *const *layer_kinds(int *n);
+
+/* The descriptors, defined beside their kernels. */
+extern const layer_kind_desc layer_dense_desc, layer_conv_desc,
+    layer_maxpool_desc, layer_relu_desc, layer_sigmoid_desc, layer_tanh_desc,
+    layer_dropout_desc;
+
+/* Most outputs of a dense layer (nn/dense.c), also the most of an MLP
+ * string's sizes: keeps every size computation far from overflow. */
+#define LAYER_MAX_DENSE 65536
+
+/* Reads a whole decimal number at *p (0..limit) into *out and advances *p;
+ * -1 when there is no digit or the number exceeds limit. For parsers. */
+int layer_read_int(const char **p, int limit, int *out);
+
+/* Shared by the layout functions: "layer N (kind) has size S". */
+int layer_bad_size(const nn_layer *l, int size, int index, nn_error *err);
+
+/* The element-wise function of l when its kind is an activation (what an
+ * inference kernel fuses after its own output), else NULL. */
+act_forward_fn layer_activation_fn(const nn_layer *l);
+
+/* ---- inference kernels -------------------------------------------- */
+/* Direct convolution for inference (nn/conv_infer.c), with the activation
+ * `act` (NULL: none) and, when pool, a 2x2 max-pooling fused:
+ * in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW), or
+ * (B,OC,OH/2,OW/2) pooled; OH = H + 2*pad - K + 1, OW likewise. The values
+ * are those of conv_forward, act and maxpool_forward in turn, up to the
+ * order of the sums (a few units in the last place). scratch holds
+ * conv_infer_scratch_floats() floats. */
+size_t conv_infer_scratch_floats(int C, int H, int W, int K, int pad,
+                                 int threads);
+void conv_infer(float *out, const float *in, const float *W, const float *b,
+                int B, int C, int H, int Wd, int OC, int K, int pad,
+                act_forward_fn act, bool pool, float *scratch, int threads);
+/* The same with a named variant ("avx512", "avx2", "generic"), for tests
+ * and benchmarks: -1 (nothing done) when unknown or not runnable here. */
+int conv_infer_variant(const char *variant, float *out, const float *in,
+                       const float *W, const float *b, int B, int C, int H,
+                       int Wd, int OC, int K, int pad, act_forward_fn act,
+                       bool pool, float *scratch, int threads);
+
+/* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
+ * none). A few rows are matrix-vector products that read W once; with
+ * threads > 1 the outputs are shared out, each thread streaming its own
+ * rows of W, so one image uses both cores' caches. in (B,I), W (O,I),
+ * b (O) -> out (B,O). */
+void dense_infer(float *out, const float *in, const float *W, const float *b,
+                 int B, int I, int O, act_forward_fn act, int threads);
+
 /* ---- a whole network's gradient (nn/train.c) ---------------------- */
 /* Mean softmax cross-entropy of net on x (B,784) against labels (B), and
  * its gradient with respect to every parameter into grads (n_params, the

@@ -563,7 +563,7 @@ nn_net *nn_model_parse(const uint8_t *buf, size_t len, nn_error *err) {
         const uint8_t *p = table + LAYER_BYTES * i;
         uint32_t kind = get_u32(p), size = get_u32(p + 4),
                  kernel = get_u32(p + 8), pad = get_u32(p + 12);
-        if (kind < NN_DENSE || kind > NN_DROPOUT) {
+        if (kind > INT_MAX || !layer_kind_find((int)kind)) {
             nn_fail(err, "unknown layer kind %" PRIu32 " at layer %" PRIu32,
                     kind, i + 1);
             return NULL;

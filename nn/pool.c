@@ -12,6 +12,7 @@
  * diverging network shows NaN downstream instead of hiding it.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "layers.h"
@@ -106,3 +107,60 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
      * that true even for argmax written by hand. */
     for (size_t i = 0; i < n_out; i++) din[argmax[i]] += dout[i];
 }
+
+/* ================================================================== */
+/* The max-pooling kind for the registry (layers.h)                    */
+/* ================================================================== */
+
+static int pool_parse(const char *p, nn_layer *l) {
+    return layer_read_int(&p, NN_SIDE, &l->kernel) || *p ? -1 : 0;
+}
+
+static int pool_describe(const nn_layer *l, char *buf, size_t size) {
+    return snprintf(buf, size, "pool%d", l->kernel);
+}
+
+static int pool_layout(nn_layer *l, const nn_layer *src, int index,
+                       nn_error *err) {
+    const nn_shape s = l->in;
+    l->kernel = src->kernel;
+    if (l->kernel < 2 || l->kernel > s.h || l->kernel > s.w)
+        return nn_fail(err, "impossible dimensions: layer %d: %dx%d pooling "
+                       "of a %dx%d input", index, l->kernel, l->kernel, s.h,
+                       s.w);
+    l->out = (nn_shape){s.c, s.h / l->kernel, s.w / l->kernel};
+    return 0;
+}
+
+static void pool_layer_forward(const nn_layer *l, const float *params,
+                               const float *in, float *out, int B,
+                               int32_t *argmax, float *mask, nn_rng *rng,
+                               float *scratch, int threads) {
+    (void)params, (void)mask, (void)rng, (void)scratch, (void)threads;
+    maxpool_forward(out, argmax, in, B, l->in.c, l->in.h, l->in.w, l->kernel);
+}
+
+static void pool_layer_backward(const nn_layer *l, const float *params,
+                                float *grads, const float *in,
+                                const float *out, const float *dout,
+                                float *din, int B, const int32_t *argmax,
+                                const float *mask, float *scratch,
+                                int threads) {
+    (void)params, (void)grads, (void)in, (void)out, (void)mask,
+        (void)scratch, (void)threads;
+    if (din)
+        maxpool_backward(din, dout, argmax, B, l->in.c, l->in.h, l->in.w,
+                         l->kernel);
+}
+
+const layer_kind_desc layer_maxpool_desc = {
+    .kind = NN_MAXPOOL,
+    .name = "pool",
+    .syntax = "poolK",
+    .flags = LAYER_INIT_SEE_THROUGH | LAYER_NEEDS_ARGMAX,
+    .parse = pool_parse,
+    .describe = pool_describe,
+    .layout = pool_layout,
+    .forward = pool_layer_forward,
+    .backward = pool_layer_backward,
+};

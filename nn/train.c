@@ -95,11 +95,12 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
         if (s > scratch) scratch = s;
         t->act[i + 1] = malloc((size_t)B * o * sizeof(float));
         ok &= t->act[i + 1] != NULL;
-        if (l->kind == NN_MAXPOOL) {
+        unsigned flags = layer_kind_find((int)l->kind)->flags;
+        if (flags & LAYER_NEEDS_ARGMAX) {
             t->argmax[i] = malloc((size_t)B * o * sizeof(int32_t));
             ok &= t->argmax[i] != NULL;
         }
-        if (l->kind == NN_DROPOUT) {
+        if (flags & LAYER_NEEDS_MASK) {
             t->mask[i] = malloc((size_t)B * o * sizeof(float));
             ok &= t->mask[i] != NULL;
         }

@@ -1,0 +1,46 @@
+/*
+ * simd.h: the vector types and instruction-set variants shared by nn/'s
+ * hand-vectorised kernels (gemm.c, conv_infer.c), internal to nn/.
+ *
+ * A kernel is written once, as a macro over a vector type, and compiled
+ * for three targets: AVX-512 (v16, one zmm), AVX2 with FMA (v8, one ymm)
+ * and plain code (v4: SSE2 on x86-64, NEON elsewhere). One binary runs on
+ * any x86-64; the variant is chosen at run time per call with
+ * nn_simd_usable, which keeps no state.
+ */
+#ifndef DIGITD_NN_SIMD_H
+#define DIGITD_NN_SIMD_H
+
+#include <stdbool.h>
+#include <string.h>
+
+/* GCC/clang vector extensions. Unaligned loads and stores go through
+ * memcpy, which compiles to one move; they are macros because a vector
+ * passed by value would change the ABI between the targets (-Wpsabi). */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+#define VEC_LOAD(dst, p) memcpy(&(dst), (p), sizeof(dst))
+#define VEC_STORE(p, src) memcpy((p), &(src), sizeof(src))
+
+#if defined(__x86_64__) || defined(__i386__)
+#define NN_SIMD_X86 1
+#define NN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define NN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+/* Whether this CPU runs the variant "avx512", "avx2" or "generic" (always
+ * true). Unknown names are not usable. */
+static inline bool nn_simd_usable(const char *variant) {
+#ifdef NN_SIMD_X86
+    if (strcmp(variant, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(variant, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(variant, "generic") == 0;
+}
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * test_conv_infer.c: the inference kernels (nn/conv_infer.c, dense_infer
+ * in nn/dense.c) and nn_predict against the reference path, the training
+ * forward of every layer (layer_forward with no training state), on random
+ * shapes, for batch 1 and 32 and 1 and 2 threads.
+ *
+ * Tolerance: the kernels sum in another order than the im2col GEMM (one
+ * accumulator per output instead of depth blocks), so values agree to
+ * rounding: |got - want| <= 1e-5 * (1 + max |want|) for the convolution
+ * and dense outputs (a sum of up to 7*7*5 products of values in [-1, 1]),
+ * 1e-6 for probabilities. Every buffer a kernel writes starts as NaN, so a
+ * value left unwritten fails; scratch is allocated with exactly the size
+ * the kernel asks for, so AddressSanitizer catches any use beyond it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "testutil.h"
+
+static const char *const VARIANTS[] = {"avx512", "avx2", "generic"};
+enum { N_VARIANTS = 3 };
+
+static float *alloc_floats(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static float *alloc_nan(size_t n) {
+    float *p = alloc_floats(n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+/* Fails unless got and want agree within rtol * (1 + max |want|). */
+static void assert_close(const char *what, const float *got, const float *want,
+                         size_t n, double rtol) {
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)want[i]) > scale) scale = fabs((double)want[i]);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > worst) worst = d, at = i;
+    }
+    ck_assert_msg(worst <= rtol * (1 + scale),
+                  "%s: |got - want| = %g at %zu (got %g, want %g, scale %g)",
+                  what, worst, at, (double)got[at], (double)want[at], scale);
+}
+
+/* ---- convolution ---------------------------------------------------- */
+
+static const act_forward_fn ACTS[] = {NULL, relu_forward, sigmoid_forward,
+                                      tanh_forward};
+static const char *const ACT_NAMES[] = {"none", "relu", "sigmoid", "tanh"};
+
+/* One random problem per loop index: shapes, activation and pooling drawn
+ * from a generator seeded by the index. */
+typedef struct {
+    int C, H, W, OC, K, pad, act;
+    bool pool;
+} conv_problem;
+
+static conv_problem draw_problem(int seed) {
+    nn_rng r;
+    nn_rng_seed(&r, 1000 + (uint64_t)seed);
+    conv_problem p;
+    p.K = 1 + (int)nn_rng_below(&r, 7);
+    p.pad = (int)nn_rng_below(&r, (uint32_t)p.K);
+    p.C = 1 + (int)nn_rng_below(&r, 5);
+    p.H = p.K + (int)nn_rng_below(&r, 20);
+    p.W = p.K + (int)nn_rng_below(&r, 33);
+    p.OC = 1 + (int)nn_rng_below(&r, 19);
+    p.act = (int)nn_rng_below(&r, 4);
+    int oh = p.H + 2 * p.pad - p.K + 1, ow = p.W + 2 * p.pad - p.K + 1;
+    p.pool = oh >= 2 && ow >= 2 && nn_rng_below(&r, 3) != 0;
+    if (seed == 0) /* the default CNN's second layer, exactly */
+        p = (conv_problem){32, 14, 14, 64, 5, 2, 1, true};
+    if (seed == 1) /* and its first */
+        p = (conv_problem){1, 28, 28, 32, 5, 2, 1, true};
+    return p;
+}
+
+/* Reference: conv_forward, the activation, maxpool_forward. */
+static void reference_conv(float *out, const float *in, const float *W,
+                           const float *b, int B, conv_problem p) {
+    int OH = p.H + 2 * p.pad - p.K + 1, OW = p.W + 2 * p.pad - p.K + 1;
+    size_t n = (size_t)B * p.OC * OH * OW;
+    float *full = alloc_floats(n);
+    float *scratch = alloc_floats(
+        conv_scratch_floats(p.C, p.H, p.W, p.OC, p.K, p.pad, 1));
+    conv_forward(full, in, W, b, B, p.C, p.H, p.W, p.OC, p.K, p.pad, scratch,
+                 1);
+    if (ACTS[p.act]) ACTS[p.act](full, full, n);
+    if (p.pool)
+        maxpool_forward(out, NULL, full, B, p.OC, OH, OW, 2);
+    else
+        memcpy(out, full, n * sizeof *out);
+    free(full);
+    free(scratch);
+}
+
+START_TEST(conv_infer_matches_reference) {
+    conv_problem p = draw_problem(_i);
+    nn_rng rng;
+    nn_rng_seed(&rng, 77 + (uint64_t)_i);
+    int OH = p.H + 2 * p.pad - p.K + 1, OW = p.W + 2 * p.pad - p.K + 1;
+    int POH = p.pool ? OH / 2 : OH, POW = p.pool ? OW / 2 : OW;
+    static const int batches[] = {1, 32};
+    for (int bi = 0; bi < 2; bi++) {
+        int B = batches[bi];
+        size_t n_in = (size_t)B * p.C * p.H * p.W;
+        size_t n_w = (size_t)p.OC * p.C * p.K * p.K;
+        size_t n_out = (size_t)B * p.OC * POH * POW;
+        float *in = alloc_floats(n_in), *W = alloc_floats(n_w),
+              *b = alloc_floats((size_t)p.OC), *want = alloc_floats(n_out);
+        tu_fill(in, n_in, &rng, -1, 1);
+        tu_fill(W, n_w, &rng, -1, 1);
+        tu_fill(b, (size_t)p.OC, &rng, -1, 1);
+        reference_conv(want, in, W, b, B, p);
+        int ran = 0;
+        for (int v = 0; v < N_VARIANTS; v++)
+            for (int threads = 1; threads <= 2; threads++) {
+                float *got = alloc_nan(n_out);
+                float *scratch = alloc_floats(conv_infer_scratch_floats(
+                    p.C, p.H, p.W, p.K, p.pad, threads));
+                int rc = conv_infer_variant(VARIANTS[v], got, in, W, b, B, p.C,
+                                            p.H, p.W, p.OC, p.K, p.pad,
+                                            ACTS[p.act], p.pool, scratch,
+                                            threads);
+                if (rc == 0) {
+                    char what[200];
+                    snprintf(what, sizeof what,
+                             "%s B=%d threads=%d C=%d %dx%d OC=%d K=%d pad=%d "
+                             "act=%s pool=%d",
+                             VARIANTS[v], B, threads, p.C, p.H, p.W, p.OC, p.K,
+                             p.pad, ACT_NAMES[p.act], p.pool);
+                    assert_close(what, got, want, n_out, 1e-5);
+                    ran++;
+                }
+                free(got);
+                free(scratch);
+            }
+        /* The plain variant runs everywhere: at least it was checked. */
+        ck_assert_int_ge(ran, 2);
+        free(in);
+        free(W);
+        free(b);
+        free(want);
+    }
+}
+END_TEST
+
+START_TEST(conv_infer_refuses_unknown_variants) {
+    float x = 0, w = 1, b = 0, out = NAN, scratch[64];
+    ck_assert_int_eq(conv_infer_variant("avx9000", &out, &x, &w, &b, 1, 1, 1,
+                                        1, 1, 1, 0, NULL, false, scratch, 1),
+                     -1);
+    ck_assert(isnan(out));
+    ck_assert_int_eq(conv_infer_variant("generic", &out, &x, &w, &b, 1, 1, 1,
+                                        1, 1, 1, 0, NULL, false, scratch, 1),
+                     0);
+    ck_assert(out == 0.0f);
+}
+END_TEST
+
+/* ---- dense ---------------------------------------------------------- */
+
+START_TEST(dense_infer_matches_reference) {
+    /* Small, and big enough to take the threaded matrix-vector path. */
+    static const int shapes[][2] = {{7, 3}, {784, 256}, {600, 250}, {3136, 256},
+                                    {33, 10}};
+    static const int batches[] = {1, 2, 4, 5, 32};
+    const int I = shapes[_i][0], O = shapes[_i][1];
+    nn_rng rng;
+    nn_rng_seed(&rng, 5 + (uint64_t)_i);
+    float *W = alloc_floats((size_t)I * O), *b = alloc_floats((size_t)O);
+    tu_fill(W, (size_t)I * O, &rng, -0.1f, 0.1f);
+    tu_fill(b, (size_t)O, &rng, -1, 1);
+    for (int bi = 0; bi < 5; bi++) {
+        int B = batches[bi];
+        float *in = alloc_floats((size_t)B * I);
+        tu_fill(in, (size_t)B * I, &rng, -1, 1);
+        for (int a = 0; a < 4; a++) {
+            float *want = alloc_nan((size_t)B * O);
+            dense_forward(want, in, W, b, B, I, O, 1);
+            if (ACTS[a]) ACTS[a](want, want, (size_t)B * O);
+            for (int threads = 1; threads <= 2; threads++) {
+                float *got = alloc_nan((size_t)B * O);
+                dense_infer(got, in, W, b, B, I, O, ACTS[a], threads);
+                char what[120];
+                snprintf(what, sizeof what, "dense %dx%d B=%d act=%s threads=%d",
+                         I, O, B, ACT_NAMES[a], threads);
+                assert_close(what, got, want, (size_t)B * O, 1e-5);
+                free(got);
+            }
+            free(want);
+        }
+        free(in);
+    }
+    free(W);
+    free(b);
+}
+END_TEST
+
+/* ---- whole networks --------------------------------------------------- */
+
+/* Every layer kind, fused and unfused neighbours: conv with and without
+ * an activation or pooling after it, pooling that is not 2x2, dropout,
+ * every activation. */
+static const struct {
+    const char *spec, *act;
+} NETS[] = {
+    {"conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10", "relu"},
+    {"conv3x5,relu,pool2,conv3x7:valid,sigmoid,pool3,dense12,tanh,dense10", "relu"},
+    {"conv5x4,pool2,conv1x3,dense10", "tanh"},
+    {"conv3x9:valid,pool2,relu,dense10", "relu"},
+    {"conv7x3,dropout0.2,conv2x5,pool2,dense10", "sigmoid"},
+    {"784-256-128-10", "relu"},
+    {"784-64-10", "sigmoid"},
+};
+enum { N_NETS = sizeof NETS / sizeof NETS[0] };
+
+/* The reference: every layer's training forward without training state,
+ * then softmax. */
+static void reference_predict(const nn_net *net, const float *x, int B,
+                              float *probs) {
+    size_t wide = NN_PIXELS, scratch_n = 1;
+    for (int i = 0; i < net->n_layers; i++) {
+        size_t o = nn_shape_size(net->layers[i].out);
+        if (o > wide) wide = o;
+        size_t s = layer_scratch_floats(&net->layers[i], 1);
+        if (s > scratch_n) scratch_n = s;
+    }
+    float *a = alloc_floats(wide * B), *c = alloc_floats(wide * B),
+          *scratch = alloc_floats(scratch_n);
+    memcpy(a, x, (size_t)B * NN_PIXELS * sizeof *a);
+    for (int i = 0; i < net->n_layers; i++) {
+        layer_forward(&net->layers[i], net->params, a, c, B, NULL, NULL, NULL,
+                      scratch, 1);
+        float *t = a;
+        a = c;
+        c = t;
+    }
+    softmax_forward(probs, a, B, NN_CLASSES);
+    free(a);
+    free(c);
+    free(scratch);
+}
+
+START_TEST(predict_matches_layer_by_layer_forward) {
+    nn_error err;
+    nn_net *net = nn_net_create(NETS[_i].spec, NETS[_i].act, &err);
+    ck_assert_msg(net != NULL, "%s: %s", NETS[_i].spec, err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, 11 + (uint64_t)_i);
+    nn_net_init(net, &rng);
+    /* Non-zero biases, so a kernel that drops them fails. */
+    for (int i = 0; i < net->n_layers; i++)
+        tu_fill(net->params + net->layers[i].biases, net->layers[i].n_biases,
+                &rng, -0.2f, 0.2f);
+    static const int batches[] = {1, 32};
+    for (int bi = 0; bi < 2; bi++) {
+        int B = batches[bi];
+        float *x = alloc_floats((size_t)B * NN_PIXELS);
+        tu_fill(x, (size_t)B * NN_PIXELS, &rng, 0, 1);
+        float *want = alloc_nan((size_t)B * NN_CLASSES);
+        reference_predict(net, x, B, want);
+        for (int threads = 1; threads <= 2; threads++) {
+            float *got = alloc_nan((size_t)B * NN_CLASSES);
+            ck_assert_int_eq(nn_predict(net, x, B, got, threads, &err), 0);
+            char what[200];
+            snprintf(what, sizeof what, "%s B=%d threads=%d", NETS[_i].spec,
+                     B, threads);
+            assert_close(what, got, want, (size_t)B * NN_CLASSES, 1e-6);
+            free(got);
+        }
+        free(x);
+        free(want);
+    }
+    nn_net_free(net);
+}
+END_TEST
+
+static Suite *infer_suite(void) {
+    Suite *s = suite_create("conv_infer");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, conv_infer_matches_reference, 0, 40);
+    tcase_add_test(tc, conv_infer_refuses_unknown_variants);
+    tcase_add_loop_test(tc, dense_infer_matches_reference, 0, 5);
+    suite_add_tcase(s, tc);
+    TCase *tn = tcase_create("networks");
+    tcase_set_timeout(tn, 60);
+    tcase_add_loop_test(tn, predict_matches_layer_by_layer_forward, 0, N_NETS);
+    suite_add_tcase(s, tn);
+    return s;
+}
+
+int main(void) { return tu_run(infer_suite()); }
