@@ -101,36 +101,17 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- the daemon, the base image, the images ---------------------------------
-if ! docker version >/dev/null 2>&1; then
-    if DOCKER_HOST=unix:///var/run/docker.sock docker version >/dev/null 2>&1; then
-        export DOCKER_HOST=unix:///var/run/docker.sock
-    elif "$REPO/scripts/dockerd.sh" status; then
-        DOCKER_HOST=$("$REPO/scripts/dockerd.sh" host)
-        export DOCKER_HOST
-    else
-        host=$("$REPO/scripts/dockerd.sh" start)
-        rc=$?
-        if [ $rc = 77 ]; then
-            trap - EXIT
-            rm -rf "$WORK"
-            echo "compose: SKIPPED: no Docker daemon answers and starting one needs root"
-            exit 77
-        elif [ $rc != 0 ]; then
-            fail "start dockerd"
-            exit 1
-        fi
-        export DOCKER_HOST=$host
-        STARTED_DOCKERD=1
-    fi
-fi
-log "Docker $(docker version --format '{{.Server.Version}}') at ${DOCKER_HOST:-default socket}"
-timeout 600 "$REPO/scripts/docker-base-image.sh"
+# shellcheck source=../lib/docker_up.sh
+. "$REPO/tests/lib/docker_up.sh"
+docker_up compose
 rc=$?
 if [ $rc = 77 ]; then
-    log "SKIPPED: debian:bookworm-slim is missing and making it needs root"
+    if [ "${STARTED_DOCKERD:-0}" != 1 ]; then # nothing to clean up but WORK
+        trap - EXIT
+        rm -rf "$WORK"
+    fi
     exit 77
 elif [ $rc != 0 ]; then
-    fail "make the base image debian:bookworm-slim"
     exit 1
 fi
 if [ "${DIGITD_COMPOSE_SKIP_BUILD:-0}" = 1 ]; then

@@ -14,28 +14,6 @@
 #include "model_repo.h"
 #include "testutil.h"
 
-/* Writes a small MLP, its weights drawn from `seed`, named `name`, to
- * tu_tmpdir/rel (directories made as needed). The seed makes each file's
- * SHA-256 different, which is how the tests tell versions apart. */
-static void write_model(const char *rel, const char *name, uint64_t seed) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tu_tmpdir, rel);
-    for (char *p = path + strlen(tu_tmpdir) + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    nn_error err;
-    nn_net *net = nn_net_create("784-8-10", "relu", &err);
-    ck_assert_msg(net != NULL, "%s", err.msg);
-    nn_rng rng;
-    nn_rng_seed(&rng, seed);
-    nn_net_init(net, &rng);
-    snprintf(net->meta.name, sizeof net->meta.name, "%s", name);
-    ck_assert_msg(nn_model_save(net, path, &err) == 0, "%s", err.msg);
-    nn_net_free(net);
-}
 
 /* SHA-256 of the model repo serves for name/version, or "" when none. */
 static void sha_of(model_repo *r, const char *name, const char *version, char out[65]) {
@@ -49,11 +27,11 @@ static void sha_of(model_repo *r, const char *name, const char *version, char ou
 /* DIR/alpha/{1,2}, DIR/beta/1, plus things that must be ignored. */
 static void make_repo(void) {
     tu_tmpdir_make();
-    write_model("repo/alpha/1/" MODEL_REPO_FILE, "alpha-one", 1);
-    write_model("repo/alpha/2/" MODEL_REPO_FILE, "alpha-two", 2);
-    write_model("repo/beta/1/" MODEL_REPO_FILE, "beta-one", 3);
-    write_model("repo/beta/notes/" MODEL_REPO_FILE, "ignored", 4);   /* not a number */
-    write_model("repo/.hidden/1/" MODEL_REPO_FILE, "ignored", 5);    /* hidden */
+    tu_write_model("repo/alpha/1/" MODEL_REPO_FILE, "alpha-one", 1);
+    tu_write_model("repo/alpha/2/" MODEL_REPO_FILE, "alpha-two", 2);
+    tu_write_model("repo/beta/1/" MODEL_REPO_FILE, "beta-one", 3);
+    tu_write_model("repo/beta/notes/" MODEL_REPO_FILE, "ignored", 4);   /* not a number */
+    tu_write_model("repo/.hidden/1/" MODEL_REPO_FILE, "ignored", 5);    /* hidden */
     FILE *f = fopen(tu_tpath("repo/README"), "w");                   /* a file */
     ck_assert_ptr_nonnull(f);
     fputs("not a model\n", f);
@@ -181,7 +159,7 @@ START_TEST(test_reload_swaps_atomically) {
     reader_state s = {.r = r};
     pthread_t t[2];
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, reader, &s);
-    write_model("repo/alpha/3/" MODEL_REPO_FILE, "alpha-three", 6);
+    tu_write_model("repo/alpha/3/" MODEL_REPO_FILE, "alpha-three", 6);
     for (int i = 0; i < 20; i++) ck_assert_msg(model_repo_load(r, "alpha", &err) == REPO_OK, "%s", err.msg);
     atomic_store(&s.stop, 1);
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
@@ -292,7 +270,7 @@ START_TEST(test_unload_load_index) {
     served_model_release(ref.model);
 
     /* A model directory added after start is found by load. */
-    write_model("repo/gamma/7/" MODEL_REPO_FILE, "gamma-seven", 9);
+    tu_write_model("repo/gamma/7/" MODEL_REPO_FILE, "gamma-seven", 9);
     ck_assert_int_eq(model_repo_acquire(r, "gamma", NULL, &ref), REPO_NOT_FOUND);
     ck_assert_int_eq(model_repo_load(r, "gamma", &err), REPO_OK);
     ck_assert_int_eq(model_repo_acquire(r, "gamma", "7", &ref), REPO_OK);
@@ -304,8 +282,8 @@ END_TEST
 
 START_TEST(test_one_file_repository) {
     tu_tmpdir_make();
-    write_model("one.model", "digits v1", 11);
-    write_model("my digits.v2.model", "digits v1", 11);
+    tu_write_model("one.model", "digits v1", 11);
+    tu_write_model("my digits.v2.model", "digits v1", 11);
     nn_error err;
     char name[64];
     /* named after the file, not what it records; a route segment */
@@ -326,7 +304,7 @@ START_TEST(test_one_file_repository) {
     served_model_release(ref.model);
 
     /* reload re-reads the same file */
-    write_model("one.model", "digits v1", 12);
+    tu_write_model("one.model", "digits v1", 12);
     ck_assert_int_eq(model_repo_reload_all(r, &err), 0);
     sha_of(r, NULL, NULL, after);
     ck_assert_str_ne(after, before);

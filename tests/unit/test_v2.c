@@ -747,25 +747,6 @@ END_TEST
 
 #include <sys/stat.h>
 
-static void write_model(const char *rel, const char *name, uint64_t seed) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tu_tmpdir, rel);
-    for (char *p = path + strlen(tu_tmpdir) + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(path, 0755);
-            *p = '/';
-        }
-    nn_error err;
-    nn_net *net = nn_net_create("784-8-10", "relu", &err);
-    ck_assert_msg(net != NULL, "%s", err.msg);
-    nn_rng rng;
-    nn_rng_seed(&rng, seed);
-    nn_net_init(net, &rng);
-    snprintf(net->meta.name, sizeof net->meta.name, "%s", name);
-    ck_assert_msg(nn_model_save(net, path, &err) == 0, "%s", err.msg);
-    nn_net_free(net);
-}
 
 /* Runs one request through match + v2_handle (+ the model, for infer). */
 static v2_answer run(v2_context *ctx, const char *method, const char *path, const char *body) {
@@ -794,9 +775,9 @@ static cJSON *json_of(const v2_answer *a) {
 
 START_TEST(test_handle_end_to_end) {
     tu_tmpdir_make();
-    write_model("repo/alpha/1/" MODEL_REPO_FILE, "a1", 1);
-    write_model("repo/alpha/2/" MODEL_REPO_FILE, "a2", 2);
-    write_model("repo/beta/1/" MODEL_REPO_FILE, "b1", 3);
+    tu_write_model("repo/alpha/1/" MODEL_REPO_FILE, "a1", 1);
+    tu_write_model("repo/alpha/2/" MODEL_REPO_FILE, "a2", 2);
+    tu_write_model("repo/beta/1/" MODEL_REPO_FILE, "b1", 3);
     nn_error err;
     model_repo *repo = model_repo_open_dir(tu_tpath("repo"), "alpha", &err);
     ck_assert_msg(repo != NULL, "%s", err.msg);
@@ -876,7 +857,7 @@ START_TEST(test_handle_end_to_end) {
     FILE *f = fopen(tu_tpath("repo/beta/1/" MODEL_REPO_FILE), "w");
     fputs("junk", f);
     fclose(f);
-    write_model("repo/gamma/1/x", "unused", 4); /* gamma/1 without its model file */
+    tu_write_model("repo/gamma/1/x", "unused", 4); /* gamma/1 without its model file */
     a = run(&ctx, "POST", "/v2/repository/models/gamma/load", "");
     ck_assert_int_eq(a.status, 400);
     ck_assert_msg(strstr(a.body, tu_tmpdir) == NULL, "path in %s", a.body);

@@ -141,3 +141,23 @@ const char *tu_tpath(const char *name) {
     snprintf(buf[which], sizeof buf[which], "%s/%s", tu_tmpdir, name);
     return buf[which];
 }
+
+void tu_write_model(const char *rel, const char *name, uint64_t seed) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", tu_tmpdir, rel);
+    for (char *p = path + strlen(tu_tmpdir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    nn_error err;
+    nn_net *net = nn_net_create("784-8-10", "relu", &err);
+    ck_assert_msg(net != NULL, "%s", err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, seed);
+    nn_net_init(net, &rng);
+    snprintf(net->meta.name, sizeof net->meta.name, "%s", name);
+    ck_assert_msg(nn_model_save(net, path, &err) == 0, "%s", err.msg);
+    nn_net_free(net);
+}

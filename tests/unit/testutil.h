@@ -52,4 +52,9 @@ void tu_tmpdir_make(void);
 void tu_tmpdir_remove(void);
 const char *tu_tpath(const char *name);
 
+/* Writes a small MLP (784-8-10), its weights drawn from `seed`, recorded
+ * name `name`, to tu_tmpdir/rel (directories made as needed). The seed
+ * makes each file's SHA-256 different: how tests tell versions apart. */
+void tu_write_model(const char *rel, const char *name, uint64_t seed);
+
 #endif
