@@ -73,6 +73,13 @@ int cmd_eval(int argc, char **argv) {
         nn_net_free(net);
         return 1;
     }
+    nn_eval_report vr; /* verdicts and calibration (nn/verdict.c) */
+    if (nn_evaluate_verdicts(net, &d, (int)threads, &vr, &err)) {
+        fprintf(stderr, "digitd eval: %s\n", err.msg);
+        nn_dataset_free(&d);
+        nn_net_free(net);
+        return 1;
+    }
     int right = 0;
     double precision[NN_CLASSES], recall[NN_CLASSES];
     for (int k = 0; k < NN_CLASSES; k++) {
@@ -98,10 +105,20 @@ int cmd_eval(int argc, char **argv) {
             for (int j = 0; j < NN_CLASSES; j++) printf("%s%d", j ? "," : "", cm[k][j]);
             printf("]");
         }
-        printf("]}\n");
+        printf("],\"acceptance\":%.6f,\"accepted_accuracy\":%.6f,"
+               "\"not_a_digit_rate\":%.6f,\"ambiguous_rate\":%.6f,"
+               "\"ece\":%.6f,\"ece_uncalibrated\":%.6f,\"temperature\":%.6f}\n",
+               vr.acceptance, vr.accepted_accuracy, vr.not_digit_rate,
+               vr.ambiguous_rate, vr.ece, vr.ece_raw, vr.temperature);
     } else {
         printf("model: %s\n", net->meta.name);
-        printf("accuracy: %.4f (%d/%d)\n\n", acc, right, d.n);
+        printf("accuracy: %.4f (%d/%d)\n", acc, right, d.n);
+        printf("acceptance rate: %.4f  accuracy on accepted: %.4f  "
+               "(refused: not_a_digit %.4f, ambiguous %.4f)\n",
+               vr.acceptance, vr.accepted_accuracy, vr.not_digit_rate,
+               vr.ambiguous_rate);
+        printf("ECE (15 bins): %.4f uncalibrated, %.4f with temperature %.3f\n\n",
+               vr.ece_raw, vr.ece, vr.temperature);
         printf("digit  precision  recall\n");
         for (int k = 0; k < NN_CLASSES; k++)
             printf("%5d  %9.4f  %6.4f\n", k, precision[k], recall[k]);

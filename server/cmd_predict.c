@@ -62,13 +62,14 @@ int cmd_predict(int argc, char **argv) {
         const char *path = argv[i];
         uint8_t *bytes = NULL;
         size_t len;
-        float *gray = NULL, input[NN_PIXELS], probs[NN_CLASSES];
+        float *gray = NULL, input[NN_PIXELS];
+        nn_answer ans;
         int w = 0, h = 0;
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
         if (rc == 0 && (image_decode(bytes, len, &lim, &gray, &w, &h, &err) ||
                         nn_normalize_digit(gray, w, h, input, &err) ||
-                        nn_predict(net, input, 1, probs, 1, &err))) {
+                        nn_classify(net, input, 1, &ans, 1, &err))) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);
             nn_fail(&err, "%s: %s", path, msg);
@@ -81,8 +82,9 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        int best = 0;
-        for (int k = 1; k < NN_CLASSES; k++) best = probs[k] > probs[best] ? k : best;
+        int best = ans.digit;
+        const float *probs = ans.probs;
+        const char *why = nn_reason_name(ans.reason);
         if (json) {
             printf("{\"file\":\"");
             for (const char *p = path; *p; p++) {
@@ -92,7 +94,16 @@ int cmd_predict(int argc, char **argv) {
             }
             printf("\",\"digit\":%d,\"confidence\":%.4f,\"probabilities\":[", best, probs[best]);
             for (int k = 0; k < NN_CLASSES; k++) printf("%s%.6f", k ? "," : "", probs[k]);
-            printf("]}\n");
+            printf("],\"accepted\":%s", ans.accepted ? "true" : "false");
+            if (why) printf(",\"reason\":\"%s\"", why);
+            printf("}\n");
+        } else if (ans.reason == NN_NOT_A_DIGIT_REASON) {
+            printf("%s: not a digit (closest %d, %.1f%%)\n", path, best,
+                   100.0 * probs[best]);
+        } else if (ans.reason == NN_AMBIGUOUS) {
+            printf("%s: ambiguous, %d or %d (%.1f%%, %.1f%%)\n", path, best,
+                   ans.runner_up, 100.0 * probs[best],
+                   100.0 * probs[ans.runner_up]);
         } else {
             printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
         }

@@ -52,6 +52,8 @@ static void usage(FILE *to) {
         "  --no-augment        train on the digits as they are (default: random distortions)\n"
         "  --seed N            (default 1)\n"
         "  --threads N         (default: all cores)\n"
+        "  --init FILE         start from this model's weights (same layers; a 10-output\n"
+        "                      last layer may grow to dense11, \"not a digit\")\n"
         "  --name NAME         model name recorded in the file\n"
         "  --quiet             no progress output\n\n"
         "The classic tutorial network:\n"
@@ -103,7 +105,7 @@ static nn_dataset tail_view(const nn_dataset *d, int n) {
 int cmd_train(int argc, char **argv) {
     const char *data = cli_env("DIGITD_MNIST_DIR", "data/mnist");
     const char *out = NULL, *layers = "784-256-128-10", *activation = "relu";
-    const char *name = NULL;
+    const char *name = NULL, *init = NULL;
     long val_n = 5000, limit = 0;
     bool quiet = false;
     nn_train_config cfg;
@@ -112,7 +114,7 @@ int cmd_train(int argc, char **argv) {
 
     enum { O_LAYERS = 256, O_ACT, O_OPT, O_LR, O_SCHED, O_MOM, O_WD, O_BATCH,
            O_EPOCHS, O_PATIENCE, O_VAL, O_LIMIT, O_NOAUG, O_SEED, O_THREADS,
-           O_NAME, O_QUIET };
+           O_NAME, O_QUIET, O_INIT };
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},
@@ -132,6 +134,7 @@ int cmd_train(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS},
         {"name", required_argument, 0, O_NAME},
+        {"init", required_argument, 0, O_INIT},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -204,6 +207,7 @@ int cmd_train(int argc, char **argv) {
             cfg.threads = (int)v;
             break;
         case O_NAME: name = optarg; break;
+        case O_INIT: init = optarg; break;
         case O_QUIET: quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -270,9 +274,51 @@ int cmd_train(int argc, char **argv) {
                  " --limit %ld", limit);
     }
 
+    /* An 11th output learns "not a digit" from generated negatives, with
+     * digits in styles MNIST lacks beside them (nn/negatives.c). */
+    nn_dataset mixed = {0};
+    if (nn_net_outputs(net) > NN_CLASSES) {
+        nn_font *fonts[16];
+        int nf = nn_fonts_load_set(cli_env("DIGITD_HERSHEY_DIR",
+                                           "/usr/share/hershey-fonts"),
+                                   false, fonts, 16, &err);
+        nn_negative_source src = {fonts, nf > 0 ? nf : 0, &all, false};
+        int bad = nf < 0 || nn_dataset_with_negatives(&all, &src, all.n / 5,
+                                                      all.n / 10, cfg.seed,
+                                                      &mixed, &err);
+        for (int i = 0; i < nf; i++) nn_font_free(fonts[i]);
+        if (bad) {
+            fprintf(stderr, "digitd train: %s\n", err.msg);
+            nn_dataset_free(&train);
+            nn_dataset_free(&test);
+            nn_net_free(net);
+            return 1;
+        }
+        if (!quiet)
+            printf("added %d generated negatives and styled digits\n",
+                   mixed.n - all.n);
+        all = mixed;
+    }
+
     nn_rng rng;
     nn_rng_seed(&rng, cfg.seed);
     nn_net_init(net, &rng);
+    if (init) {
+        nn_net *from = nn_model_load(init, &err);
+        int bad = !from || nn_net_copy_params(net, from, &err);
+        nn_net_free(from);
+        if (bad) {
+            fprintf(stderr, "digitd train: --init %s: %s\n", init, err.msg);
+            nn_dataset_free(&mixed);
+            nn_dataset_free(&train);
+            nn_dataset_free(&test);
+            nn_net_free(net);
+            return 1;
+        }
+        size_t used = strlen(net->meta.settings);
+        snprintf(net->meta.settings + used, sizeof net->meta.settings - used,
+                 " --init %s", init);
+    }
     if (!quiet)
         printf("training %s (%zu parameters) on %d digits, validating on %d, %d threads\n",
                arch, net->n_params, all.n, val.n, cfg.threads);
@@ -291,7 +337,16 @@ int cmd_train(int argc, char **argv) {
     } else if (interrupted) {
         fprintf(stderr, "digitd train: interrupted; %s left as it was\n", out);
         rc = 130;
+    } else if (val.n >= 100 &&
+               nn_calibrate(net, &val, NULL, 0.015, cfg.threads, &err)) {
+        fprintf(stderr, "digitd train: %s\n", err.msg);
+        rc = 1;
     } else {
+        if (!quiet && val.n >= 100)
+            printf("calibrated on the validation split: temperature %.3f, "
+                   "reject_p %.3f, reject_energy %.3f, ambiguous_margin %.3f\n",
+                   net->meta.temperature, net->meta.reject_p,
+                   net->meta.reject_energy, net->meta.ambiguous_margin);
         int confusion[NN_CLASSES][NN_CLASSES];
         double acc = nn_evaluate(net, &test, cfg.threads, confusion, &err);
         if (acc < 0) {
@@ -310,6 +365,7 @@ int cmd_train(int argc, char **argv) {
             }
         }
     }
+    nn_dataset_free(&mixed);
     nn_dataset_free(&train);
     nn_dataset_free(&test);
     nn_net_free(net);
