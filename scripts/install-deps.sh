@@ -9,8 +9,10 @@
 # line and fails, so nothing half-works.
 set -euo pipefail
 
+# hershey-fonts-data: letters and symbols drawn as "not a digit" when
+# training (nn/negatives.c) and in the generator tests.
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
-       check zlib1g-dev)
+       check zlib1g-dev hershey-fonts-data)
 test=("${build[@]}" python3 chromium curl)
 bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)
