@@ -46,9 +46,12 @@ static void draw_seven(float *out) {
     render(p, 3, false, 4, out);
 }
 
+/* The shipped model with the "not a digit" output (models/README.md). */
+#define VERDICT_MODEL "models/cnn-verdict.model"
+
 static nn_net *shipped(void) {
     nn_error err;
-    nn_net *net = nn_model_load(tu_source_path("models/default.model"), &err);
+    nn_net *net = nn_model_load(tu_source_path(VERDICT_MODEL), &err);
     ck_assert_msg(net != NULL, "%s", err.msg);
     return net;
 }
