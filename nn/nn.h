@@ -335,14 +335,13 @@ int nn_classify(const nn_net *net, const float *x, int B, nn_answer *out,
 void nn_verdict_from_logits(const nn_meta *m, const float *logits, int n_out,
                             nn_answer *out);
 
-/* Fits net->meta.temperature (minimum NLL of the ten digit probabilities
- * on digits) and the verdict's thresholds on a validation split: digits
- * (labels 0..9) and, for an 11-output net, negatives (any label; may be
- * NULL). Targets: at most `max_reject` of the digits refused (half of it
- * for not_a_digit, half for ambiguous). Returns 0, or -1 with err. */
-int nn_calibrate(nn_net *net, const nn_dataset *digits,
-                 const nn_dataset *negatives, double max_reject, int threads,
-                 nn_error *err);
+/* Fits net->meta.temperature (minimum NLL of the ten digit probabilities)
+ * and the verdict's thresholds on a validation split of digits (labels
+ * 0..9): at most `max_reject` of them refused, half of it as not_a_digit,
+ * half as ambiguous. No negative decides a threshold, so refusal rates on
+ * negatives stay measurements. Returns 0, or -1 with err. */
+int nn_calibrate(nn_net *net, const nn_dataset *digits, double max_reject,
+                 int threads, nn_error *err);
 
 /* What `digitd eval` prints beyond accuracy. */
 typedef struct {

@@ -215,9 +215,8 @@ static float quantile(float *v, int n, double q) {
     return v[k];
 }
 
-int nn_calibrate(nn_net *net, const nn_dataset *digits,
-                 const nn_dataset *negatives, double max_reject, int threads,
-                 nn_error *err) {
+int nn_calibrate(nn_net *net, const nn_dataset *digits, double max_reject,
+                 int threads, nn_error *err) {
     if (!digits || digits->n < 100)
         return nn_fail(err, "calibration needs at least 100 validation digits");
     if (!(max_reject > 0 && max_reject < 0.5))
@@ -293,8 +292,6 @@ int nn_calibrate(nn_net *net, const nn_dataset *digits,
     }
     float q = kept ? quantile(v, kept, half) : 0.05f;
     m->ambiguous_margin = q < 0.05f ? 0.05 : q > 0.6f ? 0.6 : q;
-    (void)negatives; /* thresholds come from digits only: negatives are
-                        for reporting, so no refusal figure is tuned on them */
     free(z);
     free(v);
     free(a);

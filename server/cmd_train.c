@@ -338,7 +338,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "digitd train: interrupted; %s left as it was\n", out);
         rc = 130;
     } else if (val.n >= 100 &&
-               nn_calibrate(net, &val, NULL, 0.015, cfg.threads, &err)) {
+               nn_calibrate(net, &val, 0.015, cfg.threads, &err)) {
         fprintf(stderr, "digitd train: %s\n", err.msg);
         rc = 1;
     } else {

@@ -317,7 +317,7 @@ START_TEST(calibration_recovers_a_known_temperature) {
         while (c < NN_CLASSES - 1 && (u -= p[c]) > 0) c++;
         d.labels[i] = (uint8_t)c;
     }
-    ck_assert_msg(nn_calibrate(net, &d, NULL, 0.04, 1, &err) == 0, "%s", err.msg);
+    ck_assert_msg(nn_calibrate(net, &d, 0.04, 1, &err) == 0, "%s", err.msg);
     printf("fitted temperature %.3f (true 2), margin %.3f, energy %.3f\n",
            net->meta.temperature, net->meta.ambiguous_margin,
            net->meta.reject_energy);
@@ -330,7 +330,7 @@ START_TEST(calibration_recovers_a_known_temperature) {
     /* calibrated confidence fits these labels better than raw */
     ck_assert_double_lt(r.ece, r.ece_raw);
     /* refusals are not allowed to be free: a budget of 0 is refused */
-    ck_assert_int_eq(nn_calibrate(net, &d, NULL, 0, 1, &err), -1);
+    ck_assert_int_eq(nn_calibrate(net, &d, 0, 1, &err), -1);
     free(z);
     nn_dataset_free(&d);
     nn_net_free(net);
