@@ -112,9 +112,9 @@ nn_font *nn_font_load(const char *path, nn_error *err) {
     }
     return f;
 bad:
+    nn_fail(err, "%s: not a Hershey .jhf font (glyph %d)", path, f->n + 1);
     free(buf);
     nn_font_free(f);
-    nn_fail(err, "%s: not a Hershey .jhf font (glyph %d)", path, f ? 0 : 0);
     return NULL;
 }
 
