@@ -119,3 +119,30 @@ void nn_augment(const float *in, float *out, nn_rng *rng) {
         }
     }
 }
+
+/* For a quarter of the samples, one of the styles MNIST lacks
+ * (nn/styles.c: elastic, slant, hairline, marker, low resolution,
+ * binarised) first, then nn_augment's distortion. The style draws from
+ * its own generator, seeded from rng, so nn_augment's numbers do not
+ * depend on which style ran. */
+void nn_augment_styles(const float *in, float *out, nn_rng *rng) {
+    static const struct {
+        float upto; /* cumulative probability */
+        nn_style style;
+    } styles[] = {
+        {0.08f, NN_STYLE_ELASTIC}, {0.12f, NN_STYLE_SLANT},
+        {0.15f, NN_STYLE_HAIRLINE}, {0.18f, NN_STYLE_THICK},
+        {0.22f, NN_STYLE_LOWRES}, {0.25f, NN_STYLE_BINARY},
+    };
+    float styled[NN_PIXELS];
+    float u = nn_rng_uniform(rng);
+    nn_rng style_rng;
+    nn_rng_seed(&style_rng, nn_rng_u64(rng));
+    for (size_t k = 0; k < sizeof styles / sizeof styles[0]; k++)
+        if (u < styles[k].upto) {
+            if (nn_style_apply(styles[k].style, in, 0, styled, &style_rng) >= 0)
+                in = styled;
+            break;
+        }
+    nn_augment(in, out, rng);
+}

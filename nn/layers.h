@@ -48,6 +48,10 @@ void softmax_forward(float *probs, const float *logits, int B, int C);
 /* Mean cross-entropy over the batch of probs (B,C) against labels (B),
  * computed as log-sum-exp from the logits: never log(0), never inf. */
 float xent_loss(const float *logits, const uint8_t *labels, int B, int C);
+/* logits (B,n_out) -> the ten digit probabilities (B,10): softmax of the
+ * first ten logits divided by T (nn/verdict.c). With T == 1 each row is
+ * exactly softmax_forward's. */
+void digit_probs(float *probs, const float *logits, int B, int n_out, float T);
 /* dlogits (B,C) = (probs - onehot(labels)) / B */
 void softmax_xent_backward(float *dlogits, const float *probs,
                            const uint8_t *labels, int B, int C);

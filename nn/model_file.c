@@ -148,6 +148,19 @@ static size_t meta_encode(const nn_meta *m, uint8_t *out) {
     size_t n = 0;
     for (int i = 0; i < 6; i++)
         n += meta_line(out ? out + n : NULL, keys[i], vals[i], maxes[i]);
+    /* The verdict's calibration (nn/verdict.c), written only when set so
+     * that an uncalibrated model's file stays byte for byte as before. */
+    static const char *const vkeys[4] = {"temperature", "reject_p",
+                                         "reject_energy", "ambiguous_margin"};
+    const double vvals[4] = {m->temperature, m->reject_p, m->reject_energy,
+                             m->ambiguous_margin};
+    const double unset[4] = {1, -1, INFINITY, -1};
+    for (int i = 0; i < 4; i++) {
+        if (vvals[i] == unset[i]) continue;
+        char v[40];
+        snprintf(v, sizeof v, "%.17g", vvals[i]);
+        n += meta_line(out ? out + n : NULL, vkeys[i], v, sizeof v);
+    }
     return n;
 }
 
@@ -183,6 +196,9 @@ static int meta_decode(const uint8_t *meta, size_t len, nn_meta *m,
     memset(m, 0, sizeof *m);
     m->test_accuracy = m->val_accuracy = m->train_seconds = -1;
     m->created_unix = -1;
+    m->temperature = 1;
+    m->reject_p = m->ambiguous_margin = -1;
+    m->reject_energy = INFINITY; /* off */
     if (utf8_valid_prefix(meta, len) != len)
         return nn_fail(err, "metadata is not valid UTF-8 (at byte %zu)",
                        utf8_valid_prefix(meta, len));
@@ -211,6 +227,19 @@ static int meta_decode(const uint8_t *meta, size_t len, nn_meta *m,
             bad = parse_number(v, vlen, &m->train_seconds, NULL), key = "train_seconds";
         else if (KEY_IS("created_unix"))
             bad = parse_number(v, vlen, NULL, &m->created_unix), key = "created_unix";
+        else if (KEY_IS("temperature"))
+            bad = parse_number(v, vlen, &m->temperature, NULL) ||
+                  !(m->temperature >= 0.05 && m->temperature <= 20),
+            key = "temperature";
+        else if (KEY_IS("reject_p"))
+            bad = parse_number(v, vlen, &m->reject_p, NULL) ||
+                  !isfinite(m->reject_p), key = "reject_p";
+        else if (KEY_IS("reject_energy"))
+            bad = parse_number(v, vlen, &m->reject_energy, NULL) ||
+                  !isfinite(m->reject_energy), key = "reject_energy";
+        else if (KEY_IS("ambiguous_margin"))
+            bad = parse_number(v, vlen, &m->ambiguous_margin, NULL) ||
+                  !isfinite(m->ambiguous_margin), key = "ambiguous_margin";
 #undef KEY_IS
         if (bad)
             return nn_fail(err, "metadata: %s=%.*s is not a number", key,

@@ -52,14 +52,18 @@ int nn_net_layout(nn_net *net, const nn_layer *src, int n_layers,
         s = l->out;
     }
     const nn_layer *last = &net->layers[n_layers - 1];
-    if (last->kind != NN_DENSE || last->size != NN_CLASSES)
-        return nn_fail(err, "impossible dimensions: the last layer must be "
-                       "dense with %d outputs", NN_CLASSES);
+    /* 10 digits, or 10 and "not a digit" (nn/verdict.c). */
+    if (last->kind != NN_DENSE || (last->size != NN_CLASSES && last->size != NN_CLASSES + 1))
+        return nn_fail(err, "impossible dimensions: the last layer must be dense "
+                       "with %d or %d outputs", NN_CLASSES, NN_CLASSES + 1);
     net->n_layers = n_layers;
     net->n_params = off;
     net->meta.test_accuracy = net->meta.val_accuracy = -1;
     net->meta.train_seconds = -1;
     net->meta.created_unix = -1;
+    net->meta.temperature = 1;
+    net->meta.reject_p = net->meta.ambiguous_margin = -1;
+    net->meta.reject_energy = INFINITY; /* off */
     return 0;
 }
 
@@ -353,8 +357,14 @@ static size_t infer_scratch(const nn_net *net, int i, int B, int threads) {
     return d->scratch_floats ? d->scratch_floats(l, threads) : 0;
 }
 
-int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
-               int threads, nn_error *err) {
+int nn_net_outputs(const nn_net *net) {
+    return net->layers[net->n_layers - 1].size;
+}
+
+/* The forward pass of nn_predict (raw false: digit probabilities (B,10))
+ * and nn_logits (raw true: logits (B, outputs)). */
+static int forward(const nn_net *net, const float *x, int batch, float *res,
+                   bool raw, int threads, nn_error *err) {
     /* Work in chunks so memory stays bounded for a whole data set. */
     enum { CHUNK = 256 };
     int chunk = batch < CHUNK ? batch : CHUNK;
@@ -393,8 +403,24 @@ int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
             }
             in = out;
         }
-        softmax_forward(probs + (size_t)start * NN_CLASSES, in, B, NN_CLASSES);
+        int n_out = nn_net_outputs(net);
+        if (raw)
+            memcpy(res + (size_t)start * n_out, in,
+                   (size_t)B * n_out * sizeof(float));
+        else
+            digit_probs(res + (size_t)start * NN_CLASSES, in, B, n_out,
+                        (float)net->meta.temperature);
     }
     free(mem);
     return 0;
+}
+
+int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
+               int threads, nn_error *err) {
+    return forward(net, x, batch, probs, false, threads, err);
+}
+
+int nn_logits(const nn_net *net, const float *x, int batch, float *logits,
+              int threads, nn_error *err) {
+    return forward(net, x, batch, logits, true, threads, err);
 }

@@ -11,7 +11,8 @@
  *   - shapes are written (B, C, H, W) for a batch of B samples, row-major,
  *     the last index the fastest;
  *   - an image is 28x28 float32, row-major, ink high (1.0) on 0.0;
- *   - a network maps one image (1,28,28) to 10 logits; the loss is softmax
+ *   - a network maps one image (1,28,28) to 10 logits, or 11 when it has
+ *     a "not a digit" output (label NN_NOT_A_DIGIT); the loss is softmax
  *     with cross-entropy, fused.
  */
 #ifndef DIGITD_NN_H
@@ -24,6 +25,7 @@
 #define NN_SIDE 28                    /* MNIST image side, pixels */
 #define NN_PIXELS (NN_SIDE * NN_SIDE) /* 784 */
 #define NN_CLASSES 10
+#define NN_NOT_A_DIGIT 10 /* label of the optional 11th output (nn/verdict.c) */
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -115,6 +117,13 @@ typedef struct {
     double val_accuracy;    /* on the validation split, 0..1 */
     double train_seconds;   /* wall-clock time of training */
     int64_t created_unix;   /* seconds since 1970 */
+    /* The verdict's calibration (nn/verdict.c, docs/verdict.md), fitted
+     * on the validation split by `digitd train`. temperature divides the
+     * logits (1 = as trained); -1 (INFINITY for the energy) is unset. */
+    double temperature;
+    double reject_p;        /* not_a_digit when p(not a digit) >= this */
+    double reject_energy;   /* not_a_digit when the energy is above this */
+    double ambiguous_margin;/* ambiguous when top1 - top2 digit p < this */
 } nn_meta;
 
 typedef struct nn_net {
@@ -131,7 +140,8 @@ typedef struct nn_net {
  *   "conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense10"
  * Convolutions and hidden dense layers are followed by `activation`
  * ("relu", "sigmoid" or "tanh") unless the string names activations
- * itself. The last layer must be dense with 10 outputs.
+ * itself. The last layer must be dense with 10 outputs, or 11: the 11th
+ * then means "not a digit" (label NN_NOT_A_DIGIT).
  * On error, NULL is returned and err says what is wrong with the string. */
 nn_net *nn_net_create(const char *spec, const char *activation, nn_error *err);
 
@@ -149,11 +159,21 @@ void nn_net_free(nn_net *net);
  * Returns the length it needed (like snprintf). */
 int nn_net_describe(const nn_net *net, char *buf, size_t size);
 
-/* Forward pass for inference: x (B, 784) -> probabilities (B, 10).
- * Thread-safe on a shared read-only net: scratch memory is per call.
- * Returns 0, or -1 when memory runs out. */
+/* Forward pass for inference: x (B, 784) -> probabilities of the ten
+ * digits (B, 10): softmax of the digit logits divided by
+ * net->meta.temperature (an 11th "not a digit" logit is left out, so the
+ * ten still sum to 1). Thread-safe on a shared read-only net: scratch
+ * memory is per call. Returns 0, or -1 when memory runs out. */
 int nn_predict(const nn_net *net, const float *x, int batch, float *probs,
                int threads, nn_error *err);
+
+/* The same forward pass, giving the raw last-layer values:
+ * x (B, 784) -> logits (B, nn_net_outputs(net)), no temperature. */
+int nn_logits(const nn_net *net, const float *x, int batch, float *logits,
+              int threads, nn_error *err);
+
+/* Outputs of the last layer: 10, or 11 with a "not a digit" class. */
+int nn_net_outputs(const nn_net *net);
 
 /* ------------------------------------------------------------------ */
 /* Data sets                                                           */
@@ -203,6 +223,11 @@ int nn_normalize_digit(const float *gray, int w, int h, float *out,
  * degrees, scale 0.85-1.15, slight shear, shift +-2 px, sometimes a
  * thicker stroke. in and out must not overlap. */
 void nn_augment(const float *in, float *out, nn_rng *rng);
+
+/* What training applies: for a quarter of the samples one of the
+ * label-free styles of nn_style_apply (elastic, slant, hairline, thick,
+ * low resolution, binarised), then nn_augment. */
+void nn_augment_styles(const float *in, float *out, nn_rng *rng);
 
 /* ------------------------------------------------------------------ */
 /* Training                                                            */
@@ -263,6 +288,161 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
  * Returns the accuracy 0..1, or -1 with err. */
 double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
                    int confusion[NN_CLASSES][NN_CLASSES], nn_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Verdicts: is this a digit, and which (nn/verdict.c, docs/verdict.md) */
+/* ------------------------------------------------------------------ */
+
+typedef enum {
+    NN_ACCEPTED = 0,
+    NN_NOT_A_DIGIT_REASON = 1, /* letters, symbols, scribbles, stray marks */
+    NN_AMBIGUOUS = 2,          /* a digit, but two classes are close */
+} nn_reason;
+
+/* One answer. digit/confidence/probs are what nn_predict gives (the ten
+ * digit probabilities after temperature scaling, summing to 1); the
+ * verdict is added beside them. */
+typedef struct {
+    int digit;            /* argmax of probs */
+    float confidence;     /* probs[digit] */
+    float probs[NN_CLASSES];
+    bool accepted;
+    nn_reason reason;     /* NN_ACCEPTED when accepted */
+    int runner_up;        /* second most probable digit ("a 4 or a 9?") */
+    float p_not_digit;    /* softmax share of the 11th output, or -1 */
+    float energy;         /* -T log sum_d exp(logit_d / T) over the digits */
+} nn_answer;
+
+/* Copies src's parameters into dst, whose layers must be the same but
+ * for the last layer's outputs: 10 in src and 11 in dst keeps dst's own
+ * (initialised) row for "not a digit", so a trained 10-digit model can be
+ * fine-tuned into an 11-output one. Returns 0, or -1 with err. */
+int nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err);
+
+/* "not_a_digit", "ambiguous", or NULL for NN_ACCEPTED. */
+const char *nn_reason_name(nn_reason r);
+
+/* Classifies B inputs x (B, 784) into out (B answers), using the
+ * calibration in net->meta. A 10-output model with no stored thresholds
+ * answers its digit, confidence and probs exactly as nn_predict and is
+ * judged by the softmax-only rule (ambiguous when confidence < 0.6).
+ * Thread-safe on a shared net. Returns 0, or -1 with err. */
+int nn_classify(const nn_net *net, const float *x, int B, nn_answer *out,
+                int threads, nn_error *err);
+
+/* The verdict for one row of logits (n_out 10 or 11), as nn_classify
+ * gives it; exposed so callers holding logits need no second pass. */
+void nn_verdict_from_logits(const nn_meta *m, const float *logits, int n_out,
+                            nn_answer *out);
+
+/* Fits net->meta.temperature (minimum NLL of the ten digit probabilities)
+ * and the verdict's thresholds on a validation split of digits (labels
+ * 0..9): at most `max_reject` of them refused, half of it as not_a_digit,
+ * half as ambiguous. No negative decides a threshold, so refusal rates on
+ * negatives stay measurements. Returns 0, or -1 with err. */
+int nn_calibrate(nn_net *net, const nn_dataset *digits, double max_reject,
+                 int threads, nn_error *err);
+
+/* What `digitd eval` prints beyond accuracy. */
+typedef struct {
+    int n;                    /* samples */
+    double accuracy;          /* argmax over the ten digits */
+    double acceptance;        /* fraction accepted */
+    double accepted_accuracy; /* accuracy among the accepted (-1 if none) */
+    double not_digit_rate, ambiguous_rate; /* fractions refused, by reason */
+    double ece_raw;           /* 15-bin ECE with temperature 1 */
+    double ece;               /* 15-bin ECE with the model's temperature */
+    double temperature;
+} nn_eval_report;
+
+/* Fills r for the digits in d (labels 0..9). Returns 0, or -1 with err. */
+int nn_evaluate_verdicts(const nn_net *net, const nn_dataset *d, int threads,
+                         nn_eval_report *r, nn_error *err);
+
+/* Expected calibration error: 15 equal-width confidence bins, the
+ * sample-weighted mean |accuracy - mean confidence| per bin. conf (n),
+ * correct (n, 0 or 1). */
+double nn_ece15(const float *conf, const uint8_t *correct, int n);
+
+/* ------------------------------------------------------------------ */
+/* Generated training data (nn/negatives.c, nn/styles.c)                */
+/* ------------------------------------------------------------------ */
+
+/* A Hershey vector font (.jhf, Debian's hershey-fonts-data): glyph k is
+ * the character ' ' + k in the ASCII fonts. */
+typedef struct nn_font nn_font;
+nn_font *nn_font_load(const char *path, nn_error *err);
+void nn_font_free(nn_font *f);
+int nn_font_glyphs(const nn_font *f);
+
+/* Loads the training (held_out false) or held-out font families from
+ * dir (Debian: /usr/share/hershey-fonts) into fonts (up to max); the two
+ * lists share no family (nn/negatives.c). Returns how many loaded, or -1
+ * with err when none could be. */
+int nn_fonts_load_set(const char *dir, bool held_out, nn_font **fonts,
+                      int max, nn_error *err);
+
+/* Kinds of generated negatives. The held-out ones are never used in
+ * training; they measure how the rejection generalises. */
+typedef enum {
+    NN_NEG_SCRIBBLE = 0, /* random curved strokes */
+    NN_NEG_DOTS,         /* a dot, or a few */
+    NN_NEG_LINE,         /* a straight dash away from vertical, or two */
+    NN_NEG_GLYPH,        /* a letter or symbol from a font (needs fonts) */
+    NN_NEG_HALF_DIGIT,   /* part of a digit (needs digits) */
+    NN_NEG_TWO_DIGITS,   /* two digits side by side (needs digits) */
+    NN_NEG_NOISE,        /* speckles over the whole box */
+    NN_NEG_TRAIN_KINDS,  /* kinds below are held out */
+    NN_NEG_ZIGZAG = NN_NEG_TRAIN_KINDS, /* a zigzag or a spiral */
+    NN_NEG_SHAPES,       /* crosses, stars, boxes, hatching */
+    NN_NEG_KINDS,
+} nn_negative_kind;
+
+/* Where negatives come from. Any source may be empty (NULL / 0); kinds
+ * that need it are then skipped. */
+typedef struct {
+    nn_font *const *fonts;
+    int n_fonts;
+    const nn_dataset *digits; /* labelled digits to cut and pair */
+    bool held_out;            /* draw the held-out kinds instead */
+} nn_negative_source;
+
+/* Renders one negative of a random kind through nn_normalize_digit into
+ * out (784). Deterministic in rng. Returns the kind drawn. */
+int nn_negative(const nn_negative_source *src, nn_rng *rng, float *out);
+
+/* Appends n negatives (label NN_NOT_A_DIGIT) and the styled digits of
+ * nn_style_digits (n_styled of them) to a copy of base into *out (the
+ * caller frees with nn_dataset_free). Returns 0, or -1 with err. */
+int nn_dataset_with_negatives(const nn_dataset *base,
+                              const nn_negative_source *src, int n,
+                              int n_styled, uint64_t seed, nn_dataset *out,
+                              nn_error *err);
+
+/* Digit styles MNIST lacks, each a deterministic transform of an MNIST
+ * digit or a procedural drawing (nn/styles.c). */
+typedef enum {
+    NN_STYLE_ELASTIC = 0,
+    NN_STYLE_SLANT,
+    NN_STYLE_HAIRLINE,
+    NN_STYLE_THICK,
+    NN_STYLE_LOWRES,
+    NN_STYLE_BINARY,
+    NN_STYLE_ONE_LEAD_IN,  /* European 1 with a lead-in up-stroke */
+    NN_STYLE_SEVEN_CROSSED,
+    NN_STYLE_FOUR_OPEN,    /* drawn procedurally */
+    NN_STYLE_FOUR_CLOSED,  /* drawn procedurally */
+    NN_STYLE_COUNT,
+} nn_style;
+
+const char *nn_style_name(nn_style s);
+
+/* Applies style s to in (784, a digit of class label) into out (784).
+ * For the label-specific styles (ONE_LEAD_IN needs a 1, SEVEN_CROSSED a
+ * 7) and the procedural fours, in may be NULL for the procedural ones.
+ * Returns the label of out, or -1 when the style does not apply. */
+int nn_style_apply(nn_style s, const float *in, int label, float *out,
+                   nn_rng *rng);
 
 /* ------------------------------------------------------------------ */
 /* Model files (format in docs/model-format.md)                        */

@@ -107,7 +107,7 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
     }
     t->grad_a = malloc((size_t)B * wide * sizeof(float));
     t->grad_b = malloc((size_t)B * wide * sizeof(float));
-    t->probs = malloc((size_t)B * NN_CLASSES * sizeof(float));
+    t->probs = malloc((size_t)B * nn_net_outputs(net) * sizeof(float));
     t->labels = malloc((size_t)B);
     t->grads = calloc(net->n_params, sizeof(float));
     t->m = calloc(net->n_params, sizeof(float));
@@ -137,17 +137,18 @@ static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
         layer_forward(&net->layers[i], net->params, t->act[i], t->act[i + 1],
                       B, t->argmax[i], t->mask[i], rng, t->scratch, threads);
     const float *logits = t->act[net->n_layers];
-    softmax_forward(t->probs, logits, B, NN_CLASSES);
-    double loss = (double)xent_loss(logits, t->labels, B, NN_CLASSES) * B;
+    const int K = nn_net_outputs(net); /* 10, or 11 with "not a digit" */
+    softmax_forward(t->probs, logits, B, K);
+    double loss = (double)xent_loss(logits, t->labels, B, K) * B;
     for (int r = 0; r < B; r++) {
-        const float *p = t->probs + (size_t)r * NN_CLASSES;
+        const float *p = t->probs + (size_t)r * K;
         int best = 0;
-        for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+        for (int c = 1; c < K; c++) best = p[c] > p[best] ? c : best;
         *correct += best == t->labels[r];
     }
 
     float *dout = t->grad_a, *din = t->grad_b;
-    softmax_xent_backward(dout, t->probs, t->labels, B, NN_CLASSES);
+    softmax_xent_backward(dout, t->probs, t->labels, B, K);
     for (int i = net->n_layers - 1; i >= 0; i--) {
         /* The first layer's input gradient is never needed. */
         float *d = i > 0 ? din : NULL;
@@ -189,7 +190,7 @@ static void gather_batch(trainer *t, const nn_dataset *d, const int *order,
             nn_rng g;
             nn_rng_seed(&g, seed ^ ((uint64_t)epoch << 40) ^
                                 (uint64_t)(first + r) * 0x9e3779b97f4a7c15ULL);
-            nn_augment(src, dst, &g);
+            nn_augment_styles(src, dst, &g);
         } else {
             memcpy(dst, src, NN_PIXELS * sizeof(float));
         }

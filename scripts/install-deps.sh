@@ -9,9 +9,11 @@
 # line and fails, so nothing half-works.
 set -euo pipefail
 
+# hershey-fonts-data: letters and symbols drawn as "not a digit" when
+# training (nn/negatives.c) and in the generator tests.
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev libstb-dev
        libpng-dev libjpeg62-turbo-dev check zlib1g-dev
-       libseccomp-dev)
+       libseccomp-dev hershey-fonts-data)
 test=("${build[@]}" python3 chromium curl haproxy)
 bench=("${test[@]}" python3-numpy python3-torch libopenblas0-pthread python3-flask python3-pil gunicorn wrk
        nginx-light)

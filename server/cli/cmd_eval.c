@@ -142,6 +142,13 @@ int cmd_eval(int argc, char **argv) {
         nn_net_free(net);
         return 1;
     }
+    nn_eval_report vr; /* verdicts and calibration (nn/verdict.c) */
+    if (nn_evaluate_verdicts(net, &d, threads, &vr, &err)) {
+        cli_fail("eval", "%s", err.msg);
+        nn_dataset_free(&d);
+        nn_net_free(net);
+        return 1;
+    }
     int right = 0, status = 0;
     double precision[NN_CLASSES], recall[NN_CLASSES];
     for (int k = 0; k < NN_CLASSES; k++) {
@@ -174,6 +181,13 @@ int cmd_eval(int argc, char **argv) {
         jw_key(&w, "confusion"); jw_array(&w);
         for (int k = 0; k < NN_CLASSES; k++) jw_ints(&w, cm[k], NN_CLASSES);
         jw_end(&w);
+        jw_key(&w, "acceptance"); jw_number(&w, vr.acceptance);
+        jw_key(&w, "accepted_accuracy"); jw_number(&w, vr.accepted_accuracy);
+        jw_key(&w, "not_a_digit_rate"); jw_number(&w, vr.not_digit_rate);
+        jw_key(&w, "ambiguous_rate"); jw_number(&w, vr.ambiguous_rate);
+        jw_key(&w, "ece"); jw_number(&w, vr.ece);
+        jw_key(&w, "ece_uncalibrated"); jw_number(&w, vr.ece_raw);
+        jw_key(&w, "temperature"); jw_number(&w, vr.temperature);
         jw_end(&w);
         if (jw_print_line(&t, stdout)) {
             fprintf(stderr, "digitd eval: cannot write the JSON answer\n");
@@ -181,7 +195,12 @@ int cmd_eval(int argc, char **argv) {
         }
     } else {
         printf("model: %s\n", net->meta.name);
-        printf("accuracy: %.4f (%d/%d)\n\n", acc, right, d.n);
+        printf("accuracy: %.4f (%d/%d)\n", acc, right, d.n);
+        printf("acceptance rate: %.4f  accuracy on accepted: %.4f  "
+               "(refused: not_a_digit %.4f, ambiguous %.4f)\n",
+               vr.acceptance, vr.accepted_accuracy, vr.not_digit_rate, vr.ambiguous_rate);
+        printf("ECE (15 bins): %.4f uncalibrated, %.4f with temperature %.3f\n\n",
+               vr.ece_raw, vr.ece, vr.temperature);
         printf("digit  precision  recall\n");
         for (int k = 0; k < NN_CLASSES; k++)
             printf("%5d  %9.4f  %6.4f\n", k, precision[k], recall[k]);

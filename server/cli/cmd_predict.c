@@ -47,14 +47,15 @@ int cmd_predict(int argc, char **argv) {
         const char *path = argv[i];
         uint8_t *bytes = NULL;
         size_t len;
-        float input[NN_PIXELS], probs[NN_CLASSES];
+        float input[NN_PIXELS];
+        nn_answer ans;
         /* Each file is one request with the server's limits. */
         image_limits lim = {(int)v[O_MAX_SIDE].i, (int)v[O_MAX_SIDE].i,
                             PREDICT_DEFAULT_MAX_PIXELS};
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
         if (rc == 0 && (image_to_input(bytes, len, &lim, input, &err) != IMAGE_OK ||
-                        nn_predict(net, input, 1, probs, 1, &err))) {
+                        nn_classify(net, input, 1, &ans, 1, &err))) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);
             nn_fail(&err, "%s: %s", path, msg);
@@ -66,8 +67,9 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        int best = 0;
-        for (int k = 1; k < NN_CLASSES; k++) best = probs[k] > probs[best] ? k : best;
+        int best = ans.digit;
+        const float *probs = ans.probs;
+        const char *why = nn_reason_name(ans.reason);
         if (json) {
             text_buffer t;
             json_writer jw;
@@ -78,10 +80,21 @@ int cmd_predict(int argc, char **argv) {
             jw_key(&jw, "digit"); jw_int(&jw, best);
             jw_key(&jw, "confidence"); jw_number(&jw, (double)probs[best]);
             jw_key(&jw, "probabilities"); jw_floats(&jw, probs, NN_CLASSES);
+            jw_key(&jw, "accepted"); jw_bool(&jw, ans.accepted);
+            if (why) {
+                jw_key(&jw, "reason"); jw_string(&jw, why);
+            }
             jw_end(&jw);
             if (jw_print_line(&t, stdout)) failures++;
         } else {
-            printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
+            if (ans.reason == NN_NOT_A_DIGIT_REASON)
+                printf("%s: not a digit (closest %d, %.1f%%)\n", path, best,
+                       100.0 * probs[best]);
+            else if (ans.reason == NN_AMBIGUOUS)
+                printf("%s: ambiguous, %d or %d (%.1f%%, %.1f%%)\n", path, best,
+                       ans.runner_up, 100.0 * probs[best], 100.0 * probs[ans.runner_up]);
+            else
+                printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
         }
     }
     nn_net_free(net);

@@ -36,7 +36,7 @@ static void on_interrupt(int sig) {
 enum {
     O_DATA, O_OUT, O_LAYERS, O_ACTIVATION, O_OPTIMIZER, O_LR, O_SCHEDULE,
     O_MOMENTUM, O_WEIGHT_DECAY, O_BATCH, O_EPOCHS, O_PATIENCE, O_VAL, O_LIMIT,
-    O_NO_AUGMENT, O_SEED, O_THREADS, O_NAME, O_QUIET, O_LOG, O_JSON, O_COUNT
+    O_NO_AUGMENT, O_SEED, O_THREADS, O_NAME, O_QUIET, O_LOG, O_JSON, O_INIT, O_COUNT
 };
 /* Defaults of the training settings come from nn_train_config_defaults
  * (preset in cmd_train), not from this table. */
@@ -79,6 +79,9 @@ static const cli_option train_options[O_COUNT] = {
                 "model name recorded in the file"},
     [O_QUIET] = {"quiet", 'q', NULL, CLI_FLAG, NULL, 0, 0, NULL,
                  "no progress output"},
+    [O_INIT] = {"init", 0, NULL, CLI_STRING, "FILE", 0, 0, NULL,
+                "start from this model's weights (the same layers; a 10-output "
+                "last layer may grow to dense11, \"not a digit\")"},
     [O_LOG] = {"log", 'l', NULL, CLI_STRING, "FILE", 0, 0, NULL,
                "write one record per epoch to FILE: CSV when it ends in .csv, "
                "else JSON lines (digitd report FILE draws them)"},
@@ -339,9 +342,45 @@ int cmd_train(int argc, char **argv) {
                  " --limit %ld", limit);
     }
 
+    /* An 11th output learns "not a digit" from generated negatives, with
+     * digits in styles MNIST lacks beside them (nn/negatives.c). */
+    nn_dataset mixed = {0};
+    int rc = 0;
+    if (nn_net_outputs(net) > NN_CLASSES) {
+        nn_font *fonts[16];
+        const char *fonts_dir = getenv("DIGITD_HERSHEY_DIR");
+        int nf = nn_fonts_load_set(fonts_dir && fonts_dir[0] ? fonts_dir
+                                                            : "/usr/share/hershey-fonts",
+                                   false, fonts, 16, &err);
+        nn_negative_source src = {fonts, nf > 0 ? nf : 0, &all, false};
+        int bad = nf < 0 || nn_dataset_with_negatives(&all, &src, all.n / 5, all.n / 10,
+                                                      cfg.seed, &mixed, &err);
+        for (int i = 0; i < nf; i++) nn_font_free(fonts[i]);
+        if (bad) {
+            rc = cli_fail("train", "%s", err.msg);
+            goto done;
+        }
+        if (!quiet)
+            printf("added %d generated negatives and styled digits\n", mixed.n - all.n);
+        all = mixed;
+    }
+
     nn_rng rng;
     nn_rng_seed(&rng, cfg.seed);
     nn_net_init(net, &rng);
+    const char *init = v[O_INIT].str;
+    if (init) {
+        nn_net *from = nn_model_load(init, &err);
+        int bad = !from || nn_net_copy_params(net, from, &err);
+        nn_net_free(from);
+        if (bad) {
+            rc = cli_fail("train", "--init %s", err.msg);
+            goto done;
+        }
+        size_t used = strlen(net->meta.settings);
+        snprintf(net->meta.settings + used, sizeof net->meta.settings - used, " --init %s",
+                 init);
+    }
     if (!quiet) {
         printf("training %s\n%zu parameters, %d training digits, %d for validation, "
                "%d threads\n", arch, net->n_params, all.n, val.n, cfg.threads);
@@ -357,7 +396,6 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int rc = 0;
     progress_state ps = {.tty = isatty(STDERR_FILENO), .quiet = quiet,
                          .json = json, .net = net, .val = val.n ? &val : NULL,
                          .threads = cfg.threads};
@@ -384,7 +422,14 @@ int cmd_train(int argc, char **argv) {
     } else if (interrupted) {
         fprintf(stderr, "digitd train: interrupted; %s left as it was\n", out);
         rc = 130;
+    } else if (val.n >= 100 && nn_calibrate(net, &val, 0.015, cfg.threads, &err)) {
+        rc = cli_fail("train", "%s", err.msg);
     } else {
+        if (!quiet && val.n >= 100)
+            printf("calibrated on the validation split: temperature %.3f, reject_p %.3f, "
+                   "reject_energy %.3f, ambiguous_margin %.3f\n",
+                   net->meta.temperature, net->meta.reject_p, net->meta.reject_energy,
+                   net->meta.ambiguous_margin);
         int confusion[NN_CLASSES][NN_CLASSES];
         double acc = nn_evaluate(net, &test, cfg.threads, confusion, &err);
         if (acc < 0) {
@@ -424,6 +469,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
 done:
+    nn_dataset_free(&mixed);
     nn_dataset_free(&train);
     nn_dataset_free(&test);
     nn_net_free(net);

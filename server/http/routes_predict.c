@@ -77,16 +77,16 @@ static int parse(job *j) {
 }
 
 /* On a worker: this request's rows of the batch's probabilities to JSON. */
-static void render(job *j, const float *probs) {
+static void render(job *j, const nn_answer *answers) {
     predict_state *st = (predict_state *)j;
-    if (!probs) {
+    if (!answers) {
         j->status = 500;
         snprintf(j->message, sizeof j->message, "the model could not run (out of memory)");
         return;
     }
     st->in.inputs = j->inputs; /* the answer may include the inputs */
     predict_outcome out;
-    predict_render(&st->in, probs, j->model, st->include_input, &out);
+    predict_render(&st->in, answers, j->model, st->include_input, &out);
     st->in.inputs = NULL;
     j->status = out.status;
     if (out.status != 200) {

@@ -120,10 +120,15 @@ static int parse(job *j) {
     return 0;
 }
 
-static void render(job *j, const float *probs) {
+static void render(job *j, const nn_answer *answers) {
     v2_state *st = (v2_state *)j;
+    /* the protocol's probabilities output: (N, 10) in a row */
+    float *probs = answers ? malloc((size_t)j->n_inputs * NN_CLASSES * sizeof *probs) : NULL;
+    for (int i = 0; probs && i < j->n_inputs; i++)
+        memcpy(probs + (size_t)i * NN_CLASSES, answers[i].probs, sizeof answers[i].probs);
     v2_answer a;
     v2_finish(&st->vjob, probs, &a);
+    free(probs);
     v2_job_release(&st->vjob);
     st->vjob_held = false;
     j->status = a.status;
@@ -135,14 +140,7 @@ static void render(job *j, const float *probs) {
         ex_add_header(st->x, "Inference-Header-Content-Length", st->header_length);
     }
     if (a.log_detail[0]) job_set_message(j, a.log_detail);
-    if (probs)
-        for (int i = 0; i < j->n_inputs; i++) {
-            const float *p = probs + (size_t)i * NN_CLASSES;
-            int best = 0;
-            for (int d = 1; d < NN_CLASSES; d++)
-                if (p[d] > p[best]) best = d;
-            j->per_digit[best]++;
-        }
+    for (int i = 0; answers && i < j->n_inputs; i++) j->per_digit[answers[i].digit]++;
 }
 
 static const job_ops v2_ops = {parse, render, ex_job_done};

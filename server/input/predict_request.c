@@ -502,16 +502,10 @@ void predict_inputs_free(predict_inputs *in) {
 
 /* ---- the answer ---------------------------------------------------- */
 
-static int argmax10(const float *p) {
-    int best = 0;
-    for (int k = 1; k < NN_CLASSES; k++)
-        if (p[k] > p[best]) best = k;
-    return best;
-}
-
 /* The fields of one prediction, without braces. */
-static void render_one(text_buffer *t, const float *probs, const float *input) {
-    int best = argmax10(probs);
+static void render_one(text_buffer *t, const nn_answer *a, const float *input) {
+    const float *probs = a->probs;
+    int best = a->digit;
     /* Numbers as json_writer writes them, so the CLI and the server agree. */
     tb_printf(t, "\"digit\":%d,\"confidence\":", best);
     tb_json_number(t, (double)probs[best]);
@@ -520,7 +514,13 @@ static void render_one(text_buffer *t, const float *probs, const float *input) {
         if (k) tb_printf(t, ",");
         tb_json_number(t, (double)probs[k]);
     }
-    tb_printf(t, "]");
+    tb_printf(t, "],\"accepted\":%s", a->accepted ? "true" : "false");
+    const char *why = nn_reason_name(a->reason);
+    if (!a->accepted && why) {
+        tb_printf(t, ",\"reason\":");
+        tb_json_string(t, why);
+        if (a->reason == NN_AMBIGUOUS) tb_printf(t, ",\"candidates\":[%d,%d]", a->digit, a->runner_up);
+    }
     if (input) {
         tb_printf(t, ",\"input\":[");
         for (int i = 0; i < NN_PIXELS; i++)
@@ -529,7 +529,7 @@ static void render_one(text_buffer *t, const float *probs, const float *input) {
     }
 }
 
-void predict_render(const predict_inputs *in, const float *probs,
+void predict_render(const predict_inputs *in, const nn_answer *answers,
                     const served_model *model, bool include_input,
                     predict_outcome *out) {
     memset(out, 0, sizeof *out);
@@ -537,10 +537,9 @@ void predict_render(const predict_inputs *in, const float *probs,
     tb_init(&t, 256 + (size_t)in->n * (200 + (include_input ? 784 * 7 : 0)));
     tb_printf(&t, in->batch ? "{\"predictions\":[" : "{");
     for (int i = 0; i < in->n; i++) {
-        const float *p = probs + (size_t)i * NN_CLASSES;
-        out->per_digit[argmax10(p)]++;
+        out->per_digit[answers[i].digit]++;
         if (in->batch) tb_printf(&t, i ? ",{" : "{");
-        render_one(&t, p, include_input ? in->inputs + (size_t)i * NN_PIXELS : NULL);
+        render_one(&t, &answers[i], include_input ? in->inputs + (size_t)i * NN_PIXELS : NULL);
         if (in->batch) tb_printf(&t, "}");
     }
     tb_printf(&t, in->batch ? "],\"model\":" : ",\"model\":");
@@ -564,17 +563,17 @@ void predict_handle(const char *content_type, const uint8_t *body, size_t len,
     if (predict_parse(predict_body_kind_of(content_type), content_type, body, len, lim,
                       &in, out) != 0)
         return;
-    float *probs = calloc((size_t)in.n * NN_CLASSES, sizeof *probs);
+    nn_answer *answers = calloc((size_t)in.n, sizeof *answers);
     nn_error err;
-    if (!probs || nn_predict(model->net, in.inputs, in.n, probs, 1, &err) != 0) {
-        free(probs);
+    if (!answers || nn_classify(model->net, in.inputs, in.n, answers, 1, &err) != 0) {
+        free(answers);
         predict_inputs_free(&in);
         memset(out, 0, sizeof *out);
         out->status = 500;
         snprintf(out->message, sizeof out->message, "the model could not run");
         return;
     }
-    predict_render(&in, probs, model, include_input, out);
-    free(probs);
+    predict_render(&in, answers, model, include_input, out);
+    free(answers);
     predict_inputs_free(&in);
 }

@@ -4,7 +4,7 @@
  * queue):
  *
  *   predict_parse    bytes -> (n, 784) normalised inputs   (any thread)
- *   nn_predict       inputs -> (n, 10) probabilities        (the caller)
+ *   nn_classify      inputs -> (n) answers: probabilities, verdict (the caller)
  *   predict_render   inputs + probabilities -> JSON answer   (any thread)
  *
  * predict_handle is the three in a row: a pure function from bytes to
@@ -89,16 +89,18 @@ int predict_parse(predict_body_kind kind, const char *content_type,
 /* Frees in->inputs and empties *in (safe on an empty one). */
 void predict_inputs_free(predict_inputs *in);
 
-/* The 200 answer for parsed inputs and their probabilities, probs (n, 10)
- * as nn_predict wrote them: {"digit", "confidence", "probabilities",
- * ["input" when include_input: the 784 values the model saw], "model"},
- * or {"predictions": [...], "model"} for a batch. Fills *out (status 200,
+/* The 200 answer for parsed inputs and their answers (n, as nn_classify
+ * gives them): {"digit", "confidence", "probabilities", "accepted",
+ * ["reason": "not_a_digit" | "ambiguous" when not accepted, and for
+ * ambiguous "candidates": [digit, runner-up]], ["input" when
+ * include_input: the 784 values the model saw], "model"}, or
+ * {"predictions": [...], "model"} for a batch. Fills *out (status 200,
  * body, n, per_digit), or status 500 when out of memory. */
-void predict_render(const predict_inputs *in, const float *probs,
+void predict_render(const predict_inputs *in, const nn_answer *answers,
                     const served_model *model, bool include_input,
                     predict_outcome *out);
 
-/* predict_parse (the kind from content_type), nn_predict on model,
+/* predict_parse (the kind from content_type), nn_classify on model,
  * predict_render: *out always filled, status 200 with body or an error
  * status with message (500 when the model could not run). */
 void predict_handle(const char *content_type, const uint8_t *body, size_t len,

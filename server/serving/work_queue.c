@@ -96,8 +96,9 @@ static int prepare(work_queue *q, job *j) {
 /* Runs one forward pass over the inputs of jobs[0..n) (all the same
  * model) and renders each. */
 static void run_batch(work_queue *q, job **jobs, int n, int rows) {
-    float *x = NULL, *probs = malloc((size_t)rows * NN_CLASSES * sizeof *probs);
-    bool ok = probs != NULL;
+    float *x = NULL;
+    nn_answer *answers = malloc((size_t)rows * sizeof *answers);
+    bool ok = answers != NULL;
     const float *in = jobs[0]->inputs;
     if (ok && n > 1) {
         /* (rows, 784): the jobs' inputs one after the other */
@@ -109,7 +110,7 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
         in = x;
     }
     nn_error err;
-    if (ok) ok = nn_predict(jobs[0]->model->net, in, rows, probs, 1, &err) == 0;
+    if (ok) ok = nn_classify(jobs[0]->model->net, in, rows, answers, 1, &err) == 0;
     free(x);
     int hist = rows < WQ_HIST ? rows : WQ_HIST;
     atomic_fetch_add_explicit(&q->stats.batches[hist], 1, memory_order_relaxed);
@@ -119,11 +120,11 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
         job *j = jobs[i];
         int rows_j = j->n_inputs;
         j->batch_size = rows;
-        j->ops->render(j, ok ? probs + (size_t)r * NN_CLASSES : NULL);
+        j->ops->render(j, ok ? answers + r : NULL);
         finish(q, j);
         r += rows_j;
     }
-    free(probs);
+    free(answers);
 }
 
 static void *worker(void *arg) {

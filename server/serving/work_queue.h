@@ -34,10 +34,11 @@ typedef struct {
      * HTTP error) and returns -1. A parse that answered by itself leaves
      * n_inputs 0 with status and answer set. */
     int (*parse)(job *j);
-    /* Results -> answer, on a worker: probs (n_inputs, 10) for the
-     * inputs, or NULL when the forward pass failed (out of memory). Sets
-     * j->status, and j->answer/j->answer_len (malloc'd). */
-    void (*render)(job *j, const float *probs);
+    /* Results -> answer, on a worker: answers (n_inputs, nn_classify's:
+     * probabilities and verdict) for the inputs, or NULL when the forward
+     * pass failed (out of memory). Sets j->status, and
+     * j->answer/j->answer_len (malloc'd). */
+    void (*render)(job *j, const nn_answer *answers);
     /* The job is finished (answer or error set): hand it back to its
      * connection. Called exactly once, on a worker, or on the offering
      * thread when the queue is stopped. The job belongs to the callee. */

@@ -475,16 +475,17 @@ START_TEST(test_parse_predict_render_is_handle) {
                                            cases[c].body, cases[c].len, &default_limits, &in,
                                            &parsed),
                              0);
-            float *probs = calloc((size_t)in.n * NN_CLASSES, sizeof *probs);
+            nn_answer *answers = calloc((size_t)in.n, sizeof *answers);
             nn_error err;
-            ck_assert_int_eq(nn_predict(test_model()->net, in.inputs, in.n, probs, 1, &err), 0);
-            predict_render(&in, probs, test_model(), include, &rendered);
+            ck_assert_int_eq(nn_classify(test_model()->net, in.inputs, in.n, answers, 1, &err),
+                             0);
+            predict_render(&in, answers, test_model(), include, &rendered);
             ck_assert_int_eq(rendered.status, 200);
             ck_assert_int_eq(rendered.n, whole.n);
             ck_assert_str_eq(rendered.body, whole.body);
             ck_assert_int_eq(memcmp(rendered.per_digit, whole.per_digit, sizeof whole.per_digit),
                              0);
-            free(probs);
+            free(answers);
             predict_inputs_free(&in);
             ck_assert_ptr_null(in.inputs);
             outcome_free(&whole);
