@@ -67,6 +67,7 @@ struct nn_qnet {
     qop ops[NN_MAX_LAYERS];
     size_t act_stride; /* bytes per sample of the activation buffers */
     size_t col_bytes;  /* im2col rows of the widest conv */
+    size_t pad_bytes;  /* the largest conv input with its padding */
     size_t acc_ints;   /* int32 accumulators of the widest step */
 };
 
@@ -387,6 +388,8 @@ nn_qnet *int8_qnet_create_with(const nn_net *net, const char *kernel,
             i++; /* fused: the ReLU has no op of its own */
         size_t np = round_up((size_t)o->N, 16);
         if (o->kind == Q_CONV) {
+            size_t pb = (size_t)(o->h + 2 * o->pad) * (o->w + 2 * o->pad) * o->c;
+            if (pb > q->pad_bytes) q->pad_bytes = pb;
             if ((size_t)Q_ROWS * o->Kp > col) col = (size_t)Q_ROWS * o->Kp;
             if ((size_t)Q_ROWS * np > acc) acc = (size_t)Q_ROWS * np;
         } else if ((size_t)Q_CHUNK * np > acc) {
@@ -426,53 +429,65 @@ static inline float round_even(float y) {
 
 /* The fused epilogue of one output row: acc (N) int32 -> out (N) uint8.
  * Shared by every kernel, so the answers do not depend on which ran. */
-static void requantise_row(const qop *o, const int32_t *acc, uint8_t *out) {
+static void requantise_row(const qop *o, const int32_t *restrict acc,
+                           uint8_t *restrict out) {
+    /* Locals, so that the uint8_t stores (which may alias anything) do
+     * not force reloads and the loop vectorises. */
+    const int N = o->N;
+    const int32_t *restrict bias = o->bias;
+    const float *restrict mult = o->mult;
     const float lo = (float)o->qmin - (float)o->out_zp;
     const float hi = 255.0f - (float)o->out_zp;
     const int32_t zp = o->out_zp;
-    for (int n = 0; n < o->N; n++) {
-        float y = (float)(acc[n] + o->bias[n]) * o->mult[n];
+    for (int n = 0; n < N; n++) {
+        float y = (float)(acc[n] + bias[n]) * mult[n];
         y = y > lo ? y : lo;
         y = y < hi ? y : hi;
         out[n] = (uint8_t)((int32_t)round_even(y) + zp);
     }
 }
 
-static void logits_row(const qop *o, const int32_t *acc, float *out) {
+static void logits_row(const qop *o, const int32_t *restrict acc,
+                       float *restrict out) {
     for (int n = 0; n < o->N; n++)
         out[n] = (float)(acc[n] + o->bias[n]) * o->mult[n];
 }
 
-/* Convolution of one sample: in (H, W, C) -> out (OH, OW, N), NHWC. */
+/* Convolution of one sample: in (H, W, C) -> out (OH, OW, N), NHWC.
+ * padded holds (H + 2 pad, W + 2 pad, C) bytes. */
 static void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
-                        uint8_t *out, uint8_t *col, int32_t *acc) {
+                        uint8_t *out, uint8_t *padded, uint8_t *col,
+                        int32_t *acc) {
     const int M = o->oh * o->ow, C = o->c, K = o->k, run = K * C;
+    const int pw = o->w + 2 * o->pad, ph = o->h + 2 * o->pad;
     const size_t np = round_up((size_t)o->N, 16);
+    /* The input with its border of zero points (real 0), so that every
+     * patch row below is one contiguous run. */
+    const uint8_t *src = in;
+    if (o->pad > 0) {
+        memset(padded, o->in_zp, (size_t)ph * pw * C);
+        for (int y = 0; y < o->h; y++)
+            memcpy(padded + ((size_t)(y + o->pad) * pw + o->pad) * C,
+                   in + (size_t)y * o->w * C, (size_t)o->w * C);
+        src = padded;
+    }
     for (int m0 = 0; m0 < M; m0 += Q_ROWS) {
         int rows = M - m0 < Q_ROWS ? M - m0 : Q_ROWS;
-        /* im2col: row r is the patch of output m0 + r, (ky, kx, c) order,
-         * padding holds the zero point (real 0), the tail to Kp zeros. */
+        /* im2col: row r is the patch of output m0 + r in (ky, kx, c)
+         * order, then zeros up to Kp (their weights are 0 too). */
         for (int r = 0; r < rows; r++) {
             int oy = (m0 + r) / o->ow, ox = (m0 + r) % o->ow;
             uint8_t *dst = col + (size_t)r * o->Kp;
             for (int ky = 0; ky < K; ky++, dst += run) {
-                int iy = oy + ky - o->pad, ix0 = ox - o->pad;
-                if (iy < 0 || iy >= o->h) {
-                    memset(dst, o->in_zp, (size_t)run);
-                } else if (ix0 >= 0 && ix0 + K <= o->w) {
-                    const uint8_t *src = in + ((size_t)iy * o->w + ix0) * C;
-                    for (int t = 0; t < run; t++) dst[t] = src[t];
-                } else {
-                    for (int kx = 0; kx < K; kx++) {
-                        int ix = ix0 + kx;
-                        const uint8_t *src = in + ((size_t)iy * o->w + ix) * C;
-                        for (int c = 0; c < C; c++)
-                            dst[kx * C + c] =
-                                (ix < 0 || ix >= o->w) ? o->in_zp : src[c];
-                    }
-                }
+                const uint8_t *s = src + ((size_t)(oy + ky) * pw + ox) * C;
+                /* A short run (the first layer's, 5 bytes) is copied as
+                 * 8: the extra bytes land where the next run, the zero
+                 * tail or the next row is written afterwards, or in the
+                 * buffers' 64 bytes of slack. */
+                if (run <= 8) memcpy(dst, s, 8);
+                else memcpy(dst, s, (size_t)run);
             }
-            memset(dst, 0, (size_t)(o->Kp - o->K));
+            for (int t = o->K; t < o->Kp; t++) dst[t - o->K] = 0;
         }
         q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp, acc, np);
         for (int r = 0; r < rows; r++)
@@ -502,13 +517,16 @@ int int8_qnet_logits(const nn_qnet *q, const float *x, int batch,
     if (batch < 1) return 0;
     const int chunk = batch < Q_CHUNK ? batch : Q_CHUNK;
     const size_t as = q->act_stride;
-    size_t bytes = 2 * as * (size_t)chunk + q->col_bytes + 64 +
-                   q->acc_ints * sizeof(int32_t);
-    uint8_t *mem = malloc(bytes);
+    const size_t col_n = round_up(q->col_bytes, 64) + 64;
+    /* + 64: the slack that conv_sample's 8-byte copies may read (from
+     * the activations or the padded input) and write (past col). */
+    const size_t pad_n = round_up(q->pad_bytes, 64) + 64;
+    uint8_t *mem = malloc(2 * as * (size_t)chunk + col_n + pad_n +
+                          q->acc_ints * sizeof(int32_t) + 64);
     if (!mem) return nn_fail(err, "out of memory for int8 inference scratch");
     uint8_t *act[2] = {mem, mem + as * (size_t)chunk};
-    uint8_t *col = act[1] + as * (size_t)chunk;
-    int32_t *acc = (int32_t *)(void *)(col + round_up(q->col_bytes, 64));
+    uint8_t *col = act[1] + as * (size_t)chunk, *padded = col + col_n;
+    int32_t *acc = (int32_t *)(void *)(padded + pad_n);
 
     const float inv = 1.0f / q->in_scale;
     const float lo = -(float)q->in_zp, hi = 255.0f - (float)q->in_zp;
@@ -534,7 +552,7 @@ int int8_qnet_logits(const nn_qnet *q, const float *x, int batch,
             case Q_CONV:
                 for (int b = 0; b < B; b++)
                     conv_sample(q, o, in + (size_t)b * as, out + (size_t)b * as,
-                                col, acc);
+                                padded, col, acc);
                 break;
             case Q_POOL:
                 for (int b = 0; b < B; b++)
