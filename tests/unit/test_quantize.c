@@ -5,6 +5,7 @@
  * refused with reasons. The MNIST accuracy bound is in
  * test_quantize_mnist.c (it needs DIGITD_MNIST_DIR). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,54 @@ START_TEST(predict_gives_distributions_close_to_fp32) {
 }
 END_TEST
 
+/* Four threads predicting at once on one shared qnet get exactly what
+ * one thread gets: the qnet is read-only, scratch is per call. */
+typedef struct {
+    const nn_qnet *q;
+    const float *x;
+    float probs[16 * NN_CLASSES];
+    int rc;
+} predict_job;
+
+static void *predict_many(void *arg) {
+    predict_job *j = arg;
+    nn_error err;
+    for (int round = 0; round < 20 && j->rc == 0; round++)
+        for (int b = 0; b < 16 && j->rc == 0; b++)
+            j->rc = nn_qnet_predict(j->q, j->x + (size_t)b * NN_PIXELS, 1,
+                                    j->probs + b * NN_CLASSES, &err);
+    return NULL;
+}
+
+START_TEST(shared_qnet_is_thread_safe) {
+    nn_net *net = random_net(specs[1], 31);
+    nn_error err;
+    nn_qnet *q = nn_qnet_create(net, &err);
+    ck_assert_msg(q != NULL, "%s", err.msg);
+    float *x = malloc((size_t)16 * NN_PIXELS * sizeof(float));
+    float want[16 * NN_CLASSES];
+    ck_assert(x);
+    nn_rng rng;
+    nn_rng_seed(&rng, 32);
+    fill_images(x, 16, &rng);
+    ck_assert(nn_qnet_predict(q, x, 16, want, &err) == 0);
+    predict_job jobs[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t] = (predict_job){.q = q, .x = x};
+        ck_assert(pthread_create(&th[t], NULL, predict_many, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        ck_assert(pthread_join(th[t], NULL) == 0);
+        ck_assert_int_eq(jobs[t].rc, 0);
+        ck_assert(memcmp(jobs[t].probs, want, sizeof want) == 0);
+    }
+    free(x);
+    nn_qnet_free(q);
+    nn_net_free(net);
+}
+END_TEST
+
 /* ---- calibration in the model file, and refusals ------------------- */
 
 START_TEST(calibration_survives_the_model_file) {
@@ -377,6 +426,7 @@ int main(void) {
     tcase_add_test(tc, kernels_equal_the_reference_exactly);
     tcase_add_test(tc, int8_follows_fp32_on_every_layer_kind);
     tcase_add_test(tc, predict_gives_distributions_close_to_fp32);
+    tcase_add_test(tc, shared_qnet_is_thread_safe);
     tcase_add_test(tc, calibration_survives_the_model_file);
     tcase_add_test(tc, bad_calibrations_and_layers_are_refused);
     tcase_add_test(tc, percentile_calibration_narrows_ranges);
