@@ -92,10 +92,12 @@ static int parse_ranges(const nn_net *net, float *lo, float *hi,
         for (int j = 0; j < 2; j++) {
             char *end;
             float v = strtof(p, &end);
-            if (end == p || !isfinite(v))
+            /* Below 1e30, so every scale and product derived from the
+             * ranges stays finite. */
+            if (end == p || !isfinite(v) || fabsf(v) > 1e30f)
                 return nn_fail(err, "int8 calibration: expected %d ranges, "
-                               "entry %d is not a number", net->n_layers + 1,
-                               i);
+                               "entry %d is not a number within +-1e30",
+                               net->n_layers + 1, i);
             (j ? hi : lo)[i] = v;
             p = end;
         }
@@ -309,6 +311,7 @@ static int quantise_weights(qop *o, const nn_layer *l, const float *params,
             wsum += q;
         }
         double bq = rint((double)b[n] / ((double)s_in * (double)s_w));
+        if (isnan(bq)) bq = 0; /* 0 / 0 when a scale underflows */
         if (bq > Q_MAX_BIAS) bq = Q_MAX_BIAS;
         if (bq < -Q_MAX_BIAS) bq = -Q_MAX_BIAS;
         o->bias[n] = (int32_t)((int64_t)bq - (int64_t)o->in_zp * wsum);

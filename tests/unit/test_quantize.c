@@ -357,6 +357,7 @@ START_TEST(bad_calibrations_and_layers_are_refused) {
         {"0 1 0 2 0 inf -3 3", "not a number"},
         {"0 1 0 2 3 2 -3 3", "range 2 is empty"},
         {"0 1 0 2 0 2 -3 x", "not a number"},
+        {"0 1 0 2 0 3e30 -3 3", "not a number within +-1e30"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(net->meta.int8_act_ranges, sizeof net->meta.int8_act_ranges,
