@@ -250,7 +250,10 @@ static const int8_kernel kernels[] = {
 static bool kernel_usable(const int8_kernel *k) {
 #ifdef INT8_X86
     if (strcmp(k->name, "vnni") == 0)
+        /* avx512bw: nn/quantize.c runs the rest of the forward pass
+         * with AVX-512 byte operations beside this kernel. */
         return __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vnni");
     if (strcmp(k->name, "avx2") == 0) return __builtin_cpu_supports("avx2");
 #endif

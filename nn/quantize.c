@@ -426,13 +426,13 @@ nn_qnet *nn_qnet_create(const nn_net *net, nn_error *err) {
 /* Rounds y (|y| < 2^22) to the nearest integer, ties to even, in float:
  * adding 1.5 * 2^23 leaves no fraction bits. Plain IEEE additions, so
  * every compiler and vector width gives the same result. */
-static inline float round_even(float y) {
+static inline __attribute__((always_inline)) float round_even(float y) {
     return (y + 12582912.0f) - 12582912.0f;
 }
 
 /* The fused epilogue of one output row: acc (N) int32 -> out (N) uint8.
  * Shared by every kernel, so the answers do not depend on which ran. */
-static void requantise_row(const qop *o, const int32_t *restrict acc,
+static inline __attribute__((always_inline)) void requantise_row(const qop *o, const int32_t *restrict acc,
                            uint8_t *restrict out) {
     /* Locals, so that the uint8_t stores (which may alias anything) do
      * not force reloads and the loop vectorises. */
@@ -450,7 +450,7 @@ static void requantise_row(const qop *o, const int32_t *restrict acc,
     }
 }
 
-static void logits_row(const qop *o, const int32_t *restrict acc,
+static inline __attribute__((always_inline)) void logits_row(const qop *o, const int32_t *restrict acc,
                        float *restrict out) {
     for (int n = 0; n < o->N; n++)
         out[n] = (float)(acc[n] + o->bias[n]) * o->mult[n];
@@ -458,7 +458,7 @@ static void logits_row(const qop *o, const int32_t *restrict acc,
 
 /* Convolution of one sample: in (H, W, C) -> out (OH, OW, N), NHWC.
  * padded holds (H + 2 pad, W + 2 pad, C) bytes. */
-static void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
+static inline __attribute__((always_inline)) void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
                         uint8_t *out, uint8_t *padded, uint8_t *col,
                         int32_t *acc) {
     const int M = o->oh * o->ow, C = o->c, K = o->k, run = K * C;
@@ -500,7 +500,7 @@ static void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
 }
 
 /* k x k max-pooling, stride k, of one sample: (H, W, C) -> (OH, OW, C). */
-static void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
+static inline __attribute__((always_inline)) void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
     const int C = o->c, k = o->k;
     for (int oy = 0; oy < o->oh; oy++)
         for (int ox = 0; ox < o->ow; ox++) {
@@ -515,8 +515,15 @@ static void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
         }
 }
 
-int int8_qnet_logits(const nn_qnet *q, const float *x, int batch,
-                     float *logits, nn_error *err) {
+/* The forward pass, written once and compiled below for three vector
+ * widths (the kernels' own: SSE2, AVX2, AVX-512) so that requantisation,
+ * im2col and pooling use the same registers as the GEMM. Only exact IEEE
+ * operations (int32 to float, one multiply, min, max, the two additions of
+ * round_even, float to int32 of an integral value) are involved, so every
+ * width gives the same bytes; the tests compare them. */
+static inline __attribute__((always_inline)) int
+forward(const nn_qnet *q, const float *x, int batch, float *logits,
+        nn_error *err) {
     if (batch < 1) return 0;
     const int chunk = batch < Q_CHUNK ? batch : Q_CHUNK;
     const size_t as = q->act_stride;
@@ -589,6 +596,35 @@ int int8_qnet_logits(const nn_qnet *q, const float *x, int batch,
     }
     free(mem);
     return 0;
+}
+
+static int forward_plain(const nn_qnet *q, const float *x, int B,
+                         float *logits, nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static int
+forward_avx2(const nn_qnet *q, const float *x, int B, float *logits,
+             nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+__attribute__((target("avx512f,avx512bw"))) static int
+forward_avx512(const nn_qnet *q, const float *x, int B, float *logits,
+               nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+#endif
+
+int int8_qnet_logits(const nn_qnet *q, const float *x, int B, float *logits,
+                     nn_error *err) {
+#if defined(__x86_64__) || defined(__i386__)
+    /* The kernel's presence says the CPU has these units. */
+    if (strcmp(q->kern->name, "vnni") == 0)
+        return forward_avx512(q, x, B, logits, err);
+    if (strcmp(q->kern->name, "avx2") == 0)
+        return forward_avx2(q, x, B, logits, err);
+#endif
+    return forward_plain(q, x, B, logits, err);
 }
 
 int nn_qnet_predict(const nn_qnet *q, const float *x, int B, float *probs,
