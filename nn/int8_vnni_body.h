@@ -24,36 +24,62 @@
  * one broadcast of 4 activation bytes feeds them all.
  */
 
-#define VB_MR 6 /* rows of A per tile */
-#define VB_NB 4 /* blocks of 16 outputs per tile: 6 x 4 = 24 accumulators
-                   of the 32 zmm registers, 4 for weights, 1 for A */
+#define VB_MR 4 /* rows of A per tile */
+#define VB_NB 4 /* blocks of 16 outputs per tile: 4 x 4 = 16 accumulators
+                   of the 32 zmm registers, 4 for weights, 1 for A; with
+                   6 x 4 gcc 12 spilled accumulators to the stack */
 
 /* C (mr, 16 nb) = A (mr rows, Kp = 4 G) x the nb blocks at W. mr and nb
- * are constants at every call (VB_NAME(tile_any)), so the compiler keeps
- * the accumulators in registers. */
+ * are constants at every call (VB_NAME(tile_any)), so the tests on them
+ * fold away. The 16 accumulators are named variables, not an array: with
+ * an array gcc 12 -O3 copied every accumulator between registers twice
+ * per instruction. */
+#define VB_ROW_DP(r)                                                         \
+    if (mr > r) {                                                            \
+        int32_t a4;                                                          \
+        memcpy(&a4, A + (size_t)r * lda + 4 * (size_t)g, 4);                 \
+        VB_T a = VB_SET1(a4);                                                \
+        c##r##0 = VB_DP(c##r##0, a, w0);                                     \
+        if (nb > 1) c##r##1 = VB_DP(c##r##1, a, w1);                         \
+        if (nb > 2) c##r##2 = VB_DP(c##r##2, a, w2);                         \
+        if (nb > 3) c##r##3 = VB_DP(c##r##3, a, w3);                         \
+    }
+#define VB_ROW_STORE(r)                                                      \
+    if (mr > r) {                                                            \
+        int32_t *c = C + (size_t)r * ldc;                                    \
+        VB_STORE(c, c##r##0);                                                \
+        if (nb > 1) VB_STORE(c + 16, c##r##1);                               \
+        if (nb > 2) VB_STORE(c + 32, c##r##2);                               \
+        if (nb > 3) VB_STORE(c + 48, c##r##3);                               \
+    }
 static inline __attribute__((always_inline)) VB_ATTR void
 VB_NAME(tile)(const uint8_t *A, size_t lda, const int8_t *W, size_t wstride,
               int G, int32_t *C, size_t ldc, const int mr, const int nb) {
-    VB_T acc[VB_MR][VB_NB];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nb; j++) acc[r][j] = VB_ZERO();
+    VB_T c00 = VB_ZERO(), c01 = c00, c02 = c00, c03 = c00;
+    VB_T c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    VB_T c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+    VB_T c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    const VB_T zero = c00;
     for (int g = 0; g < G; g++) {
-        VB_T w[VB_NB];
-        for (int j = 0; j < nb; j++)
-            w[j] = VB_LOAD(W + (size_t)j * wstride + (size_t)g * 64);
-        for (int r = 0; r < mr; r++) {
-            int32_t a4;
-            memcpy(&a4, A + (size_t)r * lda + 4 * (size_t)g, 4);
-            VB_T a = VB_SET1(a4);
-            for (int j = 0; j < nb; j++) acc[r][j] = VB_DP(acc[r][j], a, w[j]);
-        }
+        const int8_t *wg = W + (size_t)g * 64;
+        VB_T w0 = VB_LOAD(wg);
+        VB_T w1 = nb > 1 ? VB_LOAD(wg + wstride) : zero;
+        VB_T w2 = nb > 2 ? VB_LOAD(wg + 2 * wstride) : zero;
+        VB_T w3 = nb > 3 ? VB_LOAD(wg + 3 * wstride) : zero;
+        VB_ROW_DP(0)
+        VB_ROW_DP(1)
+        VB_ROW_DP(2)
+        VB_ROW_DP(3)
     }
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nb; j++)
-            VB_STORE(C + (size_t)r * ldc + (size_t)j * 16, acc[r][j]);
+    VB_ROW_STORE(0)
+    VB_ROW_STORE(1)
+    VB_ROW_STORE(2)
+    VB_ROW_STORE(3)
 }
+#undef VB_ROW_DP
+#undef VB_ROW_STORE
 
-/* One tile of any size mr 1..6, nb 1..4, each a separate specialisation. */
+/* One tile of any size mr 1..4, nb 1..4, each a separate specialisation. */
 VB_ATTR static void VB_NAME(tile_any)(const uint8_t *A, size_t lda,
                                       const int8_t *W, size_t wstride, int G,
                                       int32_t *C, size_t ldc, int mr, int nb) {
@@ -63,7 +89,7 @@ VB_ATTR static void VB_NAME(tile_any)(const uint8_t *A, size_t lda,
         break;
 #define VB_ROW(R) VB_CASE(R, 1) VB_CASE(R, 2) VB_CASE(R, 3) VB_CASE(R, 4)
     switch (mr * 8 + nb) {
-        VB_ROW(1) VB_ROW(2) VB_ROW(3) VB_ROW(4) VB_ROW(5) VB_ROW(6)
+        VB_ROW(1) VB_ROW(2) VB_ROW(3) VB_ROW(4)
     default: break; /* not reached: mr and nb are in range */
     }
 #undef VB_ROW

@@ -40,7 +40,7 @@
 #define Q_MAX_K 16384
 #define Q_MAX_BIAS (1 << 30)
 #define Q_ROWS 48 /* output positions per conv step: a multiple of the
-                     kernels' row tiles (6 and 4) */
+                     kernels' row tiles (4) */
 #define Q_CHUNK 32 /* samples per pass of nn_qnet_predict */
 
 typedef enum { Q_CONV, Q_DENSE, Q_POOL, Q_RELU } qkind;
