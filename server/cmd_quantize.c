@@ -24,8 +24,8 @@ static const cli_option quantize_options[O_COUNT] = {
 
 static const cli_command quantize_command = {
     "quantize", "[OPTIONS] IN OUT",
-    "Calibrates model IN for int8 inference on MNIST training images and "
-    "writes it to OUT (IN may equal OUT); OUT still runs in float32. "
+    "Calibrates model IN for int8 inference on MNIST training images and\n"
+    "writes it to OUT (IN may equal OUT); OUT still runs in float32.\n"
     "`digitd eval --int8` and `digitd predict --int8` then run it in int8.",
     quantize_options, O_COUNT, 2, 2, NULL,
 };
