@@ -13,10 +13,13 @@
  * --batch B times calls of B images instead (what a dynamic batcher
  * forms); the figures are then per call, and per_image_us= is the median
  * divided by B.
+ * --int8 1 calibrates the same net on the first 2,000 inputs
+ * (nn_quantize_calibrate) and times nn_qnet_predict instead: the int8 row
+ * (kernel= names the instruction set it ran on).
  *
  *   bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] [--threads T]
  *               [--batch B]
- *               [--iters N] [--warmup N] [--data DIR]
+ *               [--iters N] [--warmup N] [--data DIR] [--int8 0|1]
  * Prints one line of key=value pairs, the first `median_us=`.
  */
 #include <stdio.h>
@@ -39,7 +42,8 @@ static int cmp_double(const void *a, const void *b) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] "
-                    "[--threads T] [--batch B] [--iters N] [--warmup N] [--data DIR]\n");
+                    "[--threads T] [--batch B] [--iters N] [--warmup N] [--data DIR] "
+                    "[--int8 0|1]\n");
     exit(2);
 }
 
@@ -47,7 +51,7 @@ int main(int argc, char **argv) {
     const char *arch = "784-256-128-10", *act = "relu";
     const char *dir = getenv("DIGITD_MNIST_DIR");
     if (!dir || !*dir) dir = "../shared/mnist";
-    int threads = 1, iters = 20000, warmup = 2000, batch = 1;
+    int threads = 1, iters = 20000, warmup = 2000, batch = 1, int8 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) usage();
@@ -56,6 +60,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--act")) act = v;
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "--int8")) int8 = atoi(v);
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--data")) dir = v;
@@ -88,6 +93,15 @@ int main(int argc, char **argv) {
     nn_rng rng;
     nn_rng_seed(&rng, 1);
     nn_net_init(net, &rng);
+    nn_qnet *q = NULL;
+    if (int8) {
+        if (nn_quantize_calibrate(net, d.images, d.n < 2000 ? d.n : 2000,
+                                  100.0, threads, &err) ||
+            !(q = nn_qnet_create(net, &err))) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
 
     /* Calls take consecutive runs of `batch` images, cycling. */
     const int runs = d.n / batch;
@@ -96,8 +110,9 @@ int main(int argc, char **argv) {
     if (!t || !probs || runs < 1) return 1;
     volatile float sink = 0;
     for (int i = 0; i < warmup; i++) {
-        if (nn_predict(net, d.images + (size_t)(i % runs) * batch * NN_PIXELS,
-                       batch, probs, threads, &err)) {
+        const float *x = d.images + (size_t)(i % runs) * batch * NN_PIXELS;
+        if (q ? nn_qnet_predict(q, x, batch, probs, &err)
+              : nn_predict(net, x, batch, probs, threads, &err)) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
         }
@@ -107,7 +122,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < iters; i++) {
         const float *x = d.images + (size_t)(i % runs) * batch * NN_PIXELS;
         double t0 = now_us();
-        nn_predict(net, x, batch, probs, threads, &err);
+        if (q) nn_qnet_predict(q, x, batch, probs, &err);
+        else nn_predict(net, x, batch, probs, threads, &err);
         t[i] = now_us() - t0;
         sink += probs[0];
     }
@@ -116,9 +132,11 @@ int main(int argc, char **argv) {
     char desc[256];
     nn_net_describe(net, desc, sizeof desc);
     printf("median_us=%.2f p99_us=%.2f mean_us=%.2f min_us=%.2f iters=%d "
-           "threads=%d batch=%d per_image_us=%.2f data=%s arch=%s\n",
+           "threads=%d batch=%d per_image_us=%.2f data=%s arch=%s kernel=%s\n",
            t[iters / 2], t[(size_t)((double)iters * 0.99)], mean, t[0], iters,
-           threads, batch, t[iters / 2] / batch, source, desc);
+           threads, batch, t[iters / 2] / batch, source, desc,
+           q ? nn_qnet_kernel(q) : "fp32");
+    nn_qnet_free(q);
     (void)sink;
     free(t);
     free(probs);

@@ -191,15 +191,17 @@ row "  same, digitd 1 thread vs numpy 1 thread (info)" "$D" "$P1" hi -
 THREADS_NOTES+=("numpy (tutorial code, float32): OPENBLAS_NUM_THREADS=$NP_T was faster (1: ${P1:-n/a}, 2: ${P2:-n/a} samples/s)")
 
 # ---- 3. single-image inference latency -------------------------------------
-# latency NAME SPEC TORCH_ARCH ITERS TARGET
+# latency NAME SPEC TORCH_ARCH ITERS TARGET [BENCH_INFER_ARGS]
+# (the int8 rows pass "--int8 1": digitd's int8 path against PyTorch fp32)
 latency() {
     local name=$1 spec=$2 tarch=$3 iters=$4 target=$5 warm=$(( $4 / 10 ))
+    local extra=${6:-}
     local d= dp= d1= d2= dp1= dp2= p1= p2= pp1= pp2= out pick=1 dpick=1 r t
     say "3. single-image latency, $name ($iters calls)"
     r=0; while more $((++r)); do
         for t in 1 2; do
             out=$(timeout "$STEP_TIMEOUT" "$BI" --arch "$spec" --threads $t \
-                --iters "$iters" --warmup "$warm" 2>/dev/null | tail -1)
+                --iters "$iters" --warmup "$warm" $extra 2>/dev/null | tail -1)
             say "  digitd threads=$t -> $out"
             if [ $t = 1 ]; then
                 d1=$(better lo "$d1" "$(kv "$out" median_us)")
@@ -243,6 +245,8 @@ latency() {
 latency "MLP 784-256-128-10" 784-256-128-10 mlp "$LAT_ITERS" 3
 latency "CNN conv32/64 d256" "$CNN" cnn "$CNN_LAT_ITERS" 2
 latency "CNN small conv16/32 d128" "$CNN_SMALL" cnn-small "$CNN_LAT_ITERS" 2
+latency "MLP 784-256-128-10 int8" 784-256-128-10 mlp "$LAT_ITERS" 5 "--int8 1"
+latency "CNN conv32/64 d256 int8" "$CNN" cnn "$CNN_LAT_ITERS" 6 "--int8 1"
 
 # ---- 4. CNN training, Adam, batch 128, 2 threads ----------------------------
 say "4. CNN training ($CNN, Adam 1e-3, batch 128, 2 threads, $CNN_N samples)"

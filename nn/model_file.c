@@ -161,6 +161,10 @@ static size_t meta_encode(const nn_meta *m, uint8_t *out) {
         snprintf(v, sizeof v, "%.17g", vvals[i]);
         n += meta_line(out ? out + n : NULL, vkeys[i], v, sizeof v);
     }
+    /* Written only by calibrated models, so other files stay as they were. */
+    if (m->int8_act_ranges[0])
+        n += meta_line(out ? out + n : NULL, "int8_act_ranges",
+                       m->int8_act_ranges, sizeof m->int8_act_ranges);
     return n;
 }
 
@@ -219,6 +223,8 @@ static int meta_decode(const uint8_t *meta, size_t len, nn_meta *m,
         if (KEY_IS("name")) copy_text(m->name, sizeof m->name, v, vlen);
         else if (KEY_IS("settings"))
             copy_text(m->settings, sizeof m->settings, v, vlen);
+        else if (KEY_IS("int8_act_ranges")) /* checked by nn_qnet_create */
+            copy_text(m->int8_act_ranges, sizeof m->int8_act_ranges, v, vlen);
         else if (KEY_IS("test_accuracy"))
             bad = parse_number(v, vlen, &m->test_accuracy, NULL), key = "test_accuracy";
         else if (KEY_IS("val_accuracy"))

@@ -124,6 +124,11 @@ typedef struct {
     double reject_p;        /* not_a_digit when p(not a digit) >= this */
     double reject_energy;   /* not_a_digit when the energy is above this */
     double ambiguous_margin;/* ambiguous when top1 - top2 digit p < this */
+    /* int8 calibration (nn/quantize.c), empty when the model has none:
+     * "lo hi" float pairs separated by spaces, the network input's range
+     * first, then each layer's output range, as nn_quantize_calibrate
+     * measured them on training images. */
+    char int8_act_ranges[1536];
 } nn_meta;
 
 typedef struct nn_net {
@@ -481,5 +486,57 @@ int nn_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len,
 /* ------------------------------------------------------------------ */
 
 void nn_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* ------------------------------------------------------------------ */
+/* int8 inference (nn/quantize.c, kernels in nn/int8_gemm.c)           */
+/* ------------------------------------------------------------------ */
+
+/* Post-training quantisation. Weights: symmetric int8 per output channel,
+ * derived at load time from the float32 weights (deterministic). Every
+ * activation tensor: uint8 with one scale and zero point, from the ranges
+ * that calibration stored in net->meta.int8_act_ranges. Layers: dense,
+ * conv, relu, maxpool, dropout (identity); a net with sigmoid or tanh has
+ * no int8 form. The last layer's logits are float32. */
+typedef struct nn_qnet nn_qnet;
+
+/* Runs the float32 forward pass over x (n, 784) and records the range of
+ * the input and of every layer's output into net->meta.int8_act_ranges
+ * (what `digitd quantize` saves). Each range is the `percentile` (0..100;
+ * 100 = the maximum) of the values seen, widened to hold 0.
+ * Returns 0, or -1 with err (bad arguments, out of memory). */
+int nn_quantize_calibrate(nn_net *net, const float *x, int n, double percentile,
+                          int threads, nn_error *err);
+
+/* Whether net carries a calibration (nn_qnet_create may still refuse it). */
+bool nn_net_has_int8(const nn_net *net);
+
+/* The int8 form of a calibrated net, on the fastest kernel this CPU runs
+ * (AVX512-VNNI, AVX2 or plain C: the same integers on each). The qnet
+ * holds its own copies: net may be freed afterwards. NULL with err when
+ * the net has no calibration, a malformed one, or a layer kind without an
+ * int8 kernel. Free with nn_qnet_free. */
+nn_qnet *nn_qnet_create(const nn_net *net, nn_error *err);
+void nn_qnet_free(nn_qnet *q);
+
+/* Name of the kernel q runs: "vnni", "avx2" or "generic". */
+const char *nn_qnet_kernel(const nn_qnet *q);
+
+/* x (B, 784) -> probabilities (B, 10), like nn_predict, single-threaded.
+ * Thread-safe on a shared read-only qnet: scratch memory is per call.
+ * Returns 0, or -1 when memory runs out. */
+int nn_qnet_predict(const nn_qnet *q, const float *x, int B, float *probs,
+                    nn_error *err);
+
+/* Outputs of the last layer: 10, or 11 with "not a digit". */
+int nn_qnet_outputs(const nn_qnet *q);
+
+/* nn_classify through the int8 path: answers and verdicts for x (B, 784)
+ * with net's calibration (net is q's float32 model). */
+int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
+                     nn_answer *out, nn_error *err);
+
+/* nn_evaluate through the int8 path. */
+double nn_qnet_evaluate(const nn_qnet *q, const nn_dataset *d,
+                        int confusion[NN_CLASSES][NN_CLASSES], nn_error *err);
 
 #endif

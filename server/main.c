@@ -16,6 +16,7 @@ static const struct {
     {"predict", cmd_predict, "classify image files"},
     {"info", cmd_info, "what a model file holds: architecture, accuracy, settings"},
     {"report", cmd_report, "draw a training log (train --log) as curves"},
+    {"quantize", cmd_quantize, "calibrate a model for int8 inference"},
     {"probe", cmd_probe, "exit 0 when a local daemon is ready (health check)"},
 };
 

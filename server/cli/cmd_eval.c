@@ -13,7 +13,7 @@
 #include "json_writer.h"
 #include "nn.h"
 
-enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_COUNT };
+enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_INT8, O_COUNT };
 static const cli_option eval_options[O_COUNT] = {
     [O_MODEL] = CLI_OPTION_MODEL,
     [O_DATA] = CLI_OPTION_DATA,
@@ -21,6 +21,8 @@ static const cli_option eval_options[O_COUNT] = {
                "t10k is the test set, train the training set"},
     [O_THREADS] = CLI_OPTION_THREADS,
     [O_JSON] = CLI_OPTION_JSON("one JSON object instead of text"),
+    [O_INT8] = {"int8", 0, NULL, CLI_FLAG, NULL, 0, 0, NULL,
+                "run the int8 form of a model calibrated by digitd quantize"},
     [O_REPORT] = {"report", 'r', NULL, CLI_STRING, "DIR", 0, 0, NULL,
                   "also write pictures to DIR: confusion.svg, misclassified.svg "
                   "(the first 100 wrong digits, true and predicted labels) and "
@@ -135,7 +137,14 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     int cm[NN_CLASSES][NN_CLASSES];
-    double acc = nn_evaluate(net, &d, threads, cm, &err);
+    double acc = -1;
+    if (v[O_INT8].on) {
+        nn_qnet *q = nn_qnet_create(net, &err);
+        if (q) acc = nn_qnet_evaluate(q, &d, cm, &err);
+        nn_qnet_free(q);
+    } else {
+        acc = nn_evaluate(net, &d, threads, cm, &err);
+    }
     if (acc < 0) {
         cli_fail("eval", "%s", err.msg);
         nn_dataset_free(&d);

@@ -17,12 +17,14 @@
 /* Image files larger than this are refused before reading. */
 #define MAX_FILE_BYTES ((size_t)64 << 20)
 
-enum { O_MODEL, O_JSON, O_MAX_SIDE, O_COUNT };
+enum { O_MODEL, O_JSON, O_MAX_SIDE, O_INT8, O_COUNT };
 static const cli_option predict_options[O_COUNT] = {
     [O_MODEL] = CLI_OPTION_MODEL,
     [O_JSON] = CLI_OPTION_JSON("one JSON object per line: file, digit, "
                                "confidence, probabilities"),
     [O_MAX_SIDE] = CLI_OPTION_MAX_IMAGE_SIDE,
+    [O_INT8] = {"int8", 0, NULL, CLI_FLAG, NULL, 0, 0, NULL,
+                "run the int8 form of a model calibrated by digitd quantize"},
 };
 static const cli_command predict_command = {
     "predict", "[OPTIONS] IMAGE...",
@@ -42,6 +44,11 @@ int cmd_predict(int argc, char **argv) {
     if (!net) {
         return cli_fail("predict", "%s", err.msg); /* err names the file */
     }
+    nn_qnet *q = NULL;
+    if (v[O_INT8].on && !(q = nn_qnet_create(net, &err))) {
+        nn_net_free(net);
+        return cli_fail("predict", "%s: %s", model, err.msg);
+    }
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];
@@ -55,7 +62,8 @@ int cmd_predict(int argc, char **argv) {
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
         if (rc == 0 && (image_to_input(bytes, len, &lim, input, &err) != IMAGE_OK ||
-                        nn_classify(net, input, 1, &ans, 1, &err))) {
+                        (q ? nn_qnet_classify(q, net, input, 1, &ans, &err)
+                           : nn_classify(net, input, 1, &ans, 1, &err)))) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);
             nn_fail(&err, "%s: %s", path, msg);
@@ -97,6 +105,7 @@ int cmd_predict(int argc, char **argv) {
                 printf("%s: %d (%.1f%%)\n", path, best, 100.0 * probs[best]);
         }
     }
+    nn_qnet_free(q);
     nn_net_free(net);
     return failures ? 1 : 0;
 }

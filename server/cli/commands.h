@@ -11,5 +11,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_probe(int argc, char **argv); /* health check for containers */
 int cmd_report(int argc, char **argv); /* training log to pictures */
 int cmd_info(int argc, char **argv);   /* what a model file holds */
+int cmd_quantize(int argc, char **argv); /* int8 calibration */
 
 #endif

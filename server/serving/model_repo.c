@@ -106,11 +106,29 @@ static served_model *load_served_model(const char *path, nn_error *err) {
     return m;
 }
 
+const nn_qnet *served_model_qnet(served_model *m) {
+    nn_qnet *q = atomic_load_explicit(&m->qnet, memory_order_acquire);
+    if (q || atomic_load(&m->qnet_refused)) return q;
+    nn_error err;
+    nn_qnet *made = nn_qnet_create(m->net, &err);
+    if (!made) {
+        atomic_store(&m->qnet_refused, 1);
+        return NULL;
+    }
+    /* two threads may both make one: the first to publish wins */
+    if (!atomic_compare_exchange_strong(&m->qnet, &q, made)) {
+        nn_qnet_free(made);
+        return q;
+    }
+    return made;
+}
+
 void served_model_release(served_model *m) {
     if (!m) return;
     /* acq_rel: the thread that frees must see every other user's reads
      * finished */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        nn_qnet_free(atomic_load(&m->qnet));
         nn_net_free(m->net);
         free(m);
     }

@@ -55,7 +55,14 @@ typedef struct served_model {
     size_t file_bytes;
     struct timespec loaded_at; /* CLOCK_REALTIME */
     atomic_int refs;
+    _Atomic(nn_qnet *) qnet;   /* its int8 form, made on first use */
+    atomic_int qnet_refused;   /* 1: the file has no (usable) int8 calibration */
 } served_model;
+
+/* The int8 form of m (nn_qnet_create), made the first time it is asked
+ * for and kept with the model; NULL when the file carries no usable int8
+ * calibration (`digitd quantize` makes one). Thread-safe. */
+const nn_qnet *served_model_qnet(served_model *m);
 
 /* Drops one reference; frees the model when it was the last. NULL is a
  * no-op. */

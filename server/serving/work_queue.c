@@ -110,7 +110,10 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
         in = x;
     }
     nn_error err;
-    if (ok) ok = nn_classify(jobs[0]->model->net, in, rows, answers, 1, &err) == 0;
+    served_model *m = jobs[0]->model;
+    const nn_qnet *qn = q->cfg.int8 ? served_model_qnet(m) : NULL;
+    if (ok && qn) ok = nn_qnet_classify(qn, m->net, in, rows, answers, &err) == 0;
+    else if (ok) ok = nn_classify(m->net, in, rows, answers, 1, &err) == 0;
     free(x);
     int hist = rows < WQ_HIST ? rows : WQ_HIST;
     atomic_fetch_add_explicit(&q->stats.batches[hist], 1, memory_order_relaxed);

@@ -73,6 +73,7 @@ typedef struct {
     int max_batch;       /* inputs per forward pass, >= 1 */
     long max_wait_us;    /* longest wait for more jobs, 0 = take what is queued */
     int nice;            /* added to the workers' nice value (Linux, per thread) */
+    bool int8;           /* run models with an int8 calibration in int8 */
 } work_queue_config;
 
 typedef struct work_queue work_queue;

@@ -418,6 +418,24 @@ def group_api(args):
 def group_forms(args):
     need_mnist()
     digits = load_mnist(N_DIGITS)
+    # --int8 with the shipped default model (calibrated by digitd quantize):
+    # the int8 path answers, says so, and reads the real digits as fp32 does
+    shipped = os.path.join(args.source, "models", "default.model")
+    for extra in ([], ["--int8"]):
+        d = Daemon(args, shipped, web_root(args), extra=extra, name="shipped" + "".join(extra))
+        try:
+            body = json.dumps([{"pixels": px} for px, _ in digits])
+            st, _, ans = d.json("POST", "/predict", body=body)
+            got = [p["digit"] for p in ans["predictions"]] if st == 200 else []
+            right = sum(g == lab for g, (_, lab) in zip(got, digits))
+            check(right >= len(digits) - 1, "shipped model %s: %d/%d MNIST digits right"
+                  % (" ".join(extra) or "fp32", right, len(digits)))
+            check(all("accepted" in p for p in ans.get("predictions", [])),
+                  "every batch item has a verdict")
+            if extra:
+                check("runs in int8" in d.log_text(), "--int8: the log says the model runs in int8")
+        finally:
+            d.stop()
     model = trained_model(args)
     d = Daemon(args, model, web_root(args))
     try:

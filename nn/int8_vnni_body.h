@@ -1,0 +1,119 @@
+/*
+ * int8_vnni_body.h: the VNNI GEMM kernel's loops, written once over a few
+ * vector operations and included twice by nn/int8_gemm.c: once with the
+ * AVX512-VNNI intrinsics, once with plain C that does what each
+ * instruction does. The second copy lets every machine test the loops,
+ * the packing and the edge tiles of the first (many of ours have no
+ * AVX-512); only the seven macro definitions differ between the two.
+ *
+ * The includer defines:
+ *   VB_NAME(x)       a suffixed name, e.g. x##_vnni
+ *   VB_ATTR          function attributes (the target)
+ *   VB_T             16 int32 lanes
+ *   VB_ZERO()        all lanes 0
+ *   VB_LOAD(p)       64 bytes at p (no alignment needed)
+ *   VB_SET1(x)       x (int32) in every lane
+ *   VB_DP(acc, a, w) vpdpbusd: lane i += sum over t < 4 of
+ *                    (uint8) byte 4i+t of a * (int8) byte 4i+t of w
+ *   VB_STORE(p, v)   16 int32 to p (no alignment needed)
+ *
+ * Packing (int8_gemm.c): W (N, Kp) becomes blocks of 16 outputs; block b,
+ * reduction group g (4 values of k) holds 16 lanes x 4 bytes:
+ *   packed[((b * G + g) * 16 + lane) * 4 + t] = W[16 b + lane][4 g + t]
+ * so one 64-byte load gives the 4 weights of group g for 16 outputs, and
+ * one broadcast of 4 activation bytes feeds them all.
+ */
+
+#define VB_MR 4 /* rows of A per tile */
+#define VB_NB 4 /* blocks of 16 outputs per tile: 4 x 4 = 16 accumulators
+                   of the 32 zmm registers, 4 for weights, 1 for A; with
+                   6 x 4 gcc 12 spilled accumulators to the stack */
+
+/* C (mr, 16 nb) = A (mr rows, Kp = 4 G) x the nb blocks at W. mr and nb
+ * are constants at every call (VB_NAME(tile_any)), so the tests on them
+ * fold away. The 16 accumulators are named variables, not an array: with
+ * an array gcc 12 -O3 copied every accumulator between registers twice
+ * per instruction. */
+#define VB_ROW_DP(r)                                                         \
+    if (mr > r) {                                                            \
+        int32_t a4;                                                          \
+        memcpy(&a4, A + (size_t)r * lda + 4 * (size_t)g, 4);                 \
+        VB_T a = VB_SET1(a4);                                                \
+        c##r##0 = VB_DP(c##r##0, a, w0);                                     \
+        if (nb > 1) c##r##1 = VB_DP(c##r##1, a, w1);                         \
+        if (nb > 2) c##r##2 = VB_DP(c##r##2, a, w2);                         \
+        if (nb > 3) c##r##3 = VB_DP(c##r##3, a, w3);                         \
+    }
+#define VB_ROW_STORE(r)                                                      \
+    if (mr > r) {                                                            \
+        int32_t *c = C + (size_t)r * ldc;                                    \
+        VB_STORE(c, c##r##0);                                                \
+        if (nb > 1) VB_STORE(c + 16, c##r##1);                               \
+        if (nb > 2) VB_STORE(c + 32, c##r##2);                               \
+        if (nb > 3) VB_STORE(c + 48, c##r##3);                               \
+    }
+static inline __attribute__((always_inline)) VB_ATTR void
+VB_NAME(tile)(const uint8_t *A, size_t lda, const int8_t *W, size_t wstride,
+              int G, int32_t *C, size_t ldc, const int mr, const int nb) {
+    VB_T c00 = VB_ZERO(), c01 = c00, c02 = c00, c03 = c00;
+    VB_T c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    VB_T c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+    VB_T c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    const VB_T zero = c00;
+    for (int g = 0; g < G; g++) {
+        const int8_t *wg = W + (size_t)g * 64;
+        VB_T w0 = VB_LOAD(wg);
+        VB_T w1 = nb > 1 ? VB_LOAD(wg + wstride) : zero;
+        VB_T w2 = nb > 2 ? VB_LOAD(wg + 2 * wstride) : zero;
+        VB_T w3 = nb > 3 ? VB_LOAD(wg + 3 * wstride) : zero;
+        VB_ROW_DP(0)
+        VB_ROW_DP(1)
+        VB_ROW_DP(2)
+        VB_ROW_DP(3)
+    }
+    VB_ROW_STORE(0)
+    VB_ROW_STORE(1)
+    VB_ROW_STORE(2)
+    VB_ROW_STORE(3)
+}
+#undef VB_ROW_DP
+#undef VB_ROW_STORE
+
+/* One tile of any size mr 1..4, nb 1..4, each a separate specialisation. */
+VB_ATTR static void VB_NAME(tile_any)(const uint8_t *A, size_t lda,
+                                      const int8_t *W, size_t wstride, int G,
+                                      int32_t *C, size_t ldc, int mr, int nb) {
+#define VB_CASE(R, B)                                                        \
+    case R * 8 + B:                                                          \
+        VB_NAME(tile)(A, lda, W, wstride, G, C, ldc, R, B);                  \
+        break;
+#define VB_ROW(R) VB_CASE(R, 1) VB_CASE(R, 2) VB_CASE(R, 3) VB_CASE(R, 4)
+    switch (mr * 8 + nb) {
+        VB_ROW(1) VB_ROW(2) VB_ROW(3) VB_ROW(4)
+    default: break; /* not reached: mr and nb are in range */
+    }
+#undef VB_ROW
+#undef VB_CASE
+}
+
+/* See int8.h for the contract. Blocks of outputs outside, rows inside: a
+ * tile's weights (nb x G x 64 bytes) stay in cache while A streams. */
+VB_ATTR static void VB_NAME(gemm)(const uint8_t *A, size_t lda, int M,
+                                  const void *Wp, int N, int Kp, int32_t *C,
+                                  size_t ldc) {
+    const int G = Kp / 4, NB = (N + 15) / 16;
+    const size_t wstride = (size_t)G * 64;
+    for (int b0 = 0; b0 < NB; b0 += VB_NB) {
+        int nb = NB - b0 < VB_NB ? NB - b0 : VB_NB;
+        const int8_t *W = (const int8_t *)Wp + (size_t)b0 * wstride;
+        for (int m = 0; m < M; m += VB_MR) {
+            int mr = M - m < VB_MR ? M - m : VB_MR;
+            VB_NAME(tile_any)(A + (size_t)m * lda, lda, W, wstride, G,
+                              C + (size_t)m * ldc + (size_t)b0 * 16, ldc, mr,
+                              nb);
+        }
+    }
+}
+
+#undef VB_MR
+#undef VB_NB

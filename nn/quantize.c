@@ -1,0 +1,684 @@
+/*
+ * quantize.c: int8 inference of a trained network (API in nn.h, section
+ * "int8 inference").
+ *
+ * Calibration (nn_quantize_calibrate) runs the float32 network over
+ * training images and records the range [lo, hi] of the input and of every
+ * layer's output into the model's metadata (key int8_act_ranges). From a
+ * calibrated net, nn_qnet_create builds the int8 form:
+ *
+ *   - activations: every tensor between layers is uint8 with one scale s
+ *     and zero point z per tensor, real = s * (q - z), from its range
+ *     widened to hold 0 (so zero padding and ReLU are exact);
+ *   - weights: int8 in [-127, 127], symmetric, one scale per output
+ *     channel (max |w| / 127), recomputed from the float32 weights at
+ *     every load, so the file keeps one set of weights;
+ *   - dense and conv: C = A x W^T in int32 (nn/int8_gemm.c), then one
+ *     fused epilogue: + bias (in accumulator units, with z_in * sum(w)
+ *     folded in), x (s_in s_w / s_out), clamp (at z_out from below when
+ *     a ReLU follows: the ReLU costs nothing), round to nearest even;
+ *   - convolution: activations are NHWC (channels fastest), so each patch
+ *     row of an im2col matrix is a contiguous run of the input; it is
+ *     built 48 output positions at a time, multiplied and requantised
+ *     while it is in L1;
+ *   - max-pooling and ReLU work on the uint8 values directly (quantising
+ *     is monotonic, so the max commutes with it); dropout is the identity;
+ *   - the last dense layer gives float32 logits for the softmax.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8.h"
+#include "layers.h"
+#include "nn.h"
+
+/* Bounds that keep every int32 sum exact: |sum a w| and |z sum w| are each
+ * at most K * 255 * 127, the bias at most 2^30, and for K <= 16384 the
+ * three together stay below 2^31. */
+#define Q_MAX_K 16384
+#define Q_MAX_BIAS (1 << 30)
+#define Q_ROWS 48 /* output positions per conv step: a multiple of the
+                     kernels' row tiles (4) */
+#define Q_CHUNK 32 /* samples per pass of nn_qnet_predict */
+
+typedef enum { Q_CONV, Q_DENSE, Q_POOL, Q_RELU } qkind;
+
+typedef struct {
+    qkind kind;
+    int c, h, w;          /* input (C, H, W), stored NHWC */
+    int oc, oh, ow;       /* output */
+    int k, pad;           /* conv kernel side and padding; pool window */
+    int K, Kp, N;         /* reduction length, rounded up to 4; outputs */
+    uint8_t in_zp, out_zp;
+    uint8_t qmin;         /* lowest output value: out_zp with a fused ReLU */
+    bool logits;          /* last layer: float32 out, no requantisation */
+    void *wp;             /* weights packed for the kernel */
+    int32_t *bias;        /* (N) */
+    float *mult;          /* (N): to output units, or to logits */
+} qop;
+
+struct nn_qnet {
+    const int8_kernel *kern;
+    float in_scale;
+    uint8_t in_zp;
+    int n_ops;
+    qop ops[NN_MAX_LAYERS];
+    size_t act_stride; /* bytes per sample of the activation buffers */
+    size_t col_bytes;  /* im2col rows of the widest conv */
+    size_t pad_bytes;  /* the largest conv input with its padding */
+    size_t acc_ints;   /* int32 accumulators of the widest step */
+    float temperature; /* the model's (meta.temperature), for the probabilities */
+};
+
+static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+/* ================================================================== */
+/* Ranges in the metadata                                              */
+/* ================================================================== */
+
+bool nn_net_has_int8(const nn_net *net) {
+    return net && net->meta.int8_act_ranges[0] != 0;
+}
+
+/* Reads the n_layers + 1 ranges of net's metadata into lo/hi. */
+static int parse_ranges(const nn_net *net, float *lo, float *hi,
+                        nn_error *err) {
+    const char *p = net->meta.int8_act_ranges;
+    if (!*p)
+        return nn_fail(err, "the model has no int8 calibration (run "
+                            "`digitd quantize` on it)");
+    for (int i = 0; i <= net->n_layers; i++) {
+        for (int j = 0; j < 2; j++) {
+            char *end;
+            float v = strtof(p, &end);
+            /* Below 1e30, so every scale and product derived from the
+             * ranges stays finite. */
+            if (end == p || !isfinite(v) || fabsf(v) > 1e30f)
+                return nn_fail(err, "int8 calibration: expected %d ranges, "
+                               "entry %d is not a number within +-1e30",
+                               net->n_layers + 1, i);
+            (j ? hi : lo)[i] = v;
+            p = end;
+        }
+        if (!(lo[i] <= hi[i]))
+            return nn_fail(err, "int8 calibration: range %d is empty", i);
+    }
+    while (*p == ' ') p++;
+    if (*p)
+        return nn_fail(err, "int8 calibration: more than the %d ranges the "
+                       "%d layers need", net->n_layers + 1, net->n_layers);
+    return 0;
+}
+
+/* Scale and zero point of a tensor whose values lie in [lo, hi]. */
+static void tensor_qparams(float lo, float hi, float *scale, uint8_t *zp) {
+    if (lo > 0) lo = 0;
+    if (hi < 0) hi = 0;
+    float s = (hi - lo) / 255.0f;
+    if (!(s >= 1e-30f)) { /* an all-zero tensor: any scale will do */
+        *scale = 1.0f / 255.0f;
+        *zp = 0;
+        return;
+    }
+    float z = rintf(-lo / s);
+    *scale = s;
+    *zp = (uint8_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+}
+
+/* ================================================================== */
+/* Calibration                                                         */
+/* ================================================================== */
+
+enum { HIST_BINS = 4096 };
+
+typedef struct {
+    float lo, hi;      /* pass 1: minimum and maximum */
+    uint64_t *hist;    /* pass 2: HIST_BINS counts over [lo, hi] */
+    uint64_t count;
+} range_stat;
+
+static void stat_add(range_stat *r, const float *v, size_t n, int pass) {
+    if (pass == 1) {
+        for (size_t i = 0; i < n; i++) {
+            r->lo = v[i] < r->lo ? v[i] : r->lo;
+            r->hi = v[i] > r->hi ? v[i] : r->hi;
+        }
+        return;
+    }
+    float width = r->hi - r->lo;
+    if (!(width > 0)) return;
+    float per = (float)HIST_BINS / width;
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)((v[i] - r->lo) * per);
+        b = b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b;
+        r->hist[b]++;
+    }
+    r->count += n;
+}
+
+/* The value below which a fraction q of the histogram's values lie (the
+ * upper edge of the bin where the count is reached). */
+static float stat_quantile(const range_stat *r, double q) {
+    uint64_t want = (uint64_t)ceil(q * (double)r->count), seen = 0;
+    float width = (r->hi - r->lo) / HIST_BINS;
+    for (int b = 0; b < HIST_BINS; b++) {
+        seen += r->hist[b];
+        if (seen >= want && seen > 0) return r->lo + width * (float)(b + 1);
+    }
+    return r->hi;
+}
+
+int nn_quantize_calibrate(nn_net *net, const float *x, int n, double percentile,
+                          int threads, nn_error *err) {
+    if (n < 1) return nn_fail(err, "calibration needs at least one image");
+    if (!(percentile > 50.0 && percentile <= 100.0))
+        return nn_fail(err, "calibration percentile %g is outside (50, 100]",
+                       percentile);
+    enum { CHUNK = 64 };
+    const int L = net->n_layers;
+    size_t wide = NN_PIXELS, scratch_n = 0;
+    for (int i = 0; i < L; i++) {
+        size_t o = nn_shape_size(net->layers[i].out);
+        if (o > wide) wide = o;
+        size_t s = layer_scratch_floats(&net->layers[i], threads);
+        if (s > scratch_n) scratch_n = s;
+    }
+    float *mem = malloc((2 * wide * CHUNK + scratch_n) * sizeof(float));
+    range_stat *st = calloc((size_t)L + 1, sizeof *st);
+    if (!mem || !st) {
+        free(mem);
+        free(st);
+        return nn_fail(err, "out of memory for calibration");
+    }
+    for (int i = 0; i <= L; i++) {
+        st[i].lo = INFINITY;
+        st[i].hi = -INFINITY;
+    }
+    float *buf[2] = {mem, mem + wide * CHUNK};
+    float *scratch = mem + 2 * wide * CHUNK;
+    int rc = 0;
+    int passes = percentile < 100.0 ? 2 : 1;
+    for (int pass = 1; pass <= passes && rc == 0; pass++) {
+        if (pass == 2)
+            for (int i = 0; i <= L && rc == 0; i++) {
+                st[i].hist = calloc(HIST_BINS, sizeof(uint64_t));
+                if (!st[i].hist) rc = nn_fail(err, "out of memory for calibration");
+            }
+        for (int start = 0; start < n && rc == 0; start += CHUNK) {
+            int B = n - start < CHUNK ? n - start : CHUNK;
+            const float *in = x + (size_t)start * NN_PIXELS;
+            stat_add(&st[0], in, (size_t)B * NN_PIXELS, pass);
+            for (int i = 0; i < L; i++) {
+                const nn_layer *l = &net->layers[i];
+                float *out = buf[i & 1];
+                layer_forward(l, net->params, in, out, B, NULL, NULL, NULL,
+                              scratch, threads);
+                stat_add(&st[i + 1], out, (size_t)B * nn_shape_size(l->out),
+                         pass);
+                in = out;
+            }
+        }
+    }
+    if (rc == 0) {
+        char text[sizeof net->meta.int8_act_ranges];
+        size_t used = 0;
+        for (int i = 0; i <= L; i++) {
+            float lo = st[i].lo, hi = st[i].hi;
+            if (!isfinite(lo) || !isfinite(hi)) {
+                rc = nn_fail(err, "calibration: layer %d gives values that "
+                             "are not finite", i);
+                break;
+            }
+            if (passes == 2 && st[i].count > 0 && hi > lo) {
+                float qhi = stat_quantile(&st[i], percentile / 100.0);
+                float qlo = stat_quantile(&st[i], 1.0 - percentile / 100.0);
+                hi = qhi < hi ? qhi : hi;
+                lo = qlo > lo ? qlo : lo;
+                if (lo > hi) lo = hi;
+            }
+            int k = snprintf(text + used, sizeof text - used, "%s%.9g %.9g",
+                             i ? " " : "", (double)lo, (double)hi);
+            if (k < 0 || (size_t)k >= sizeof text - used) {
+                rc = nn_fail(err, "calibration: too many layers to store");
+                break;
+            }
+            used += (size_t)k;
+        }
+        if (rc == 0) memcpy(net->meta.int8_act_ranges, text, used + 1);
+    }
+    for (int i = 0; i <= L; i++) free(st[i].hist);
+    free(st);
+    free(mem);
+    return rc;
+}
+
+/* ================================================================== */
+/* Building the int8 network                                           */
+/* ================================================================== */
+
+void nn_qnet_free(nn_qnet *q) {
+    if (!q) return;
+    for (int i = 0; i < q->n_ops; i++) {
+        free(q->ops[i].wp);
+        free(q->ops[i].bias);
+        free(q->ops[i].mult);
+    }
+    free(q);
+}
+
+const char *nn_qnet_kernel(const nn_qnet *q) { return q->kern->name; }
+
+/* Quantises a dense or conv layer's weights into o (o's shapes, zero
+ * points and the kind set): W (N, K) float32 in the net's order, per
+ * output channel, reordered to the NHWC order of the int8 input. */
+static int quantise_weights(qop *o, const nn_layer *l, const float *params,
+                            float s_in, float s_out, const int8_kernel *kern,
+                            int index, nn_error *err) {
+    const float *W = params + l->weights, *b = params + l->biases;
+    const int N = o->N, K = o->K, Kp = o->Kp;
+    int8_t *wq = calloc((size_t)N * Kp, 1);
+    o->bias = malloc((size_t)N * sizeof(int32_t));
+    o->mult = malloc((size_t)N * sizeof(float));
+    size_t packed = kern->packed_bytes(N, Kp);
+    o->wp = malloc(packed ? packed : 1);
+    if (!wq || !o->bias || !o->mult || !o->wp) {
+        free(wq);
+        return nn_fail(err, "out of memory for the int8 weights of layer %d",
+                       index + 1);
+    }
+    for (int n = 0; n < N; n++) {
+        const float *wn = W + (size_t)n * K;
+        float amax = 0;
+        for (int k = 0; k < K; k++) amax = fabsf(wn[k]) > amax ? fabsf(wn[k]) : amax;
+        float s_w = amax > 0 ? amax / 127.0f : 1.0f;
+        int8_t *dst = wq + (size_t)n * Kp;
+        int64_t wsum = 0;
+        for (int k = 0; k < K; k++) {
+            /* k counts in the net's order: dense (C, H, W) flattened,
+             * conv (C, kh, kw). Its NHWC position: */
+            int pos;
+            if (o->kind == Q_DENSE) {
+                int hw = o->h * o->w, c = k / hw, yx = k % hw;
+                pos = yx * o->c + c;
+            } else {
+                int kk = o->k * o->k, c = k / kk, yx = k % kk;
+                pos = yx * o->c + c;
+            }
+            float v = rintf(wn[k] / s_w);
+            int q = (int)(v < -127 ? -127 : v > 127 ? 127 : v);
+            dst[pos] = (int8_t)q;
+            wsum += q;
+        }
+        double bq = rint((double)b[n] / ((double)s_in * (double)s_w));
+        if (isnan(bq)) bq = 0; /* 0 / 0 when a scale underflows */
+        if (bq > Q_MAX_BIAS) bq = Q_MAX_BIAS;
+        if (bq < -Q_MAX_BIAS) bq = -Q_MAX_BIAS;
+        o->bias[n] = (int32_t)((int64_t)bq - (int64_t)o->in_zp * wsum);
+        o->mult[n] = o->logits ? s_in * s_w : s_in * s_w / s_out;
+    }
+    kern->pack(wq, N, Kp, o->wp);
+    free(wq);
+    return 0;
+}
+
+nn_qnet *int8_qnet_create_with(const nn_net *net, const char *kernel,
+                               nn_error *err) {
+    const int8_kernel *kern =
+        kernel ? int8_kernel_find(kernel) : int8_kernel_best();
+    if (!kern) {
+        nn_fail(err, "int8 kernel '%s' is unknown or this CPU cannot run it",
+                kernel);
+        return NULL;
+    }
+    float lo[NN_MAX_LAYERS + 1], hi[NN_MAX_LAYERS + 1];
+    if (parse_ranges(net, lo, hi, err)) return NULL;
+    nn_qnet *q = calloc(1, sizeof *q);
+    if (!q) {
+        nn_fail(err, "out of memory");
+        return NULL;
+    }
+    q->kern = kern;
+    q->temperature = net->meta.temperature > 0 ? (float)net->meta.temperature : 1.0f;
+    tensor_qparams(lo[0], hi[0], &q->in_scale, &q->in_zp);
+    float s = q->in_scale; /* the current tensor's scale and zero point */
+    uint8_t zp = q->in_zp;
+    size_t widest = NN_PIXELS, col = 0, acc = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *l = &net->layers[i];
+        if (l->kind == NN_DROPOUT) continue; /* identity when serving */
+        if (l->kind == NN_SIGMOID || l->kind == NN_TANH) {
+            nn_fail(err, "layer %d is %s, which has no int8 kernel (dense, "
+                    "conv, relu, pool and dropout do)", i + 1,
+                    l->kind == NN_SIGMOID ? "sigmoid" : "tanh");
+            goto fail;
+        }
+        qop *o = &q->ops[q->n_ops++];
+        o->c = l->in.c, o->h = l->in.h, o->w = l->in.w;
+        o->oc = l->out.c, o->oh = l->out.h, o->ow = l->out.w;
+        o->in_zp = zp;
+        if (l->kind == NN_MAXPOOL || l->kind == NN_RELU) {
+            o->kind = l->kind == NN_MAXPOOL ? Q_POOL : Q_RELU;
+            o->k = l->kernel;
+            o->out_zp = zp;
+            continue;
+        }
+        o->kind = l->kind == NN_CONV ? Q_CONV : Q_DENSE;
+        o->k = l->kernel;
+        o->pad = l->pad;
+        o->N = l->size;
+        o->K = (int)(l->n_weights / (size_t)l->size);
+        o->Kp = (int)round_up((size_t)o->K, 4);
+        if (o->K > Q_MAX_K) {
+            nn_fail(err, "layer %d sums %d products per output; int8 "
+                    "inference allows %d", i + 1, o->K, Q_MAX_K);
+            goto fail;
+        }
+        o->logits = i == net->n_layers - 1;
+        float s_out = 1.0f;
+        if (!o->logits) {
+            /* A ReLU right after is fused: the output takes its range
+             * (lo >= 0, so the zero point is 0 and clamping at it is the
+             * ReLU). Entry j + 1 is layer j's output. */
+            bool fused = i + 1 < net->n_layers &&
+                         net->layers[i + 1].kind == NN_RELU;
+            int src = fused ? i + 2 : i + 1;
+            tensor_qparams(lo[src], hi[src], &s_out, &o->out_zp);
+            o->qmin = fused ? o->out_zp : 0;
+        }
+        if (quantise_weights(o, l, net->params, s, s_out, kern, i, err))
+            goto fail;
+        if (!o->logits && net->layers[i + 1].kind == NN_RELU)
+            i++; /* fused: the ReLU has no op of its own */
+        size_t np = round_up((size_t)o->N, 16);
+        if (o->kind == Q_CONV) {
+            size_t pb = (size_t)(o->h + 2 * o->pad) * (o->w + 2 * o->pad) * o->c;
+            if (pb > q->pad_bytes) q->pad_bytes = pb;
+            if ((size_t)Q_ROWS * o->Kp > col) col = (size_t)Q_ROWS * o->Kp;
+            if ((size_t)Q_ROWS * np > acc) acc = (size_t)Q_ROWS * np;
+        } else if ((size_t)Q_CHUNK * np > acc) {
+            acc = (size_t)Q_CHUNK * np;
+        }
+        if ((size_t)o->Kp > widest) widest = (size_t)o->Kp;
+        s = s_out;
+        zp = o->out_zp;
+    }
+    for (int i = 0; i < q->n_ops; i++) {
+        size_t o = (size_t)q->ops[i].oc * q->ops[i].oh * q->ops[i].ow;
+        if (o > widest) widest = o;
+    }
+    q->act_stride = round_up(widest, 64);
+    q->col_bytes = col;
+    q->acc_ints = acc;
+    return q;
+fail:
+    nn_qnet_free(q);
+    return NULL;
+}
+
+nn_qnet *nn_qnet_create(const nn_net *net, nn_error *err) {
+    return int8_qnet_create_with(net, NULL, err);
+}
+
+/* ================================================================== */
+/* Forward                                                             */
+/* ================================================================== */
+
+/* Rounds y (|y| < 2^22) to the nearest integer, ties to even, in float:
+ * adding 1.5 * 2^23 leaves no fraction bits. Plain IEEE additions, so
+ * every compiler and vector width gives the same result. */
+static inline __attribute__((always_inline)) float round_even(float y) {
+    return (y + 12582912.0f) - 12582912.0f;
+}
+
+/* The fused epilogue of one output row: acc (N) int32 -> out (N) uint8.
+ * Shared by every kernel, so the answers do not depend on which ran. */
+static inline __attribute__((always_inline)) void requantise_row(const qop *o, const int32_t *restrict acc,
+                           uint8_t *restrict out) {
+    /* Locals, so that the uint8_t stores (which may alias anything) do
+     * not force reloads and the loop vectorises. */
+    const int N = o->N;
+    const int32_t *restrict bias = o->bias;
+    const float *restrict mult = o->mult;
+    const float lo = (float)o->qmin - (float)o->out_zp;
+    const float hi = 255.0f - (float)o->out_zp;
+    const int32_t zp = o->out_zp;
+    for (int n = 0; n < N; n++) {
+        float y = (float)(acc[n] + bias[n]) * mult[n];
+        y = y > lo ? y : lo;
+        y = y < hi ? y : hi;
+        out[n] = (uint8_t)((int32_t)round_even(y) + zp);
+    }
+}
+
+static inline __attribute__((always_inline)) void logits_row(const qop *o, const int32_t *restrict acc,
+                       float *restrict out) {
+    for (int n = 0; n < o->N; n++)
+        out[n] = (float)(acc[n] + o->bias[n]) * o->mult[n];
+}
+
+/* Convolution of one sample: in (H, W, C) -> out (OH, OW, N), NHWC.
+ * padded holds (H + 2 pad, W + 2 pad, C) bytes. */
+static inline __attribute__((always_inline)) void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
+                        uint8_t *out, uint8_t *padded, uint8_t *col,
+                        int32_t *acc) {
+    const int M = o->oh * o->ow, C = o->c, K = o->k, run = K * C;
+    const int pw = o->w + 2 * o->pad, ph = o->h + 2 * o->pad;
+    const size_t np = round_up((size_t)o->N, 16);
+    /* The input with its border of zero points (real 0), so that every
+     * patch row below is one contiguous run. */
+    const uint8_t *src = in;
+    if (o->pad > 0) {
+        memset(padded, o->in_zp, (size_t)ph * pw * C);
+        for (int y = 0; y < o->h; y++)
+            memcpy(padded + ((size_t)(y + o->pad) * pw + o->pad) * C,
+                   in + (size_t)y * o->w * C, (size_t)o->w * C);
+        src = padded;
+    }
+    for (int m0 = 0; m0 < M; m0 += Q_ROWS) {
+        int rows = M - m0 < Q_ROWS ? M - m0 : Q_ROWS;
+        /* im2col: row r is the patch of output m0 + r in (ky, kx, c)
+         * order, then zeros up to Kp (their weights are 0 too). */
+        for (int r = 0; r < rows; r++) {
+            int oy = (m0 + r) / o->ow, ox = (m0 + r) % o->ow;
+            uint8_t *dst = col + (size_t)r * o->Kp;
+            for (int ky = 0; ky < K; ky++, dst += run) {
+                const uint8_t *s = src + ((size_t)(oy + ky) * pw + ox) * C;
+                /* A short run (the first layer's, 5 bytes) is copied as
+                 * 8: the extra bytes land where the next run, the zero
+                 * tail or the next row is written afterwards, or in the
+                 * buffers' 64 bytes of slack. */
+                if (run <= 8) memcpy(dst, s, 8);
+                else memcpy(dst, s, (size_t)run);
+            }
+            for (int t = o->K; t < o->Kp; t++) dst[t - o->K] = 0;
+        }
+        q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp, acc, np);
+        for (int r = 0; r < rows; r++)
+            requantise_row(o, acc + (size_t)r * np,
+                           out + (size_t)(m0 + r) * o->N);
+    }
+}
+
+/* k x k max-pooling, stride k, of one sample: (H, W, C) -> (OH, OW, C). */
+static inline __attribute__((always_inline)) void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
+    const int C = o->c, k = o->k;
+    for (int oy = 0; oy < o->oh; oy++)
+        for (int ox = 0; ox < o->ow; ox++) {
+            uint8_t *d = out + ((size_t)oy * o->ow + ox) * C;
+            memset(d, 0, (size_t)C);
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const uint8_t *s =
+                        in + ((size_t)(oy * k + ky) * o->w + ox * k + kx) * C;
+                    for (int c = 0; c < C; c++) d[c] = s[c] > d[c] ? s[c] : d[c];
+                }
+        }
+}
+
+/* The forward pass, written once and compiled below for three vector
+ * widths (the kernels' own: SSE2, AVX2, AVX-512) so that requantisation,
+ * im2col and pooling use the same registers as the GEMM. Only exact IEEE
+ * operations (int32 to float, one multiply, min, max, the two additions of
+ * round_even, float to int32 of an integral value) are involved, so every
+ * width gives the same bytes; the tests compare them. */
+static inline __attribute__((always_inline)) int
+forward(const nn_qnet *q, const float *x, int batch, float *logits,
+        nn_error *err) {
+    if (batch < 1) return 0;
+    const int chunk = batch < Q_CHUNK ? batch : Q_CHUNK;
+    const size_t as = q->act_stride;
+    const size_t col_n = round_up(q->col_bytes, 64) + 64;
+    /* + 64: the slack that conv_sample's 8-byte copies may read (from
+     * the activations or the padded input) and write (past col). */
+    const size_t pad_n = round_up(q->pad_bytes, 64) + 64;
+    uint8_t *mem = malloc(2 * as * (size_t)chunk + col_n + pad_n +
+                          q->acc_ints * sizeof(int32_t) + 64);
+    if (!mem) return nn_fail(err, "out of memory for int8 inference scratch");
+    uint8_t *act[2] = {mem, mem + as * (size_t)chunk};
+    uint8_t *col = act[1] + as * (size_t)chunk, *padded = col + col_n;
+    int32_t *acc = (int32_t *)(void *)(padded + pad_n);
+
+    const float inv = 1.0f / q->in_scale;
+    const float lo = -(float)q->in_zp, hi = 255.0f - (float)q->in_zp;
+    for (int start = 0; start < batch; start += chunk) {
+        const int B = batch - start < chunk ? batch - start : chunk;
+        /* The input, quantised: NaN goes to the zero point's low end. */
+        for (int b = 0; b < B; b++) {
+            const float *xs = x + (size_t)(start + b) * NN_PIXELS;
+            uint8_t *d = act[0] + (size_t)b * as;
+            for (int i = 0; i < NN_PIXELS; i++) {
+                float y = xs[i] * inv;
+                y = y >= lo ? y : lo;
+                y = y < hi ? y : hi;
+                d[i] = (uint8_t)((int32_t)round_even(y) + q->in_zp);
+            }
+        }
+        int cur = 0;
+        for (int i = 0; i < q->n_ops; i++) {
+            const qop *o = &q->ops[i];
+            uint8_t *in = act[cur], *out = act[cur ^ 1];
+            size_t in_n = (size_t)o->c * o->h * o->w;
+            switch (o->kind) {
+            case Q_CONV:
+                for (int b = 0; b < B; b++)
+                    conv_sample(q, o, in + (size_t)b * as, out + (size_t)b * as,
+                                padded, col, acc);
+                break;
+            case Q_POOL:
+                for (int b = 0; b < B; b++)
+                    pool_sample(o, in + (size_t)b * as, out + (size_t)b * as);
+                break;
+            case Q_RELU: /* in place: max with the zero point (real 0) */
+                for (int b = 0; b < B; b++) {
+                    uint8_t *v = in + (size_t)b * as;
+                    for (size_t k = 0; k < in_n; k++)
+                        v[k] = v[k] > o->in_zp ? v[k] : o->in_zp;
+                }
+                continue; /* the result stays in act[cur] */
+            case Q_DENSE: {
+                const size_t np = round_up((size_t)o->N, 16);
+                for (int b = 0; b < B; b++) /* the reduction's padding */
+                    memset(in + (size_t)b * as + o->K, 0, (size_t)(o->Kp - o->K));
+                q->kern->gemm(in, as, B, o->wp, o->N, o->Kp, acc, np);
+                for (int b = 0; b < B; b++) {
+                    if (o->logits)
+                        logits_row(o, acc + (size_t)b * np,
+                                   logits + (size_t)(start + b) * o->N);
+                    else
+                        requantise_row(o, acc + (size_t)b * np,
+                                       out + (size_t)b * as);
+                }
+                break;
+            }
+            }
+            cur ^= 1;
+        }
+    }
+    free(mem);
+    return 0;
+}
+
+static int forward_plain(const nn_qnet *q, const float *x, int B,
+                         float *logits, nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static int
+forward_avx2(const nn_qnet *q, const float *x, int B, float *logits,
+             nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+__attribute__((target("avx512f,avx512bw"))) static int
+forward_avx512(const nn_qnet *q, const float *x, int B, float *logits,
+               nn_error *err) {
+    return forward(q, x, B, logits, err);
+}
+#endif
+
+int int8_qnet_logits(const nn_qnet *q, const float *x, int B, float *logits,
+                     nn_error *err) {
+#if defined(__x86_64__) || defined(__i386__)
+    /* The kernel's presence says the CPU has these units. */
+    if (strcmp(q->kern->name, "vnni") == 0)
+        return forward_avx512(q, x, B, logits, err);
+    if (strcmp(q->kern->name, "avx2") == 0)
+        return forward_avx2(q, x, B, logits, err);
+#endif
+    return forward_plain(q, x, B, logits, err);
+}
+
+int nn_qnet_outputs(const nn_qnet *q) { return q->ops[q->n_ops - 1].N; }
+
+int nn_qnet_predict(const nn_qnet *q, const float *x, int B, float *probs,
+                    nn_error *err) {
+    /* the ten digit probabilities, as nn_predict gives them: an 11th "not a
+     * digit" logit left out, the model's temperature applied */
+    const int n_out = nn_qnet_outputs(q);
+    float *logits = malloc((size_t)(B > 0 ? B : 1) * n_out * sizeof *logits);
+    if (!logits) return nn_fail(err, "out of memory");
+    int rc = int8_qnet_logits(q, x, B, logits, err);
+    if (rc == 0) digit_probs(probs, logits, B, n_out, q->temperature);
+    free(logits);
+    return rc;
+}
+
+int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
+                     nn_answer *out, nn_error *err) {
+    const int n_out = nn_qnet_outputs(q);
+    float *logits = malloc((size_t)(B > 0 ? B : 1) * n_out * sizeof *logits);
+    if (!logits) return nn_fail(err, "out of memory");
+    int rc = int8_qnet_logits(q, x, B, logits, err);
+    for (int b = 0; rc == 0 && b < B; b++)
+        nn_verdict_from_logits(&net->meta, logits + (size_t)b * n_out, n_out, &out[b]);
+    free(logits);
+    return rc;
+}
+
+double nn_qnet_evaluate(const nn_qnet *q, const nn_dataset *d,
+                        int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
+    enum { CHUNK = 256 };
+    float *probs = malloc((size_t)CHUNK * NN_CLASSES * sizeof(float));
+    if (!probs) return nn_fail(err, "out of memory");
+    if (confusion) memset(confusion, 0, sizeof(int) * NN_CLASSES * NN_CLASSES);
+    long right = 0;
+    for (int first = 0; first < d->n; first += CHUNK) {
+        int b = d->n - first < CHUNK ? d->n - first : CHUNK;
+        if (nn_qnet_predict(q, d->images + (size_t)first * NN_PIXELS, b, probs,
+                            err)) {
+            free(probs);
+            return -1;
+        }
+        for (int r = 0; r < b; r++) {
+            const float *p = probs + (size_t)r * NN_CLASSES;
+            int best = 0;
+            for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
+            int truth = d->labels[first + r];
+            right += best == truth;
+            if (confusion) confusion[truth][best]++;
+        }
+    }
+    free(probs);
+    return d->n ? (double)right / d->n : 0;
+}
