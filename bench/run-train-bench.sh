@@ -45,7 +45,12 @@ if [ -z "${DIGITD_MNIST_DIR:-}" ] && [ -d "$ROOT/../shared/mnist" ]; then
     DIGITD_MNIST_DIR=$(cd "$ROOT/../shared/mnist" && pwd)
 fi
 export DIGITD_MNIST_DIR=${DIGITD_MNIST_DIR:-}
-export OPENBLAS_CORETYPE=SkylakeX
+# SkylakeX kernels need AVX-512: on a CPU without it (the AMD EPYC VMs)
+# forcing them kills every peer with SIGILL, and OpenBLAS's own choice is
+# its best there.
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    export OPENBLAS_CORETYPE=SkylakeX
+fi
 T_START=$(date +%s)
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 # After BUDGET seconds only first runs are made (no more repeats), so a busy
@@ -161,7 +166,7 @@ r=0; while more $((++r)); do
         "$PYTHON" bench/peer_torch.py train --arch mlp --threads 1 --batch 128 --n "$MLP_N")")
 done
 row "  same, 1 thread each (info)" "$D" "$P" hi -
-THREADS_NOTES+=("PyTorch training: torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE=SkylakeX")
+THREADS_NOTES+=("PyTorch training: torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}")
 
 # ---- 2. the classic configuration: sigmoid, SGD 0.1, batch 100 -------------
 say "2. classic MLP training (784-256-128-10 sigmoid, SGD 0.1, batch 100, $CLASSIC_N samples)"
