@@ -55,7 +55,7 @@ run() {  # run NAME CMD...: one program under memcheck
 }
 
 echo "== unit tests"
-skip=" ${VALGRIND_SKIP-test_gemm test_batch_invariance test_conv_infer test_quantize} "
+skip=" ${VALGRIND_SKIP-test_gemm test_batch_invariance test_conv_infer test_quantize test_generators} "
 for exe in "$build"/tests/test_*; do
   [[ -x $exe ]] || continue
   if [[ $skip == *" $(basename "$exe") "* ]]; then
