@@ -106,7 +106,11 @@ digitd_pid=$!
 pids="$pids $digitd_pid"
 
 p_peer=$(free_port)
-DIGITD_MODEL="$model" OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 \
+# SkylakeX kernels for the peer's OpenBLAS only where the CPU has AVX-512
+# (elsewhere they die of SIGILL and the peer answers nothing)
+coretype=
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && coretype=SkylakeX
+env DIGITD_MODEL="$model" ${coretype:+OPENBLAS_CORETYPE=$coretype} OPENBLAS_NUM_THREADS=1 \
     gunicorn -w 2 -b "127.0.0.1:$p_peer" --chdir "$here" --log-level warning \
     peer_flask:app 2>"$tmp/peer.log" &
 pids="$pids $!"
