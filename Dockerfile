@@ -12,11 +12,13 @@ ARG BASE_IMAGE=debian:bookworm-slim
 
 # ---- build ---------------------------------------------------------------
 FROM ${BASE_IMAGE} AS build
+# hershey-fonts-data: the generated "not a digit" negatives (unit tests and
+# training a dense11 model)
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config binutils \
       libmicrohttpd-dev libcjson-dev libstb-dev libpng-dev libjpeg62-turbo-dev \
-      check zlib1g-dev libseccomp-dev \
+      check zlib1g-dev libseccomp-dev hershey-fonts-data \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
