@@ -244,6 +244,16 @@ void dense_infer(float *out, const float *in, const float *W, const float *b,
 double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
                      int B, float *grads, int threads, nn_error *err);
 
+/* ---- evaluation, whatever runs the model (nn/train.c) ------------- */
+/* x (B, 784) -> probs (B, 10); 0, or -1 with err. */
+typedef int (*eval_predict_fn)(const void *ctx, const float *x, int B, float *probs,
+                               nn_error *err);
+/* Accuracy of predict over d, confusion[true][predicted] counted (when not
+ * NULL); -1 with err when predict fails or memory runs out. nn_evaluate
+ * (float32) and nn_qnet_evaluate (int8) are this with their forward. */
+double evaluate_with(eval_predict_fn predict, const void *ctx, const nn_dataset *d,
+                     int confusion[NN_CLASSES][NN_CLASSES], nn_error *err);
+
 /* ---- nn_net_build in two steps (nn/network.c) -------------------- */
 /* nn_net_layout checks the layers and fills *net (layers, shapes, offsets,
  * n_layers, n_params, metadata defaults) without allocating anything:

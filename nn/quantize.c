@@ -656,29 +656,11 @@ int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
     return rc;
 }
 
+static int predict_int8(const void *ctx, const float *x, int B, float *probs, nn_error *err) {
+    return nn_qnet_predict(ctx, x, B, probs, err);
+}
+
 double nn_qnet_evaluate(const nn_qnet *q, const nn_dataset *d,
                         int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
-    enum { CHUNK = 256 };
-    float *probs = malloc((size_t)CHUNK * NN_CLASSES * sizeof(float));
-    if (!probs) return nn_fail(err, "out of memory");
-    if (confusion) memset(confusion, 0, sizeof(int) * NN_CLASSES * NN_CLASSES);
-    long right = 0;
-    for (int first = 0; first < d->n; first += CHUNK) {
-        int b = d->n - first < CHUNK ? d->n - first : CHUNK;
-        if (nn_qnet_predict(q, d->images + (size_t)first * NN_PIXELS, b, probs,
-                            err)) {
-            free(probs);
-            return -1;
-        }
-        for (int r = 0; r < b; r++) {
-            const float *p = probs + (size_t)r * NN_CLASSES;
-            int best = 0;
-            for (int c = 1; c < NN_CLASSES; c++) best = p[c] > p[best] ? c : best;
-            int truth = d->labels[first + r];
-            right += best == truth;
-            if (confusion) confusion[truth][best]++;
-        }
-    }
-    free(probs);
-    return d->n ? (double)right / d->n : 0;
+    return evaluate_with(predict_int8, q, d, confusion, err);
 }

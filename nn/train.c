@@ -313,8 +313,8 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
 /* Evaluation                                                          */
 /* ================================================================== */
 
-double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
-                   int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
+double evaluate_with(eval_predict_fn predict, const void *ctx, const nn_dataset *d,
+                     int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
     enum { CHUNK = 1000 };
     float *probs = malloc((size_t)CHUNK * NN_CLASSES * sizeof(float));
     if (!probs) return nn_fail(err, "out of memory");
@@ -322,8 +322,7 @@ double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
     long right = 0;
     for (int first = 0; first < d->n; first += CHUNK) {
         int b = d->n - first < CHUNK ? d->n - first : CHUNK;
-        if (nn_predict(net, d->images + (size_t)first * NN_PIXELS, b, probs,
-                       threads, err)) {
+        if (predict(ctx, d->images + (size_t)first * NN_PIXELS, b, probs, err)) {
             free(probs);
             return -1;
         }
@@ -338,4 +337,20 @@ double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
     }
     free(probs);
     return d->n ? (double)right / d->n : 0;
+}
+
+typedef struct {
+    const nn_net *net;
+    int threads;
+} fp32_ctx;
+
+static int predict_fp32(const void *ctx, const float *x, int B, float *probs, nn_error *err) {
+    const fp32_ctx *c = ctx;
+    return nn_predict(c->net, x, B, probs, c->threads, err);
+}
+
+double nn_evaluate(const nn_net *net, const nn_dataset *d, int threads,
+                   int confusion[NN_CLASSES][NN_CLASSES], nn_error *err) {
+    fp32_ctx c = {net, threads};
+    return evaluate_with(predict_fp32, &c, d, confusion, err);
 }
