@@ -217,10 +217,15 @@ static void reload_models(model_repo *repo, metrics *m) {
     nn_error err;
     if (model_repo_reload_all(repo, &err) != 0) {
         atomic_fetch_add(&m->reloads_failed, 1);
-        logf_("model reload refused: %s; the models that loaded before keep serving", err.msg);
-    } else {
-        atomic_fetch_add(&m->reloads_ok, 1);
+        model_ref ref;
+        bool serving = model_repo_acquire(repo, NULL, NULL, &ref) == REPO_OK;
+        logf_("model reload refused: %s; %s%s", err.msg,
+              serving ? "still serving " : "no model is serving",
+              serving ? ref.model->id : "");
+        if (serving) served_model_release(ref.model);
+        return;
     }
+    atomic_fetch_add(&m->reloads_ok, 1);
     log_default_model(repo, "reloaded");
 }
 

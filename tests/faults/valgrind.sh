@@ -34,7 +34,7 @@ cmake --build "$build" -j "$(nproc)" >/dev/null
 out=$build/valgrind
 rm -rf "$out"
 mkdir -p "$out"
-vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+vg=(valgrind --vgdb=no --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
     --show-leak-kinds=definite --track-origins=yes --num-callers=30 -q)
 unset DIGITD_MNIST_DIR
 export CK_FORK=no CK_DEFAULT_TIMEOUT=3600
