@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     volatile float sink = 0;
     for (int i = 0; i < warmup; i++) {
         const float *x = d.images + (size_t)(i % runs) * batch * NN_PIXELS;
-        if (q ? nn_qnet_predict(q, x, batch, probs, &err)
+        if (q ? nn_qnet_predict(q, x, batch, probs, threads, &err)
               : nn_predict(net, x, batch, probs, threads, &err)) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < iters; i++) {
         const float *x = d.images + (size_t)(i % runs) * batch * NN_PIXELS;
         double t0 = now_us();
-        if (q) nn_qnet_predict(q, x, batch, probs, &err);
+        if (q) nn_qnet_predict(q, x, batch, probs, threads, &err);
         else nn_predict(net, x, batch, probs, threads, &err);
         t[i] = now_us() - t0;
         sink += probs[0];

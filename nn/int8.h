@@ -43,8 +43,8 @@ const int8_kernel *int8_kernel_best(void);
 nn_qnet *int8_qnet_create_with(const nn_net *net, const char *kernel,
                                nn_error *err);
 /* The forward pass without the softmax: x (B, 784) -> logits (B,
- * nn_qnet_outputs(q)), no temperature. */
+ * nn_qnet_outputs(q)), no temperature, on `threads` threads. */
 int int8_qnet_logits(const nn_qnet *q, const float *x, int B, float *logits,
-                     nn_error *err);
+                     int threads, nn_error *err);
 
 #endif

@@ -521,11 +521,12 @@ void nn_qnet_free(nn_qnet *q);
 /* Name of the kernel q runs: "vnni", "avx2" or "generic". */
 const char *nn_qnet_kernel(const nn_qnet *q);
 
-/* x (B, 784) -> probabilities (B, 10), like nn_predict, single-threaded.
- * Thread-safe on a shared read-only qnet: scratch memory is per call.
- * Returns 0, or -1 when memory runs out. */
+/* x (B, 784) -> probabilities (B, 10), like nn_predict, on `threads`
+ * OpenMP threads (the bytes do not depend on the count). Thread-safe on a
+ * shared read-only qnet: scratch memory is per call. Returns 0, or -1
+ * when memory runs out. */
 int nn_qnet_predict(const nn_qnet *q, const float *x, int B, float *probs,
-                    nn_error *err);
+                    int threads, nn_error *err);
 
 /* Outputs of the last layer: 10, or 11 with "not a digit". */
 int nn_qnet_outputs(const nn_qnet *q);
@@ -533,7 +534,7 @@ int nn_qnet_outputs(const nn_qnet *q);
 /* nn_classify through the int8 path: answers and verdicts for x (B, 784)
  * with net's calibration (net is q's float32 model). */
 int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
-                     nn_answer *out, nn_error *err);
+                     nn_answer *out, int threads, nn_error *err);
 
 /* nn_evaluate through the int8 path. */
 double nn_qnet_evaluate(const nn_qnet *q, const nn_dataset *d,

@@ -30,6 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "int8.h"
 #include "layers.h"
 #include "nn.h"
@@ -432,19 +436,20 @@ static inline __attribute__((always_inline)) float round_even(float y) {
     return (y + 12582912.0f) - 12582912.0f;
 }
 
-/* The fused epilogue of one output row: acc (N) int32 -> out (N) uint8.
- * Shared by every kernel, so the answers do not depend on which ran. */
-static inline __attribute__((always_inline)) void requantise_row(const qop *o, const int32_t *restrict acc,
-                           uint8_t *restrict out) {
+/* The fused epilogue of one output row, columns [n0, n1): acc int32 ->
+ * out uint8 (both indexed by column). Shared by every kernel, so the
+ * answers do not depend on which ran. */
+static inline __attribute__((always_inline)) void
+requantise_row(const qop *o, const int32_t *restrict acc, uint8_t *restrict out,
+               int n0, int n1) {
     /* Locals, so that the uint8_t stores (which may alias anything) do
      * not force reloads and the loop vectorises. */
-    const int N = o->N;
     const int32_t *restrict bias = o->bias;
     const float *restrict mult = o->mult;
     const float lo = (float)o->qmin - (float)o->out_zp;
     const float hi = 255.0f - (float)o->out_zp;
     const int32_t zp = o->out_zp;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         float y = (float)(acc[n] + bias[n]) * mult[n];
         y = y > lo ? y : lo;
         y = y < hi ? y : hi;
@@ -452,32 +457,37 @@ static inline __attribute__((always_inline)) void requantise_row(const qop *o, c
     }
 }
 
-static inline __attribute__((always_inline)) void logits_row(const qop *o, const int32_t *restrict acc,
-                       float *restrict out) {
-    for (int n = 0; n < o->N; n++)
+static inline __attribute__((always_inline)) void
+logits_row(const qop *o, const int32_t *restrict acc, float *restrict out,
+           int n0, int n1) {
+    for (int n = n0; n < n1; n++)
         out[n] = (float)(acc[n] + o->bias[n]) * o->mult[n];
 }
 
-/* Convolution of one sample: in (H, W, C) -> out (OH, OW, N), NHWC.
- * padded holds (H + 2 pad, W + 2 pad, C) bytes. */
-static inline __attribute__((always_inline)) void conv_sample(const nn_qnet *q, const qop *o, const uint8_t *in,
-                        uint8_t *out, uint8_t *padded, uint8_t *col,
-                        int32_t *acc) {
-    const int M = o->oh * o->ow, C = o->c, K = o->k, run = K * C;
-    const int pw = o->w + 2 * o->pad, ph = o->h + 2 * o->pad;
+/* The input of a conv with its border of zero points (real 0), so that
+ * every patch row below is one contiguous run: in (H, W, C) -> padded
+ * (H + 2 pad, W + 2 pad, C) bytes. Returns what conv_rows reads. */
+static inline __attribute__((always_inline)) const uint8_t *
+pad_input(const qop *o, const uint8_t *in, uint8_t *padded) {
+    if (o->pad == 0) return in;
+    const int C = o->c, pw = o->w + 2 * o->pad, ph = o->h + 2 * o->pad;
+    memset(padded, o->in_zp, (size_t)ph * pw * C);
+    for (int y = 0; y < o->h; y++)
+        memcpy(padded + ((size_t)(y + o->pad) * pw + o->pad) * C,
+               in + (size_t)y * o->w * C, (size_t)o->w * C);
+    return padded;
+}
+
+/* Output positions [m_from, m_to) of one sample's convolution, NHWC:
+ * src (pad_input's) -> out (OH, OW, N), Q_ROWS positions at a time. */
+static inline __attribute__((always_inline)) void
+conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
+          uint8_t *col, int32_t *acc, int m_from, int m_to) {
+    const int C = o->c, K = o->k, run = K * C;
+    const int pw = o->w + 2 * o->pad;
     const size_t np = round_up((size_t)o->N, 16);
-    /* The input with its border of zero points (real 0), so that every
-     * patch row below is one contiguous run. */
-    const uint8_t *src = in;
-    if (o->pad > 0) {
-        memset(padded, o->in_zp, (size_t)ph * pw * C);
-        for (int y = 0; y < o->h; y++)
-            memcpy(padded + ((size_t)(y + o->pad) * pw + o->pad) * C,
-                   in + (size_t)y * o->w * C, (size_t)o->w * C);
-        src = padded;
-    }
-    for (int m0 = 0; m0 < M; m0 += Q_ROWS) {
-        int rows = M - m0 < Q_ROWS ? M - m0 : Q_ROWS;
+    for (int m0 = m_from; m0 < m_to; m0 += Q_ROWS) {
+        int rows = m_to - m0 < Q_ROWS ? m_to - m0 : Q_ROWS;
         /* im2col: row r is the patch of output m0 + r in (ky, kx, c)
          * order, then zeros up to Kp (their weights are 0 too). */
         for (int r = 0; r < rows; r++) {
@@ -497,7 +507,7 @@ static inline __attribute__((always_inline)) void conv_sample(const nn_qnet *q, 
         q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp, acc, np);
         for (int r = 0; r < rows; r++)
             requantise_row(o, acc + (size_t)r * np,
-                           out + (size_t)(m0 + r) * o->N);
+                           out + (size_t)(m0 + r) * o->N, 0, o->N);
     }
 }
 
@@ -517,37 +527,64 @@ static inline __attribute__((always_inline)) void pool_sample(const qop *o, cons
         }
 }
 
-/* The forward pass, written once and compiled below for three vector
- * widths (the kernels' own: SSE2, AVX2, AVX-512) so that requantisation,
- * im2col and pooling use the same registers as the GEMM. Only exact IEEE
- * operations (int32 to float, one multiply, min, max, the two additions of
- * round_even, float to int32 of an integral value) are involved, so every
- * width gives the same bytes; the tests compare them. */
-static inline __attribute__((always_inline)) int
-forward(const nn_qnet *q, const float *x, int batch, float *logits,
-        nn_error *err) {
-    if (batch < 1) return 0;
-    const int chunk = batch < Q_CHUNK ? batch : Q_CHUNK;
+/* Everything one call of the forward pass shares between its threads. */
+typedef struct {
+    const nn_qnet *q;
+    const float *x;  /* (batch, 784) */
+    float *logits;   /* (batch, outputs) */
+    int batch, chunk;
+    uint8_t *act[2]; /* (chunk, act_stride) each */
+    uint8_t *scratch; /* per thread: col, padded, acc */
+    size_t col_n, pad_n, thread_bytes;
+} fwd_call;
+
+/* [from, to) of n items for thread tid of team, rounded to multiples of
+ * `align` (the last thread takes the remainder). */
+static inline __attribute__((always_inline)) void
+share(int n, int tid, int team, int align, int *from, int *to) {
+    int units = (n + align - 1) / align;
+    int f = (int)((long)units * tid / team) * align;
+    int t = (int)((long)units * (tid + 1) / team) * align;
+    *from = f < n ? f : n;
+    *to = t < n ? t : n;
+}
+
+/* The forward pass of thread tid of a team of `team`, written once and
+ * compiled below for three vector widths (the kernels' own: SSE2, AVX2,
+ * AVX-512) so that requantisation, im2col and pooling use the same
+ * registers as the GEMM. Only exact IEEE operations (int32 to float, one
+ * multiply, min, max, the two additions of round_even, float to int32 of
+ * an integral value) are involved, so every width gives the same bytes;
+ * the tests compare them.
+ *
+ * Threads. Every output value is computed by one thread in the same order
+ * whatever the team, so the bytes do not depend on it either. A conv is
+ * shared out by samples when they divide evenly between the threads, else
+ * each sample's output positions are split (each thread pads the input
+ * again: a few KiB); a dense layer by blocks of 16 outputs (its weights
+ * are what limits it at batch 1, and each thread then streams half);
+ * quantising the input, pooling and ReLU by samples. The barriers are
+ * orphaned (this runs inside int8_qnet_logits' parallel region, or alone). */
+static inline __attribute__((always_inline)) void
+forward_part(const fwd_call *c, int tid, int team) {
+    const nn_qnet *q = c->q;
     const size_t as = q->act_stride;
-    const size_t col_n = round_up(q->col_bytes, 64) + 64;
-    /* + 64: the slack that conv_sample's 8-byte copies may read (from
-     * the activations or the padded input) and write (past col). */
-    const size_t pad_n = round_up(q->pad_bytes, 64) + 64;
-    uint8_t *mem = malloc(2 * as * (size_t)chunk + col_n + pad_n +
-                          q->acc_ints * sizeof(int32_t) + 64);
-    if (!mem) return nn_fail(err, "out of memory for int8 inference scratch");
-    uint8_t *act[2] = {mem, mem + as * (size_t)chunk};
-    uint8_t *col = act[1] + as * (size_t)chunk, *padded = col + col_n;
-    int32_t *acc = (int32_t *)(void *)(padded + pad_n);
+    uint8_t *col = c->scratch + (size_t)tid * c->thread_bytes;
+    uint8_t *padded = col + c->col_n;
+    int32_t *acc = (int32_t *)(void *)(padded + c->pad_n);
+    /* dense layers: one (chunk, np) block that the threads fill by columns */
+    int32_t *acc_shared = (int32_t *)(void *)(c->scratch + c->col_n + c->pad_n);
 
     const float inv = 1.0f / q->in_scale;
     const float lo = -(float)q->in_zp, hi = 255.0f - (float)q->in_zp;
-    for (int start = 0; start < batch; start += chunk) {
-        const int B = batch - start < chunk ? batch - start : chunk;
+    for (int start = 0; start < c->batch; start += c->chunk) {
+        const int B = c->batch - start < c->chunk ? c->batch - start : c->chunk;
+        int b0, b1;
+        share(B, tid, team, 1, &b0, &b1);
         /* The input, quantised: NaN goes to the zero point's low end. */
-        for (int b = 0; b < B; b++) {
-            const float *xs = x + (size_t)(start + b) * NN_PIXELS;
-            uint8_t *d = act[0] + (size_t)b * as;
+        for (int b = b0; b < b1; b++) {
+            const float *xs = c->x + (size_t)(start + b) * NN_PIXELS;
+            uint8_t *d = c->act[0] + (size_t)b * as;
             for (int i = 0; i < NN_PIXELS; i++) {
                 float y = xs[i] * inv;
                 y = y >= lo ? y : lo;
@@ -555,101 +592,143 @@ forward(const nn_qnet *q, const float *x, int batch, float *logits,
                 d[i] = (uint8_t)((int32_t)round_even(y) + q->in_zp);
             }
         }
+#pragma omp barrier
         int cur = 0;
         for (int i = 0; i < q->n_ops; i++) {
             const qop *o = &q->ops[i];
-            uint8_t *in = act[cur], *out = act[cur ^ 1];
+            uint8_t *in = c->act[cur], *out = c->act[cur ^ 1];
             size_t in_n = (size_t)o->c * o->h * o->w;
             switch (o->kind) {
-            case Q_CONV:
-                for (int b = 0; b < B; b++)
-                    conv_sample(q, o, in + (size_t)b * as, out + (size_t)b * as,
-                                padded, col, acc);
+            case Q_CONV: {
+                /* units: (sample, slice of its output positions) */
+                const int M = o->oh * o->ow;
+                const int slices = B % team == 0 ? 1 : team;
+                int u0, u1;
+                share(B * slices, tid, team, 1, &u0, &u1);
+                for (int u = u0; u < u1; u++) {
+                    int b = u / slices, m0, m1;
+                    /* multiples of 4, the GEMM kernels' row tile */
+                    share(M, u % slices, slices, 4, &m0, &m1);
+                    const uint8_t *src = pad_input(o, in + (size_t)b * as, padded);
+                    conv_rows(q, o, src, out + (size_t)b * as, col, acc, m0, m1);
+                }
                 break;
+            }
             case Q_POOL:
-                for (int b = 0; b < B; b++)
+                for (int b = b0; b < b1; b++)
                     pool_sample(o, in + (size_t)b * as, out + (size_t)b * as);
                 break;
             case Q_RELU: /* in place: max with the zero point (real 0) */
-                for (int b = 0; b < B; b++) {
+                for (int b = b0; b < b1; b++) {
                     uint8_t *v = in + (size_t)b * as;
                     for (size_t k = 0; k < in_n; k++)
                         v[k] = v[k] > o->in_zp ? v[k] : o->in_zp;
                 }
-                continue; /* the result stays in act[cur] */
+                break;
             case Q_DENSE: {
                 const size_t np = round_up((size_t)o->N, 16);
-                for (int b = 0; b < B; b++) /* the reduction's padding */
+                for (int b = b0; b < b1; b++) /* the reduction's padding */
                     memset(in + (size_t)b * as + o->K, 0, (size_t)(o->Kp - o->K));
-                q->kern->gemm(in, as, B, o->wp, o->N, o->Kp, acc, np);
-                for (int b = 0; b < B; b++) {
+#pragma omp barrier
+                int n0, n1;
+                share(o->N, tid, team, 16, &n0, &n1);
+                if (n0 < n1) {
+                    /* Every kernel packs W in blocks of 16 outputs, so
+                     * output n0 (a multiple of 16) starts at the packed
+                     * size of n0 outputs. */
+                    const uint8_t *wp =
+                        (const uint8_t *)o->wp + q->kern->packed_bytes(n0, o->Kp);
+                    q->kern->gemm(in, as, B, wp, n1 - n0, o->Kp, acc_shared + n0, np);
+                }
+                for (int b = 0; n0 < n1 && b < B; b++) {
                     if (o->logits)
-                        logits_row(o, acc + (size_t)b * np,
-                                   logits + (size_t)(start + b) * o->N);
+                        logits_row(o, acc_shared + (size_t)b * np,
+                                   c->logits + (size_t)(start + b) * o->N, n0, n1);
                     else
-                        requantise_row(o, acc + (size_t)b * np,
-                                       out + (size_t)b * as);
+                        requantise_row(o, acc_shared + (size_t)b * np,
+                                       out + (size_t)b * as, n0, n1);
                 }
                 break;
             }
             }
-            cur ^= 1;
+            if (o->kind != Q_RELU) cur ^= 1; /* ReLU works in place */
+#pragma omp barrier
         }
+    }
+}
+
+typedef void (*forward_fn)(const fwd_call *c, int tid, int team);
+
+static void forward_plain(const fwd_call *c, int tid, int team) {
+    forward_part(c, tid, team);
+}
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2"))) static void
+forward_avx2(const fwd_call *c, int tid, int team) {
+    forward_part(c, tid, team);
+}
+__attribute__((target("avx512f,avx512bw"))) static void
+forward_avx512(const fwd_call *c, int tid, int team) {
+    forward_part(c, tid, team);
+}
+#endif
+
+int int8_qnet_logits(const nn_qnet *q, const float *x, int batch, float *logits,
+                     int threads, nn_error *err) {
+    if (batch < 1) return 0;
+    forward_fn fn = forward_plain;
+#if defined(__x86_64__) || defined(__i386__)
+    /* The kernel's presence says the CPU has these units. */
+    if (strcmp(q->kern->name, "vnni") == 0) fn = forward_avx512;
+    if (strcmp(q->kern->name, "avx2") == 0) fn = forward_avx2;
+#endif
+    if (threads < 1) threads = 1;
+    fwd_call c = {.q = q, .x = x, .logits = logits, .batch = batch};
+    c.chunk = batch < Q_CHUNK ? batch : Q_CHUNK;
+    const size_t as = q->act_stride;
+    /* + 64: the slack that conv_rows' 8-byte copies may read (from the
+     * activations or the padded input) and write (past col). */
+    c.col_n = round_up(q->col_bytes, 64) + 64;
+    c.pad_n = round_up(q->pad_bytes, 64) + 64;
+    c.thread_bytes = c.col_n + c.pad_n + round_up(q->acc_ints * sizeof(int32_t), 64);
+    uint8_t *mem = malloc(2 * as * (size_t)c.chunk + c.thread_bytes * (size_t)threads + 64);
+    if (!mem) return nn_fail(err, "out of memory for int8 inference scratch");
+    c.act[0] = mem;
+    c.act[1] = mem + as * (size_t)c.chunk;
+    c.scratch = c.act[1] + as * (size_t)c.chunk;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        fn(&c, omp_get_thread_num(), omp_get_num_threads());
+#else
+        fn(&c, 0, 1);
+#endif
     }
     free(mem);
     return 0;
 }
 
-static int forward_plain(const nn_qnet *q, const float *x, int B,
-                         float *logits, nn_error *err) {
-    return forward(q, x, B, logits, err);
-}
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) static int
-forward_avx2(const nn_qnet *q, const float *x, int B, float *logits,
-             nn_error *err) {
-    return forward(q, x, B, logits, err);
-}
-__attribute__((target("avx512f,avx512bw"))) static int
-forward_avx512(const nn_qnet *q, const float *x, int B, float *logits,
-               nn_error *err) {
-    return forward(q, x, B, logits, err);
-}
-#endif
-
-int int8_qnet_logits(const nn_qnet *q, const float *x, int B, float *logits,
-                     nn_error *err) {
-#if defined(__x86_64__) || defined(__i386__)
-    /* The kernel's presence says the CPU has these units. */
-    if (strcmp(q->kern->name, "vnni") == 0)
-        return forward_avx512(q, x, B, logits, err);
-    if (strcmp(q->kern->name, "avx2") == 0)
-        return forward_avx2(q, x, B, logits, err);
-#endif
-    return forward_plain(q, x, B, logits, err);
-}
-
 int nn_qnet_outputs(const nn_qnet *q) { return q->ops[q->n_ops - 1].N; }
 
 int nn_qnet_predict(const nn_qnet *q, const float *x, int B, float *probs,
-                    nn_error *err) {
+                    int threads, nn_error *err) {
     /* the ten digit probabilities, as nn_predict gives them: an 11th "not a
      * digit" logit left out, the model's temperature applied */
     const int n_out = nn_qnet_outputs(q);
     float *logits = malloc((size_t)(B > 0 ? B : 1) * n_out * sizeof *logits);
     if (!logits) return nn_fail(err, "out of memory");
-    int rc = int8_qnet_logits(q, x, B, logits, err);
+    int rc = int8_qnet_logits(q, x, B, logits, threads, err);
     if (rc == 0) digit_probs(probs, logits, B, n_out, q->temperature);
     free(logits);
     return rc;
 }
 
 int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
-                     nn_answer *out, nn_error *err) {
+                     nn_answer *out, int threads, nn_error *err) {
     const int n_out = nn_qnet_outputs(q);
     float *logits = malloc((size_t)(B > 0 ? B : 1) * n_out * sizeof *logits);
     if (!logits) return nn_fail(err, "out of memory");
-    int rc = int8_qnet_logits(q, x, B, logits, err);
+    int rc = int8_qnet_logits(q, x, B, logits, threads, err);
     for (int b = 0; rc == 0 && b < B; b++)
         nn_verdict_from_logits(&net->meta, logits + (size_t)b * n_out, n_out, &out[b]);
     free(logits);
@@ -657,7 +736,7 @@ int nn_qnet_classify(const nn_qnet *q, const nn_net *net, const float *x, int B,
 }
 
 static int predict_int8(const void *ctx, const float *x, int B, float *probs, nn_error *err) {
-    return nn_qnet_predict(ctx, x, B, probs, err);
+    return nn_qnet_predict(ctx, x, B, probs, 1, err);
 }
 
 double nn_qnet_evaluate(const nn_qnet *q, const nn_dataset *d,

@@ -62,7 +62,7 @@ int cmd_predict(int argc, char **argv) {
         /* nn_read_file's messages name the file already. */
         int rc = nn_read_file(path, MAX_FILE_BYTES, &bytes, &len, &err);
         if (rc == 0 && (image_to_input(bytes, len, &lim, input, &err) != IMAGE_OK ||
-                        (q ? nn_qnet_classify(q, net, input, 1, &ans, &err)
+                        (q ? nn_qnet_classify(q, net, input, 1, &ans, 1, &err)
                            : nn_classify(net, input, 1, &ans, 1, &err)))) {
             char msg[sizeof err.msg];
             snprintf(msg, sizeof msg, "%s", err.msg);

@@ -112,7 +112,7 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
     nn_error err;
     served_model *m = jobs[0]->model;
     const nn_qnet *qn = q->cfg.int8 ? served_model_qnet(m) : NULL;
-    if (ok && qn) ok = nn_qnet_classify(qn, m->net, in, rows, answers, &err) == 0;
+    if (ok && qn) ok = nn_qnet_classify(qn, m->net, in, rows, answers, 1, &err) == 0;
     else if (ok) ok = nn_classify(m->net, in, rows, answers, 1, &err) == 0;
     free(x);
     int hist = rows < WQ_HIST ? rows : WQ_HIST;

@@ -174,7 +174,7 @@ START_TEST(int8_follows_fp32_on_every_layer_kind) {
             nn_error err;
             nn_qnet *q = int8_qnet_create_with(net, kernel_names[v], &err);
             if (!q) continue; /* this CPU lacks the kernel */
-            ck_assert(int8_qnet_logits(q, x, B, got, &err) == 0);
+            ck_assert(int8_qnet_logits(q, x, B, got, 1, &err) == 0);
             double worst = 0;
             for (int i = 0; i < B * NN_CLASSES; i++) {
                 double d = fabs((double)got[i] - ref[i]);
@@ -194,11 +194,23 @@ START_TEST(int8_follows_fp32_on_every_layer_kind) {
                           kernel_names[v]);
             for (int b = 0; b < B; b += 7) {
                 ck_assert(int8_qnet_logits(q, x + (size_t)b * NN_PIXELS, 1, one,
-                                           &err) == 0);
+                                           1, &err) == 0);
                 ck_assert_msg(memcmp(one, got + b * NN_CLASSES, sizeof one) == 0,
                               "%s on %s: batch 1 differs from batch 32",
                               specs[s], kernel_names[v]);
             }
+            /* 2 and 3 threads, on batches that share samples (32), split
+             * each sample's conv positions (1) and do both (3, 5). */
+            static const int sizes[] = {32, 1, 3, 5};
+            for (int t = 2; t <= 3; t++)
+                for (int k = 0; k < 4; k++) {
+                    float many[B * NN_CLASSES];
+                    ck_assert(int8_qnet_logits(q, x, sizes[k], many, t, &err) == 0);
+                    ck_assert_msg(memcmp(many, got, (size_t)sizes[k] * NN_CLASSES *
+                                                        sizeof(float)) == 0,
+                                  "%s on %s: %d threads at batch %d differ from 1",
+                                  specs[s], kernel_names[v], t, sizes[k]);
+                }
             nn_qnet_free(q);
         }
         ck_assert(have_first);
@@ -222,7 +234,7 @@ START_TEST(predict_gives_distributions_close_to_fp32) {
     nn_rng rng;
     nn_rng_seed(&rng, 8);
     fill_images(x, B, &rng);
-    ck_assert(nn_qnet_predict(q, x, B, p8, &err) == 0);
+    ck_assert(nn_qnet_predict(q, x, B, p8, 2, &err) == 0);
     ck_assert(nn_predict(net, x, B, p32, 1, &err) == 0);
     int same = 0;
     for (int b = 0; b < B; b++) {
@@ -261,7 +273,7 @@ static void *predict_many(void *arg) {
     for (int round = 0; round < 20 && j->rc == 0; round++)
         for (int b = 0; b < 16 && j->rc == 0; b++)
             j->rc = nn_qnet_predict(j->q, j->x + (size_t)b * NN_PIXELS, 1,
-                                    j->probs + b * NN_CLASSES, &err);
+                                    j->probs + b * NN_CLASSES, 1, &err);
     return NULL;
 }
 
@@ -276,7 +288,7 @@ START_TEST(shared_qnet_is_thread_safe) {
     nn_rng rng;
     nn_rng_seed(&rng, 32);
     fill_images(x, 16, &rng);
-    ck_assert(nn_qnet_predict(q, x, 16, want, &err) == 0);
+    ck_assert(nn_qnet_predict(q, x, 16, want, 1, &err) == 0);
     predict_job jobs[4];
     pthread_t th[4];
     for (int t = 0; t < 4; t++) {
@@ -325,8 +337,8 @@ START_TEST(calibration_survives_the_model_file) {
     fill_images(x, 2, &rng);
     nn_qnet *q1 = nn_qnet_create(net, &err), *q2 = nn_qnet_create(back, &err);
     ck_assert(q1 && q2);
-    ck_assert(nn_qnet_predict(q1, x, 2, a, &err) == 0);
-    ck_assert(nn_qnet_predict(q2, x, 2, b, &err) == 0);
+    ck_assert(nn_qnet_predict(q1, x, 2, a, 1, &err) == 0);
+    ck_assert(nn_qnet_predict(q2, x, 2, b, 1, &err) == 0);
     ck_assert(memcmp(a, b, sizeof a) == 0);
     nn_qnet_free(q1);
     nn_qnet_free(q2);
