@@ -32,20 +32,19 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
                  threads);
 }
 
-/* Rows of in per GEMM call in dense_infer: the GEMM's direct path, which
- * reads W once per call (at most GEMM_DIRECT_MAX_M in nn/gemm.c). */
-#define DENSE_INFER_ROWS 4
 /* Weights from which a few rows are worth a parallel region (a few
  * microseconds): below, one thread streams W faster than two start. */
 #define DENSE_PAR_MIN_WEIGHTS (1 << 17)
 
-/* At most DENSE_INFER_ROWS rows of in (the GEMM's direct path). */
-static void dense_infer_rows(float *out, const float *in, const float *W, const float *b,
-                             int B, int I, int O, act_forward_fn act, int threads) {
+/* Inference answers must not depend on which other inputs share the batch
+ * (the daemon's dynamic batcher groups requests as they arrive): every
+ * element is one dot product in an order that depends only on I
+ * (nn_sgemm_dot), and W is read from memory once per call, whatever B. */
+void dense_infer(float *out, const float *in, const float *W, const float *b,
+                 int B, int I, int O, act_forward_fn act, int threads) {
     if (threads > 1 && (size_t)I * O < DENSE_PAR_MIN_WEIGHTS) threads = 1;
-    /* Output blocks of 16 (one cache line of out, whole vectors of the
-     * GEMM's direct path), shared by the actual team. Each element is the
-     * same dot product in the same order as with one thread. */
+    /* Output blocks of 16 (one cache line of out), shared by the actual
+     * team: each thread streams its part of W. */
     const int blocks = (O + 15) / 16;
     if (threads > blocks) threads = blocks;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -61,26 +60,11 @@ static void dense_infer_rows(float *out, const float *in, const float *W, const 
         if (o0 < o1) {
             for (int r = 0; r < B; r++)
                 memcpy(out + (size_t)r * O + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));
-            nn_sgemm(false, true, B, o1 - o0, I, 1.0f, in, I, W + (size_t)o0 * I, I, 1.0f,
-                     out + o0, O, 1);
+            nn_sgemm_dot(B, o1 - o0, I, in, I, W + (size_t)o0 * I, I, 1.0f, out + o0, O);
             if (act)
                 for (int r = 0; r < B; r++)
                     act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, (size_t)(o1 - o0));
         }
-    }
-}
-
-/* Inference answers must not depend on which other inputs share the batch
- * (the daemon's dynamic batcher groups requests as they arrive): every
- * row goes through the GEMM's direct path, a few rows per call, where each
- * element's sum depends only on the shapes, never on B. W is read once
- * per DENSE_INFER_ROWS rows. */
-void dense_infer(float *out, const float *in, const float *W, const float *b,
-                 int B, int I, int O, act_forward_fn act, int threads) {
-    for (int r0 = 0; r0 < B; r0 += DENSE_INFER_ROWS) {
-        int rows = B - r0 < DENSE_INFER_ROWS ? B - r0 : DENSE_INFER_ROWS;
-        dense_infer_rows(out + (size_t)r0 * O, in + (size_t)r0 * I, W, b, rows, I, O, act,
-                         threads);
     }
 }
 

@@ -296,102 +296,165 @@ GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
                          beta);                                                \
     }
 
+/* dot_rows_VEC: C[i0 + r][j + o] for r < R, o < nb <= NO, with B stored
+ * (N, K): each element a dot product along k, VL lanes of k per vector
+ * accumulator; the lanes are summed in order at the end and the k tail is
+ * added last, so an element's value does not depend on R (on which rows
+ * share the call). R and NO are constants once inlined. */
+#define GEMM_DEFINE_DOT_ROWS(VEC)                                              \
+    GEMM_INLINE void dot_rows_##VEC(const gemm_args *g, const int R,           \
+                                    const int NO, int i0, int j, int nb,       \
+                                    float *crow0) {                            \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        const int K = g->K, KV = K - K % VL;                                   \
+        /* The rows as locals, so that they stay in registers. */              \
+        const float *ar[4], *br[4];                                            \
+        GEMM_UNROLL for (int r = 0; r < R; r++)                                \
+            ar[r] = g->A + (size_t)(i0 + r) * g->lda;                          \
+        GEMM_UNROLL for (int o = 0; o < NO; o++)                               \
+            br[o] = g->B + (size_t)(j + (o < nb ? o : 0)) * g->ldb;            \
+        VEC acc[4][4];                                                         \
+        GEMM_UNROLL for (int r = 0; r < R; r++)                                \
+            GEMM_UNROLL for (int o = 0; o < NO; o++) acc[r][o] = (VEC){0};     \
+        for (int k = 0; k < KV; k += VL) {                                     \
+            VEC av[4];                                                         \
+            GEMM_UNROLL for (int r = 0; r < R; r++) {                          \
+                if (!g->ta) {                                                  \
+                    VEC_LOAD(av[r], ar[r] + k);                                \
+                } else {                                                       \
+                    float col[VL];                                             \
+                    for (int l = 0; l < VL; l++)                               \
+                        col[l] = g->A[(size_t)(k + l) * g->lda + i0 + r];      \
+                    VEC_LOAD(av[r], col);                                      \
+                }                                                              \
+            }                                                                  \
+            GEMM_UNROLL for (int o = 0; o < NO; o++) {                         \
+                if (o < nb) {                                                  \
+                    VEC bv;                                                    \
+                    VEC_LOAD(bv, br[o] + k);                                   \
+                    GEMM_UNROLL for (int r = 0; r < R; r++)                    \
+                        acc[r][o] += av[r] * bv;                               \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        GEMM_UNROLL for (int r = 0; r < R; r++) {                              \
+            float *crow = crow0 + (size_t)r * g->ldc;                          \
+            GEMM_UNROLL for (int o = 0; o < NO; o++) {                         \
+                if (o >= nb)                                                   \
+                    break;                                                     \
+                float s = 0.0f;                                                \
+                for (int l = 0; l < VL; l++)                                   \
+                    s += acc[r][o][l];                                         \
+                for (int k = KV; k < K; k++)                                   \
+                    s += a_at(g, i0 + r, k) * br[o][k];                        \
+                c_update(crow + j + o, s, g->alpha, g->beta);                  \
+            }                                                                  \
+        }                                                                      \
+    }
+
+/* dot_block_VEC: C rows m0..m1-1, columns n0..n1-1 with B stored (N, K),
+ * by dot_rows. Four B rows (outputs) at a time, against every row of A in
+ * groups of up to 4: the B rows are read from memory once per call and
+ * then from L1/L2 for the other groups (a batch through a dense layer
+ * streams the weights once, not once per input). 4 rows x 4 outputs would
+ * not fit 16 ymm beside the row vectors, so 4 rows take 2 outputs twice.
+ * nb is a constant in the common cases so that no test runs per k. */
+#define GEMM_DEFINE_DOT_BLOCK(VEC)                                             \
+    GEMM_INLINE void dot_block_##VEC(const gemm_args *g0, const bool ta,       \
+                                     int m0, int m1, int n0, int n1) {         \
+        gemm_args gc = *g0;                                                    \
+        gc.ta = ta;                                                            \
+        const gemm_args *g = &gc;                                              \
+        for (int j = n0; j < n1; j += 4) {                                     \
+            const int nb = n1 - j < 4 ? n1 - j : 4;                            \
+            for (int i = m0; i < m1;) {                                        \
+                const int R = m1 - i < 4 ? m1 - i : 4;                         \
+                float *crow = g->C + (size_t)i * g->ldc;                       \
+                if (nb == 4 && R == 4) {                                       \
+                    dot_rows_##VEC(g, 4, 2, i, j, 2, crow);                    \
+                    dot_rows_##VEC(g, 4, 2, i, j + 2, 2, crow);                \
+                } else if (nb == 4 && R == 3) {                                \
+                    dot_rows_##VEC(g, 3, 4, i, j, 4, crow);                    \
+                } else if (nb == 4 && R == 2) {                                \
+                    dot_rows_##VEC(g, 2, 4, i, j, 4, crow);                    \
+                } else if (nb == 4) {                                          \
+                    dot_rows_##VEC(g, 1, 4, i, j, 4, crow);                    \
+                } else { /* the last outputs, one row at a time */             \
+                    for (int r = 0; r < R; r++)                                \
+                        dot_rows_##VEC(g, 1, 4, i + r, j, nb,                  \
+                                       crow + (size_t)r * g->ldc);             \
+                }                                                              \
+                i += R;                                                        \
+            }                                                                  \
+        }                                                                      \
+    }
+
 /* direct_rows_VEC: C rows m0..m1-1, columns n0..n1-1, straight from A and
  * B, no packing. Used for a few rows (where packing B would cost as
  * much as the product) and as the fallback when packing memory cannot be
  * allocated. Each element is still summed in a fixed order that depends
  * only on the shapes.
  *   B (K, N): C row = sum over k of a[k] * B row k, 8*VL columns at once.
- *   B stored (N, K): each element is a dot product along k, four B rows at
- *   a time, VL lanes of k per vector; the lanes are summed in order at the
- *   end and the k tail is added last. */
+ *   B stored (N, K): dot_block. */
 #define GEMM_DEFINE_DIRECT_ROWS(VEC)                                           \
     GEMM_INLINE void direct_rows_##VEC(const gemm_args *g, int m0, int m1,     \
                                        int n0, int n1) {                       \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         const int K = g->K;                                                    \
         const float alpha = g->alpha, beta = g->beta;                          \
+        if (g->tb) { /* a constant ta: no test per k */                        \
+            if (g->ta)                                                         \
+                dot_block_##VEC(g, true, m0, m1, n0, n1);                      \
+            else                                                               \
+                dot_block_##VEC(g, false, m0, m1, n0, n1);                     \
+            return;                                                            \
+        }                                                                      \
         for (int i = m0; i < m1; i++) {                                        \
             float *crow = g->C + (size_t)i * g->ldc;                           \
-            if (!g->tb) {                                                      \
-                int j = n0;                                                    \
-                for (; j + 8 * VL <= n1; j += 8 * VL) {                        \
-                    VEC acc[8];                                                \
-                    GEMM_UNROLL for (int v = 0; v < 8; v++)                    \
-                        acc[v] = (VEC){0};                                     \
-                    for (int k = 0; k < K; k++) {                              \
-                        float s = a_at(g, i, k);                               \
-                        const float *brow = g->B + (size_t)k * g->ldb + j;     \
-                        GEMM_UNROLL for (int v = 0; v < 8; v++) {              \
-                            VEC bv;                                            \
-                            VEC_LOAD(bv, brow + VL * v);                       \
-                            acc[v] += s * bv;                                  \
-                        }                                                      \
-                    }                                                          \
+            int j = n0;                                                        \
+            for (; j + 8 * VL <= n1; j += 8 * VL) {                            \
+                VEC acc[8];                                                    \
+                GEMM_UNROLL for (int v = 0; v < 8; v++)                        \
+                    acc[v] = (VEC){0};                                         \
+                for (int k = 0; k < K; k++) {                                  \
+                    float s = a_at(g, i, k);                                   \
+                    const float *brow = g->B + (size_t)k * g->ldb + j;         \
                     GEMM_UNROLL for (int v = 0; v < 8; v++) {                  \
-                        VEC out = alpha * acc[v];                              \
-                        if (beta != 0.0f) {                                    \
-                            VEC old;                                           \
-                            VEC_LOAD(old, crow + j + VL * v);                  \
-                            out = alpha * acc[v] + beta * old;                 \
-                        }                                                      \
-                        VEC_STORE(crow + j + VL * v, out);                     \
+                        VEC bv;                                                \
+                        VEC_LOAD(bv, brow + VL * v);                           \
+                        acc[v] += s * bv;                                      \
                     }                                                          \
                 }                                                              \
-                for (; j + VL <= n1; j += VL) {                                \
-                    VEC acc = {0};                                             \
-                    for (int k = 0; k < K; k++) {                              \
-                        VEC bv;                                                \
-                        VEC_LOAD(bv, g->B + (size_t)k * g->ldb + j);           \
-                        acc += a_at(g, i, k) * bv;                             \
-                    }                                                          \
-                    VEC out = alpha * acc;                                     \
+                GEMM_UNROLL for (int v = 0; v < 8; v++) {                      \
+                    VEC out = alpha * acc[v];                                  \
                     if (beta != 0.0f) {                                        \
                         VEC old;                                               \
-                        VEC_LOAD(old, crow + j);                               \
-                        out = alpha * acc + beta * old;                        \
+                        VEC_LOAD(old, crow + j + VL * v);                      \
+                        out = alpha * acc[v] + beta * old;                     \
                     }                                                          \
-                    VEC_STORE(crow + j, out);                                  \
+                    VEC_STORE(crow + j + VL * v, out);                         \
                 }                                                              \
-                for (; j < n1; j++) {                                          \
-                    float s = 0.0f;                                            \
-                    for (int k = 0; k < K; k++)                                \
-                        s += a_at(g, i, k) * g->B[(size_t)k * g->ldb + j];     \
-                    c_update(crow + j, s, alpha, beta);                        \
-                }                                                              \
-                continue;                                                      \
             }                                                                  \
-            const int KV = K - K % VL;                                         \
-            for (int j = n0; j < n1; j += 4) {                                 \
-                const int nb = n1 - j < 4 ? n1 - j : 4;                        \
-                VEC acc[4] = {{0}};                                            \
-                for (int k = 0; k < KV; k += VL) {                             \
-                    VEC av;                                                    \
-                    if (!g->ta) {                                              \
-                        VEC_LOAD(av, g->A + (size_t)i * g->lda + k);           \
-                    } else {                                                   \
-                        for (int l = 0; l < VL; l++)                           \
-                            av[l] = g->A[(size_t)(k + l) * g->lda + i];        \
-                    }                                                          \
-                    GEMM_UNROLL for (int r = 0; r < 4; r++) {                  \
-                        if (r < nb) {                                          \
-                            VEC bv;                                            \
-                            VEC_LOAD(bv, g->B + (size_t)(j + r) * g->ldb + k); \
-                            acc[r] += av * bv;                                 \
-                        }                                                      \
-                    }                                                          \
+            for (; j + VL <= n1; j += VL) {                                    \
+                VEC acc = {0};                                                 \
+                for (int k = 0; k < K; k++) {                                  \
+                    VEC bv;                                                    \
+                    VEC_LOAD(bv, g->B + (size_t)k * g->ldb + j);               \
+                    acc += a_at(g, i, k) * bv;                                 \
                 }                                                              \
-                GEMM_UNROLL for (int r = 0; r < 4; r++) {                      \
-                    if (r >= nb)                                               \
-                        break;                                                 \
-                    float s = 0.0f;                                            \
-                    for (int l = 0; l < VL; l++)                               \
-                        s += acc[r][l];                                        \
-                    for (int k = KV; k < K; k++)                               \
-                        s += a_at(g, i, k) *                                   \
-                             g->B[(size_t)(j + r) * g->ldb + k];               \
-                    c_update(crow + j + r, s, alpha, beta);                    \
+                VEC out = alpha * acc;                                         \
+                if (beta != 0.0f) {                                            \
+                    VEC old;                                                   \
+                    VEC_LOAD(old, crow + j);                                   \
+                    out = alpha * acc + beta * old;                            \
                 }                                                              \
+                VEC_STORE(crow + j, out);                                      \
+            }                                                                  \
+            for (; j < n1; j++) {                                              \
+                float s = 0.0f;                                                \
+                for (int k = 0; k < K; k++)                                    \
+                    s += a_at(g, i, k) * g->B[(size_t)k * g->ldb + j];         \
+                c_update(crow + j, s, alpha, beta);                            \
             }                                                                  \
         }                                                                      \
     }
@@ -399,6 +462,12 @@ GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
 GEMM_DEFINE_MICRO_KERNEL(v16)
 GEMM_DEFINE_MICRO_KERNEL(v8)
 GEMM_DEFINE_MICRO_KERNEL(v4)
+GEMM_DEFINE_DOT_ROWS(v16)
+GEMM_DEFINE_DOT_ROWS(v8)
+GEMM_DEFINE_DOT_ROWS(v4)
+GEMM_DEFINE_DOT_BLOCK(v16)
+GEMM_DEFINE_DOT_BLOCK(v8)
+GEMM_DEFINE_DOT_BLOCK(v4)
 GEMM_DEFINE_DIRECT_ROWS(v16)
 GEMM_DEFINE_DIRECT_ROWS(v8)
 GEMM_DEFINE_DIRECT_ROWS(v4)
@@ -657,6 +726,23 @@ void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
         im++; /* the last one, plain code, is always usable */
     sgemm_with(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                ldc, threads);
+}
+
+/* C (M, N) = A (M, K) B^T + beta C by the direct path whatever M:
+ * declared in layers.h. */
+void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc) {
+    const gemm_impl *im = &gemm_impls[0];
+    while (!gemm_impl_usable(im))
+        im++;
+    if (M <= 0 || N <= 0)
+        return;
+    gemm_args g = {
+        .ta = false, .tb = true, .N = N, .K = K, .alpha = 1.0f, .beta = beta,
+        .A = A, .B = B, .C = C,
+        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
+    };
+    im->direct(&g, 0, M, 0, N);
 }
 
 /* nn_sgemm with a named variant: declared in layers.h. */

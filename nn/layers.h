@@ -22,6 +22,13 @@ int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
                      const float *B, int ldb, float beta, float *C, int ldc,
                      int threads);
 
+/* C (M, N) = A (M, K) x B^T + beta C, B stored (N, K), for any M by the
+ * direct path: every element is one dot product summed in an order that
+ * depends on K alone (so inference answers do not depend on the batch),
+ * and B is read from memory once per call. */
+void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc);
+
 /* ---- dense (nn/dense.c) ------------------------------------------- */
 /* in (B,I), W (O,I), b (O) -> out (B,O) */
 void dense_forward(float *out, const float *in, const float *W, const float *b,

@@ -69,7 +69,10 @@ static bool check_product(const char *variant, bool ta, bool tb, int M, int N,
     ck_assert_ptr_nonnull(c0);
     memcpy(c0, C.v, sizeof(float) * (size_t)M * C.ld);
 
-    if (variant) {
+    if (variant && strcmp(variant, "dot") == 0) {
+        ck_assert(!ta && tb && alpha == 1.0f);
+        nn_sgemm_dot(M, N, K, A.v, A.ld, B.v, B.ld, beta, C.v, C.ld);
+    } else if (variant) {
         if (nn_sgemm_variant(variant, ta, tb, M, N, K, alpha, A.v, A.ld, B.v,
                              B.ld, beta, C.v, C.ld, threads) != 0) {
             free(A.v), free(B.v), free(C.v), free(c0);
@@ -138,6 +141,34 @@ START_TEST(test_all_transposes_odd_sizes) {
     /* Only a variant this CPU cannot run may skip; plain code always runs. */
     if (strcmp(variant, "generic") == 0)
         ck_assert_int_eq(ran, 4 * N_ODD * N_ODD * N_ODD);
+}
+END_TEST
+
+/* nn_sgemm_dot (dense inference): the direct path for any number of rows,
+ * in groups of 4, 3, 2 and 1 against 4, 2 and fewer outputs; beta 0 (C
+ * NaN, which must not leak) and 1 (the bias already in C). Each element
+ * must also be bitwise what a one-row call gives it. */
+START_TEST(test_dot_any_rows) {
+    for (int mi = 0; mi < N_ODD; mi++)
+        for (int ni = 0; ni < N_ODD; ni++)
+            for (int ki = 0; ki < N_ODD; ki++) {
+                int M = odd_sizes[mi], N = odd_sizes[ni], K = odd_sizes[ki];
+                uint64_t seed = (uint64_t)(100 * mi + 10 * ni + ki);
+                check_product("dot", false, true, M, N, K, 1.0f, 0.0f, 1, true, 1, seed);
+                check_product("dot", false, true, M, N, K, 1.0f, 1.0f, 0, false, 1, seed);
+            }
+    enum { M = 13, N = 11, K = 37 };
+    nn_rng rng;
+    nn_rng_seed(&rng, 5);
+    mat A = mat_new(M, K, 0, &rng), B = mat_new(N, K, 0, &rng);
+    float all[M * N], one[N];
+    nn_sgemm_dot(M, N, K, A.v, K, B.v, K, 0.0f, all, N);
+    for (int i = 0; i < M; i++) {
+        nn_sgemm_dot(1, N, K, A.v + (size_t)i * K, K, B.v, K, 0.0f, one, N);
+        ck_assert_msg(memcmp(one, all + i * N, sizeof one) == 0,
+                      "row %d alone differs from row %d of %d", i, i, M);
+    }
+    free(A.v), free(B.v);
 }
 END_TEST
 
@@ -310,6 +341,7 @@ static Suite *gemm_suite(void) {
     tcase_add_loop_test(tc, test_leading_dimensions_alpha_beta, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_beta_zero_ignores_nan, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_large_blocked, 0, N_VARIANTS);
+    tcase_add_test(tc, test_dot_any_rows);
     tcase_add_test(tc, test_mlp_shapes_public);
     tcase_add_test(tc, test_empty_depth_and_zero_alpha);
     tcase_add_loop_test(tc, test_threads_bitwise_identical, 0, N_VARIANTS);
