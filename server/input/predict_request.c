@@ -26,6 +26,7 @@
 
 #include "base64.h"
 #include "image_decode.h" /* server/input/ */
+#include "json_number.h"
 #include "json_writer.h"
 #include "multipart.h"
 #include "text_buffer.h"
@@ -126,38 +127,6 @@ static int add_encoded_image(request *r, const char *s) {
 
 /* ---- JSON ---------------------------------------------------------- */
 
-/* The length of the JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
- * ([eE][+-]?[0-9]+)?) at the start of s (n bytes), or 0 when s does not
- * start with one. The one definition of a number both the fast path and
- * json_scan use, so that `+1`, `.5`, `007`, `1.`, `-` and `0x1` are
- * refused whichever path reads them (cJSON alone takes some of them). */
-static size_t json_number_len(const char *s, size_t n) {
-    size_t i = 0;
-#define DIGITS() while (i < n && s[i] >= '0' && s[i] <= '9') i++
-    if (i < n && s[i] == '-') i++;
-    if (i >= n) return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        DIGITS();
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        size_t first = ++i;
-        DIGITS();
-        if (i == first) return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
-        size_t first = i;
-        DIGITS();
-        if (i == first) return 0;
-    }
-#undef DIGITS
-    return i;
-}
 
 /* JSON's grammar has no NaN or Infinity, but Python's json.dumps writes
  * them: name them in the error instead of saying "malformed". */
@@ -327,13 +296,10 @@ static int fast_pixels(const char *s, size_t len, float *dst) {
     double max = 0;
     for (int n = 0; n < NN_PIXELS; n++) {
         SKIP_WS();
-        char num[32];
         size_t k = json_number_len(s + i, len - i);
-        if (k == 0 || k >= sizeof num) return 0;
-        memcpy(num, s + i, k);
-        num[k] = '\0';
+        if (k == 0 || k >= 32) return 0; /* longer: the general path */
+        double v = json_number_value(s + i, k);
         i += k;
-        double v = strtod(num, NULL);
         if (!pixel_in_range(v)) return 0;
         dst[n] = (float)v;
         if (v > max) max = v;

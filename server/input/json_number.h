@@ -1,0 +1,22 @@
+/*
+ * json_number.h: the one definition of a JSON number (RFC 8259) that the
+ * request parsers use, and its value.
+ */
+#ifndef DIGITD_JSON_NUMBER_H
+#define DIGITD_JSON_NUMBER_H
+
+#include <stddef.h>
+
+/* The length of the JSON number -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+ * at the start of s (n bytes), or 0 when s does not start with one. Both
+ * the fast path and json_scan use it, so that `+1`, `.5`, `007`, `1.`,
+ * `-` and `0x1` are refused whichever path reads them (cJSON alone takes
+ * some of them). */
+size_t json_number_len(const char *s, size_t n);
+
+/* The double nearest to the number s[0, k) (k = json_number_len(s, ...) >
+ * 0), as strtod rounds it, whatever the locale; +-HUGE_VAL or 0 beyond
+ * the range of double, as strtod. */
+double json_number_value(const char *s, size_t k);
+
+#endif
