@@ -246,8 +246,18 @@ test('every control works from the keyboard; an image chosen or pasted goes to /
 
     // Enter on the Image button opens the file dialog; the file is sent as is.
     const before = mock.requests.length;
-    await page.focus('#upload');
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 90000 }), page.keyboard.press('Enter')]);
+    // On a loaded machine Chromium now and then drops the first key press
+    // (two of four runs at load 3 never saw the dialog in 90 s), so Enter is
+    // pressed again after a quiet 20 s; a dialog that never opens still fails.
+    let chooser = null;
+    for (let attempt = 0; attempt < 4 && !chooser; attempt++) {
+      await page.focus('#upload');
+      [chooser] = await Promise.all([
+        page.waitForEvent('filechooser', { timeout: 20000 }).catch(() => null),
+        page.keyboard.press('Enter'),
+      ]);
+    }
+    assert.ok(chooser, 'Enter on the Image button opens the file dialog');
     await chooser.setFiles(SEVEN_PNG);
     await waitReady(page);
     const sent = mock.requests.slice(before);
