@@ -60,6 +60,7 @@
  * thread count, block or batch, so results do not depend on any of them.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -88,8 +89,8 @@ enum {
  * nothing: the loops below are unrolled over these constants, and the
  * compiler drops the terms it sees are zero. */
 static const float CW_BT[6][6] = {
-    {2, -3, -4, 3, 2, 0},  {0, -2, 1, 5, 2, 0},  {0, -2, 5, -1, -2, 0},
-    {0, 2, 1, -2, -1, 0},  {0, 1, -2, -1, 2, 0}, {0, 2, -3, -4, 3, 2},
+    {2, -3, -4, 3, 2, 0}, {0, -2, 1, 5, 2, 0},  {0, -2, 5, -1, -2, 0},
+    {0, 2, 1, -2, -1, 0}, {0, 1, -2, -1, 2, 0}, {0, 2, -3, -4, 3, 2},
 };
 static const float CW_G[6][5] = {
     {1.0f / 2, 0, 0, 0, 0},
@@ -156,7 +157,7 @@ static cw_layout layout(const cw_args *a, int B, int threads) {
     l.m = (size_t)36 * CW_TB_MAX * a->OCP;
     l.per_thread = l.v + l.m;
     l.total = l.u + l.bias + (size_t)l.group * l.hwc +
-              (size_t)l.threads * l.per_thread;
+              (size_t)l.threads * l.per_thread + 15; /* to align, in run */
     return l;
 }
 
@@ -171,8 +172,8 @@ bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad) {
            W + 2 * pad - 4 >= 2;
 }
 
-size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC,
-                                    int pad, bool pool, int threads) {
+size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC, int pad,
+                                    bool pool, int threads) {
     cw_args a = make_args(C, H, W, OC, pad, pool);
     return layout(&a, B, threads).total;
 }
@@ -186,13 +187,28 @@ static void to_hwc(const cw_args *a, const float *in_s, float *dst) {
     const int w_end = a->W < a->WT - a->pad ? a->W : a->WT - a->pad;
     for (int h = 0; h < h_end; h++)
         for (int w = 0; w < w_end; w++) {
-            float *d = dst + ((size_t)(h + a->pad) * a->WT + w + a->pad) * a->CP;
+            float *d =
+                dst + ((size_t)(h + a->pad) * a->WT + w + a->pad) * a->CP;
             const float *s = in_s + (size_t)h * a->W + w;
             for (int c = 0; c < a->C; c++) d[c] = s[(size_t)c * a->H * a->W];
         }
 }
 
 /* ---- per vector type: transforms and the GEMM ----------------------- */
+
+/* Loads and stores of vectors in scratch, which run() aligns to 64 bytes
+ * and lays out in multiples of 16 floats, so every vector there is
+ * aligned. They are plain vector accesses (through types that may alias
+ * float) rather than memcpy: GCC 12's generic tuning copies a 256-bit
+ * memcpy as two 128-bit moves, and stored the GEMM's accumulators through
+ * the stack that way. */
+typedef v4 cw_v4 __attribute__((may_alias));
+typedef v8 cw_v8 __attribute__((may_alias));
+typedef v16 cw_v16 __attribute__((may_alias));
+#define CW_LOADA(VEC, dst, p)                                                  \
+    ((dst) = *(const cw_##VEC *)__builtin_assume_aligned((p), sizeof(VEC)))
+#define CW_STOREA(VEC, p, src)                                                 \
+    (*(cw_##VEC *)__builtin_assume_aligned((p), sizeof(VEC)) = (src))
 
 /* 25 taps of zeros (and 7 more, for gather_v8's overlapping load): the
  * weights of the output channels past OC. */
@@ -223,7 +239,8 @@ CW_INLINE void transpose_v8(const v8 *r, v8 *o) {
     v8 t[8], q[8];
     for (int k = 0; k < 4; k++) {
         t[2 * k] = CW_SHUF(r[2 * k], r[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        t[2 * k + 1] = CW_SHUF(r[2 * k], r[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        t[2 * k + 1] =
+            CW_SHUF(r[2 * k], r[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
     for (int k = 0; k < 2; k++)
         for (int h = 0; h < 2; h++) {
@@ -238,9 +255,9 @@ CW_INLINE void transpose_v8(const v8 *r, v8 *o) {
 }
 CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
     v8 r[8], o[8];
-    for (int b = 0; b < 4; b++) {
+    CW_UNROLL for (int b = 0; b < 4; b++) {
         const int k0 = b < 3 ? 8 * b : 17;
-        for (int j = 0; j < 8; j++) VEC_LOAD(r[j], rows[j] + k0);
+        CW_UNROLL for (int j = 0; j < 8; j++) VEC_LOAD(r[j], rows[j] + k0);
         transpose_v8(r, o);
         if (b < 3)
             for (int k = 0; k < 8; k++) gv[k0 + k] = o[k];
@@ -268,8 +285,8 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
            ((__typeof__(mask))(b) & ~(mask))))
 
 #define CW_DEFINE(VEC)                                                         \
-    /* Weights of channel c, output channels oc0.. (one vector, zero past  \
-     * OC) -> U[xi][c][oc0..]. */                                        \
+    /* Weights of channel c, output channels oc0.. (one vector, zero past      \
+     * OC) -> U[xi][c][oc0..]. */                                              \
     CW_INLINE void weights_##VEC(const cw_args *a, int c, int oc0, float *u) { \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         const float *rows[VL];                                                 \
@@ -286,63 +303,64 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
             CW_APPLY(VEC, CW_G, 6, 5, r + row * 6, 1, t + row * 5, 1);         \
         const size_t xs = a->US;                                               \
         for (int xi = 0; xi < 36; xi++)                                        \
-            VEC_STORE(u + xi * xs + (size_t)c * a->OCP + oc0, r[xi]);          \
+            CW_STOREA(VEC, u + xi * xs + (size_t)c * a->OCP + oc0, r[xi]);     \
     }                                                                          \
                                                                                \
-    /* The input tile at hwc (row 0, column 0 of its 6x6 patch), channels  \
+    /* The input tile at hwc (row 0, column 0 of its 6x6 patch), channels      \
      * c0.. (one vector) -> v[xi * vs] (36 vectors). */                        \
     CW_INLINE void input_##VEC(const cw_args *a, const float *hwc, int c0,     \
                                float *v, size_t vs) {                          \
         VEC d[36], t[36], r[36];                                               \
         for (int i = 0; i < 6; i++)                                            \
             for (int j = 0; j < 6; j++)                                        \
-                VEC_LOAD(d[i * 6 + j],                                         \
+                CW_LOADA(VEC, d[i * 6 + j],                                    \
                          hwc + ((size_t)i * a->WT + j) * a->CP + c0);          \
         for (int col = 0; col < 6; col++)                                      \
             CW_APPLY(VEC, CW_BT, 6, 6, t + col, 6, d + col, 6);                \
         for (int row = 0; row < 6; row++)                                      \
             CW_APPLY(VEC, CW_BT, 6, 6, r + row * 6, 1, t + row * 6, 1);        \
-        for (int xi = 0; xi < 36; xi++) VEC_STORE(v + xi * vs, r[xi]);         \
+        for (int xi = 0; xi < 36; xi++) CW_STOREA(VEC, v + xi * vs, r[xi]);    \
     }                                                                          \
                                                                                \
-    /* GEMM register tile: rows r0..r0+NR-1 of M[xi] (stride OCP), output  \
+    /* GEMM register tile: rows r0..r0+NR-1 of M[xi] (stride OCP), output      \
      * channels oc0.. (two vectors) = V rows (stride CP) x U[xi]. */           \
     CW_INLINE void gemm_tile_##VEC(const int NR, const float *restrict v,      \
                                    const float *restrict u, int C, int CP,     \
                                    int OCP, float *restrict m) {               \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         VEC acc[CW_MR][2];                                                     \
-        for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = (VEC){0};         \
+        CW_UNROLL for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] =         \
+            (VEC){0};                                                          \
         for (int c = 0; c < C; c++) {                                          \
             VEC u0, u1;                                                        \
-            VEC_LOAD(u0, u + (size_t)c * OCP);                                 \
-            VEC_LOAD(u1, u + (size_t)c * OCP + VL);                            \
-            for (int r = 0; r < NR; r++) {                                     \
+            CW_LOADA(VEC, u0, u + (size_t)c * OCP);                            \
+            CW_LOADA(VEC, u1, u + (size_t)c * OCP + VL);                       \
+            CW_UNROLL for (int r = 0; r < NR; r++) {                           \
                 const float x = v[(size_t)r * CP + c];                         \
                 acc[r][0] += x * u0;                                           \
                 acc[r][1] += x * u1;                                           \
             }                                                                  \
         }                                                                      \
-        for (int r = 0; r < NR; r++) {                                         \
-            VEC_STORE(m + (size_t)r * OCP, acc[r][0]);                         \
-            VEC_STORE(m + (size_t)r * OCP + VL, acc[r][1]);                    \
+        CW_UNROLL for (int r = 0; r < NR; r++) {                               \
+            CW_STOREA(VEC, m + (size_t)r * OCP, acc[r][0]);                    \
+            CW_STOREA(VEC, m + (size_t)r * OCP + VL, acc[r][1]);               \
         }                                                                      \
     }                                                                          \
                                                                                \
-    /* M of tile tl (36 vectors at m + xi*ms), channels oc0.. -> pooled or \
+    /* M of tile tl (36 vectors at m + xi*ms), channels oc0.. -> pooled or     \
      * 2x2 outputs of sample s's tile (ty, tx) in out. */                      \
     CW_INLINE void output_##VEC(const cw_args *a, const float *m, size_t ms,   \
                                 const float *bias, int oc0, int s, int ty,     \
                                 int tx, float *out) {                          \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         VEC x[36], t[12], y[4];                                                \
-        for (int xi = 0; xi < 36; xi++) VEC_LOAD(x[xi], m + xi * ms);          \
+        for (int xi = 0; xi < 36; xi++) CW_LOADA(VEC, x[xi], m + xi * ms);     \
         for (int col = 0; col < 6; col++)                                      \
             CW_APPLY(VEC, CW_AT, 2, 6, t + col, 6, x + col, 6);                \
         for (int row = 0; row < 2; row++)                                      \
             CW_APPLY(VEC, CW_AT, 2, 6, y + row * 2, 1, t + row * 6, 1);        \
         VEC bv;                                                                \
-        VEC_LOAD(bv, bias + oc0);                                              \
+        CW_LOADA(VEC, bv, bias + oc0);                                         \
         const bool relu = a->act == relu_forward;                              \
         const int n = a->OC - oc0 < VL ? a->OC - oc0 : VL;                     \
         const size_t plane = (size_t)a->POH * a->POW;                          \
@@ -350,7 +368,7 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
         float lanes[VL];                                                       \
         const int outputs = a->pool ? 1 : 4;                                   \
         if (a->pool) {                                                         \
-            /* conv_infer.c's max_nan over the window in the same order:   \
+            /* conv_infer.c's max_nan over the window in the same order:       \
              * the first NaN wins, else the larger. */                         \
             VEC mx = y[0];                                                     \
             for (int k = 1; k < 4; k++) {                                      \
@@ -373,8 +391,8 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
         }                                                                      \
     }                                                                          \
                                                                                \
-    /* Tiles [t0, t0 + n) of the group whose first sample is s0 (HWC       \
-     * planes at hwc), through steps 2 to 4; v, m: this thread's block     \
+    /* Tiles [t0, t0 + n) of the group whose first sample is s0 (HWC           \
+     * planes at hwc), through steps 2 to 4; v, m: this thread's block         \
      * buffers (36, CW_TB_MAX, CP) and (36, CW_TB_MAX, OCP). */                \
     CW_INLINE void block_##VEC(const cw_args *a, const float *u,               \
                                const float *bias, const float *hwc,            \
@@ -397,20 +415,30 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
             const float *vx = v + xi * vs;                                     \
             float *mx = m + xi * ms;                                           \
             for (int oc0 = 0; oc0 < oc_end; oc0 += 2 * VL) {                   \
-                const float *ux =                                              \
-                    u + (size_t)xi * a->US + oc0;                              \
+                const float *ux = u + (size_t)xi * a->US + oc0;                \
                 int r0 = 0;                                                    \
                 for (; n - r0 >= CW_MR; r0 += CW_MR)                           \
                     gemm_tile_##VEC(CW_MR, vx + (size_t)r0 * a->CP, ux, a->C,  \
                                     a->CP, a->OCP,                             \
                                     mx + (size_t)r0 * a->OCP + oc0);           \
                 switch (n - r0) {                                              \
-                case 5: CW_GEMM_REST(VEC, 5); break;                           \
-                case 4: CW_GEMM_REST(VEC, 4); break;                           \
-                case 3: CW_GEMM_REST(VEC, 3); break;                           \
-                case 2: CW_GEMM_REST(VEC, 2); break;                           \
-                case 1: CW_GEMM_REST(VEC, 1); break;                           \
-                default: break;                                                \
+                case 5:                                                        \
+                    CW_GEMM_REST(VEC, 5);                                      \
+                    break;                                                     \
+                case 4:                                                        \
+                    CW_GEMM_REST(VEC, 4);                                      \
+                    break;                                                     \
+                case 3:                                                        \
+                    CW_GEMM_REST(VEC, 3);                                      \
+                    break;                                                     \
+                case 2:                                                        \
+                    CW_GEMM_REST(VEC, 2);                                      \
+                    break;                                                     \
+                case 1:                                                        \
+                    CW_GEMM_REST(VEC, 1);                                      \
+                    break;                                                     \
+                default:                                                       \
+                    break;                                                     \
                 }                                                              \
             }                                                                  \
         }                                                                      \
@@ -468,7 +496,8 @@ static const cw_impl cw_impls[] = {
 static void run(const cw_impl *im, const cw_args *a, const float *in,
                 float *out, int B, float *scratch, int threads) {
     const cw_layout l = layout(a, B, threads);
-    float *u = scratch, *bias = u + l.u, *hwc = bias + l.bias;
+    float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *bias = u + l.u, *hwc = bias + l.bias;
     float *per_thread = hwc + (size_t)l.group * l.hwc;
     memset(bias, 0, l.bias * sizeof *bias);
     memcpy(bias, a->b, (size_t)a->OC * sizeof *bias);
@@ -476,7 +505,8 @@ static void run(const cw_impl *im, const cw_args *a, const float *in,
     const int tps = a->TY * a->TX;
     /* U's rows past C are never read, its columns up to the GEMM's last
      * pair of vectors are (as zeros). */
-    const int oc_vecs = (int)round_up((size_t)a->OC, 2 * (size_t)im->vl) / im->vl;
+    const int oc_vecs =
+        (int)round_up((size_t)a->OC, 2 * (size_t)im->vl) / im->vl;
 #pragma omp parallel num_threads(l.threads) if (l.threads > 1)
     {
 #ifdef _OPENMP

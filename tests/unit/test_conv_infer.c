@@ -406,30 +406,13 @@ static const struct {
 enum { N_NETS = sizeof NETS / sizeof NETS[0] };
 
 /* The reference: every layer's training forward without training state,
- * then softmax. */
+ * then softmax (the nets here end in ten outputs). */
 static void reference_predict(const nn_net *net, const float *x, int B,
                               float *probs) {
-    size_t wide = NN_PIXELS, scratch_n = 1;
-    for (int i = 0; i < net->n_layers; i++) {
-        size_t o = nn_shape_size(net->layers[i].out);
-        if (o > wide) wide = o;
-        size_t s = layer_scratch_floats(&net->layers[i], 1);
-        if (s > scratch_n) scratch_n = s;
-    }
-    float *a = alloc_floats(wide * B), *c = alloc_floats(wide * B),
-          *scratch = alloc_floats(scratch_n);
-    memcpy(a, x, (size_t)B * NN_PIXELS * sizeof *a);
-    for (int i = 0; i < net->n_layers; i++) {
-        layer_forward(&net->layers[i], net->params, a, c, B, NULL, NULL, NULL,
-                      scratch, 1);
-        float *t = a;
-        a = c;
-        c = t;
-    }
-    softmax_forward(probs, a, B, NN_CLASSES);
-    free(a);
-    free(c);
-    free(scratch);
+    float *logits = alloc_floats((size_t)B * NN_CLASSES);
+    tu_reference_logits(net, x, B, logits);
+    softmax_forward(probs, logits, B, NN_CLASSES);
+    free(logits);
 }
 
 START_TEST(predict_matches_layer_by_layer_forward) {
