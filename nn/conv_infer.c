@@ -341,9 +341,9 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
 }
 
 /* Winograd's F(2x2, 5x5) (nn/conv_winograd.c) where its rule says it
- * pays (conv_winograd_applies: 5x5, at least 8 input and output
- * channels; the default CNN's second layer, not its first), else the
- * direct kernel above. */
+ * pays (conv_winograd_applies: 5x5, at least 8 input and 16 output
+ * channels and C x OC >= 256; the default CNN's second layer, not its
+ * first), else the direct kernel above. */
 void conv_infer(float *out, const float *in, const float *W, const float *b,
                 int B, int C, int H, int Wd, int OC, int K, int pad,
                 act_forward_fn act, bool pool, float *scratch, int threads) {

@@ -241,8 +241,9 @@ bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad);
 size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC,
                                     int pad, bool pool, int threads);
 /* With a named variant as conv_infer_variant (NULL: the best this CPU
- * runs); -1 (nothing done) when unknown, not runnable here, or when
- * conv_winograd_applies() is false for the shape. */
+ * runs), for any shape with an output (where it does not pay too, for
+ * the tests); -1 (nothing done) when the variant is unknown or not
+ * runnable here, or the output would be empty. */
 int conv_winograd_variant(const char *variant, float *out, const float *in,
                           const float *W, const float *b, int B, int C, int H,
                           int Wd, int OC, int pad, act_forward_fn act,
