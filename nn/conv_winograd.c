@@ -43,8 +43,9 @@
  * The weights are transformed per call (step 1): there is no per-net
  * cache, since a shared net is only read and training changes the weights
  * between calls. At batch B all samples' tiles share it (rows = 49*B for
- * the default CNN), so its cost (about 10 us for 32 x 64 channels at one
- * thread, see the README's figures) is paid once per call.
+ * the default CNN), so its cost is paid once per call: about 24 us for
+ * 32 x 64 channels at one thread, 16% of a batch-1 call (bench/README.md),
+ * most of it storing U (288 KiB) and transposing the filters.
  *
  * Interpolation points: 0, 1, -1, 1/2, -2 and infinity. Against
  * 0, +-1, +-2 (the usual choice) the float32 error of a 32-channel sum is
