@@ -8,12 +8,19 @@
  *
  * Backward is what training runs: conv2 with din, conv1 without (it is the
  * first layer). Usage: bench_conv [threads...]   (default: 1 2)
+ *
+ * bench_conv infer [threads...] instead times conv2 as inference runs it
+ * (with relu and the 2x2 pooling fused): the direct kernel
+ * (conv_infer_variant) against Winograd F(2x2, 5x5) (conv_winograd_variant,
+ * weight transform included, as every call pays it), at batches 1, 8 and
+ * 32: microseconds per image, best and median.
  * Prints milliseconds per batch, the best and the median of repeated runs
  * (on a busy machine the best is the one to compare), and GFLOP/s of the
  * best, counting 2 flops per multiply-add of the GEMMs.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "layers.h"
@@ -112,13 +119,76 @@ static timing time_pass(layer_bufs *l1, layer_bufs *l2, int which, int threads,
     return r;
 }
 
+/* Inference of conv2 (relu, pool fused), direct or Winograd: per-image
+ * microseconds, best and median of reps calls of batch B. */
+static timing time_infer(bool winograd, int B, int threads, int reps,
+                         nn_rng *rng) {
+    const conv_shape s = CONV2;
+    size_t n_in = (size_t)B * s.C * s.H * s.W;
+    size_t n_out = (size_t)B * s.OC * (s.H / 2) * (s.W / 2);
+    size_t n_scratch =
+        winograd ? conv_winograd_scratch_floats(B, s.C, s.H, s.W, s.OC, s.pad,
+                                                true, threads)
+                 : conv_infer_direct_scratch_floats(s.C, s.H, s.W, s.K, s.pad,
+                                                    threads);
+    float *in = randoms(n_in, rng), *W = randoms((size_t)s.OC * s.C * 25, rng);
+    float *b = randoms((size_t)s.OC, rng), *out = randoms(n_out, rng);
+    float *scratch = randoms(n_scratch, rng);
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!t) exit(1);
+    for (int r = -reps / 10 - 1; r < reps; r++) { /* the first ones warm */
+        double t0 = now_ms();
+        if (winograd)
+            conv_winograd_variant(NULL, out, in, W, b, B, s.C, s.H, s.W, s.OC,
+                                  s.pad, relu_forward, true, scratch, threads);
+        else
+            conv_infer_variant(NULL, out, in, W, b, B, s.C, s.H, s.W, s.OC,
+                               s.K, s.pad, relu_forward, true, scratch,
+                               threads);
+        if (r >= 0) t[r] = (now_ms() - t0) * 1e3 / B;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    timing res = {t[0], t[reps / 2]};
+    free(t);
+    free(in);
+    free(W);
+    free(b);
+    free(out);
+    free(scratch);
+    return res;
+}
+
+static int bench_infer_conv2(const int *thread_list, int n_threads) {
+    static const int batches[] = {1, 8, 32};
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    printf("conv2 of the default CNN for inference (32->64 channels, 14x14, "
+           "relu and pool fused), us per image\n");
+    printf("%6s %7s %21s %21s\n", "batch", "threads", "direct best/med",
+           "winograd best/med");
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++)
+        for (int ti = 0; ti < n_threads; ti++) {
+            int B = batches[bi], threads = thread_list[ti];
+            int reps = B == 1 ? 2000 : B == 8 ? 300 : 100;
+            timing d = time_infer(false, B, threads, reps, &rng);
+            timing w = time_infer(true, B, threads, reps, &rng);
+            printf("%6d %7d %10.1f/%-10.1f %10.1f/%-10.1f\n", B, threads,
+                   d.best, d.median, w.best, w.median);
+            fflush(stdout);
+        }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int thread_list[8] = {1, 2}, n_threads = 2;
+    bool infer = argc > 1 && strcmp(argv[1], "infer") == 0;
+    if (infer) argc--, argv++;
     if (argc > 1) {
         n_threads = 0;
         for (int i = 1; i < argc && n_threads < 8; i++)
             thread_list[n_threads++] = atoi(argv[i]) > 0 ? atoi(argv[i]) : 1;
     }
+    if (infer) return bench_infer_conv2(thread_list, n_threads);
     static const int batches[] = {128, 1};
     nn_rng rng;
     nn_rng_seed(&rng, 1);

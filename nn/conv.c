@@ -365,10 +365,12 @@ static int conv_layer_infer_span(const nn_net *net, int i) {
 
 static size_t conv_layer_infer_scratch(const nn_net *net, int i, int B,
                                        int threads) {
-    (void)B;
     const nn_layer *l = &net->layers[i];
-    return conv_infer_scratch_floats(l->in.c, l->in.h, l->in.w, l->kernel,
-                                     l->pad, threads);
+    act_forward_fn act;
+    bool pool;
+    conv_fused(net, i, &act, &pool);
+    return conv_infer_scratch_floats(B, l->in.c, l->in.h, l->in.w, l->size,
+                                     l->kernel, l->pad, pool, threads);
 }
 
 static int conv_layer_infer(const nn_net *net, int i, const float *in,

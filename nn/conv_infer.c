@@ -73,9 +73,17 @@ static size_t pad_floats(int C, int H, int W, int K, int pad) {
     return round_up16((size_t)C * HP * WP);
 }
 
-size_t conv_infer_scratch_floats(int C, int H, int W, int K, int pad,
-                                 int threads) {
+size_t conv_infer_direct_scratch_floats(int C, int H, int W, int K, int pad,
+                                        int threads) {
     return (size_t)(threads > 1 ? threads : 1) * pad_floats(C, H, W, K, pad);
+}
+
+size_t conv_infer_scratch_floats(int B, int C, int H, int W, int OC, int K,
+                                 int pad, bool pool, int threads) {
+    if (conv_winograd_applies(C, H, W, OC, K, pad))
+        return conv_winograd_scratch_floats(B, C, H, W, OC, pad, pool,
+                                            threads);
+    return conv_infer_direct_scratch_floats(C, H, W, K, pad, threads);
 }
 
 /* in_b (C,H,W) -> dst (C,HP,WP), zero outside the image. */
@@ -332,9 +340,17 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
     return -1;
 }
 
+/* Winograd's F(2x2, 5x5) (nn/conv_winograd.c) where its rule says it
+ * pays (conv_winograd_applies: 5x5, at least 8 input and 16 output
+ * channels and C x OC >= 256; the default CNN's second layer, not its
+ * first), else the direct kernel above. */
 void conv_infer(float *out, const float *in, const float *W, const float *b,
                 int B, int C, int H, int Wd, int OC, int K, int pad,
                 act_forward_fn act, bool pool, float *scratch, int threads) {
+    if (conv_winograd_applies(C, H, Wd, OC, K, pad) &&
+        conv_winograd_variant(NULL, out, in, W, b, B, C, H, Wd, OC, pad, act,
+                              pool, scratch, threads) == 0)
+        return;
     conv_infer_variant(NULL, out, in, W, b, B, C, H, Wd, OC, K, pad, act, pool,
                        scratch, threads);
 }

@@ -215,24 +215,46 @@ int layer_bad_size(const nn_layer *l, int size, int index, nn_error *err);
 act_forward_fn layer_activation_fn(const nn_layer *l);
 
 /* ---- inference kernels -------------------------------------------- */
-/* Direct convolution for inference (nn/conv_infer.c), with the activation
- * `act` (NULL: none) and, when pool, a 2x2 max-pooling fused:
+/* Convolution for inference (nn/conv_infer.c), with the activation `act`
+ * (NULL: none) and, when pool, a 2x2 max-pooling fused:
  * in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW), or
  * (B,OC,OH/2,OW/2) pooled; OH = H + 2*pad - K + 1, OW likewise. The values
  * are those of conv_forward, act and maxpool_forward in turn, up to the
- * order of the sums (a few units in the last place). scratch holds
- * conv_infer_scratch_floats() floats. */
-size_t conv_infer_scratch_floats(int C, int H, int W, int K, int pad,
-                                 int threads);
+ * order of the sums (a few units in the last place), or, where
+ * conv_winograd_applies() and it runs Winograd's F(2x2, 5x5), up to a few
+ * 1e-6 of the output scale. scratch holds conv_infer_scratch_floats()
+ * floats (it depends on B only on the Winograd path). */
+size_t conv_infer_scratch_floats(int B, int C, int H, int W, int OC, int K,
+                                 int pad, bool pool, int threads);
 void conv_infer(float *out, const float *in, const float *W, const float *b,
                 int B, int C, int H, int Wd, int OC, int K, int pad,
                 act_forward_fn act, bool pool, float *scratch, int threads);
-/* The same with a named variant ("avx512", "avx2", "generic"), for tests
- * and benchmarks: -1 (nothing done) when unknown or not runnable here. */
+/* The direct kernel alone, with a named variant ("avx512", "avx2",
+ * "generic"), for tests and benchmarks: -1 (nothing done) when unknown or
+ * not runnable here. scratch holds conv_infer_direct_scratch_floats(). */
+size_t conv_infer_direct_scratch_floats(int C, int H, int W, int K, int pad,
+                                        int threads);
 int conv_infer_variant(const char *variant, float *out, const float *in,
                        const float *W, const float *b, int B, int C, int H,
                        int Wd, int OC, int K, int pad, act_forward_fn act,
                        bool pool, float *scratch, int threads);
+
+/* Winograd F(2x2, 5x5) for the same job (nn/conv_winograd.c), K = 5.
+ * Whether conv_infer uses it for this shape (the rule and its reasons are
+ * beside the code). */
+bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad);
+/* Scratch floats for a batch of B: the transformed weights, B's input
+ * tiles (up to 32 samples at a time) and per-thread block buffers. */
+size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC,
+                                    int pad, bool pool, int threads);
+/* With a named variant as conv_infer_variant (NULL: the best this CPU
+ * runs), for any shape with an output (where it does not pay too, for
+ * the tests); -1 (nothing done) when the variant is unknown or not
+ * runnable here, or the output would be empty. */
+int conv_winograd_variant(const char *variant, float *out, const float *in,
+                          const float *W, const float *b, int B, int C, int H,
+                          int Wd, int OC, int pad, act_forward_fn act,
+                          bool pool, float *scratch, int threads);
 
 /* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
  * none). A few rows are matrix-vector products that read W once; with

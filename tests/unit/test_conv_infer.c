@@ -1,14 +1,18 @@
 /*
- * test_conv_infer.c: the inference kernels (nn/conv_infer.c, dense_infer
- * in nn/dense.c) and nn_predict against the reference path, the training
+ * test_conv_infer.c: the inference kernels (nn/conv_infer.c's direct
+ * convolution, nn/conv_winograd.c's F(2x2, 5x5), dense_infer in
+ * nn/dense.c) and nn_predict against the reference path, the training
  * forward of every layer (layer_forward with no training state), on random
  * shapes, for batch 1 and 32 and 1 and 2 threads.
  *
- * Tolerance: the kernels sum in another order than the im2col GEMM (one
- * accumulator per output instead of depth blocks), so values agree to
+ * Tolerance: the direct kernels sum in another order than the im2col GEMM
+ * (one accumulator per output instead of depth blocks), so values agree to
  * rounding: |got - want| <= 1e-5 * (1 + max |want|) for the convolution
  * and dense outputs (a sum of up to 7*7*5 products of values in [-1, 1]),
- * 1e-6 for probabilities. Every buffer a kernel writes starts as NaN, so a
+ * 1e-6 for probabilities. Winograd's error is larger: 2e-5 * (1 + S), S
+ * the scale of the sums before the activation (measured worst 2.2e-6;
+ * the reasons above winograd_matches_reference), and its results must be
+ * the same bit for bit with 1 and 2 threads. Every buffer a kernel writes starts as NaN, so a
  * value left unwritten fails; scratch is allocated with exactly the size
  * the kernel asks for, so AddressSanitizer catches any use beyond it.
  */
@@ -35,13 +39,17 @@ static float *alloc_nan(size_t n) {
     return p;
 }
 
-/* Fails unless got and want agree within rtol * (1 + max |want|). */
-static void assert_close(const char *what, const float *got, const float *want,
-                         size_t n, double rtol) {
-    double scale = 0, worst = 0;
+/* Fails unless got and want agree within rtol * (1 + scale), scale the
+ * largest |value| of the outputs before their activation (when given, > 0)
+ * or of want. Returns the error in those units. */
+static double assert_close_scaled(const char *what, const float *got,
+                                  const float *want, size_t n, double rtol,
+                                  double scale) {
+    double worst = 0;
     size_t at = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)want[i]) > scale) scale = fabs((double)want[i]);
+    if (scale <= 0)
+        for (size_t i = 0; i < n; i++)
+            if (fabs((double)want[i]) > scale) scale = fabs((double)want[i]);
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - (double)want[i]);
         if (isnan(d)) d = INFINITY;
@@ -50,6 +58,13 @@ static void assert_close(const char *what, const float *got, const float *want,
     ck_assert_msg(worst <= rtol * (1 + scale),
                   "%s: |got - want| = %g at %zu (got %g, want %g, scale %g)",
                   what, worst, at, (double)got[at], (double)want[at], scale);
+    return worst / (1 + scale);
+}
+
+/* Within rtol * (1 + max |want|). */
+static double assert_close(const char *what, const float *got,
+                           const float *want, size_t n, double rtol) {
+    return assert_close_scaled(what, got, want, n, rtol, 0);
 }
 
 /* ---- convolution ---------------------------------------------------- */
@@ -126,7 +141,7 @@ START_TEST(conv_infer_matches_reference) {
         for (int v = 0; v < N_VARIANTS; v++)
             for (int threads = 1; threads <= 2; threads++) {
                 float *got = alloc_nan(n_out);
-                float *scratch = alloc_floats(conv_infer_scratch_floats(
+                float *scratch = alloc_floats(conv_infer_direct_scratch_floats(
                     p.C, p.H, p.W, p.K, p.pad, threads));
                 int rc = conv_infer_variant(VARIANTS[v], got, in, W, b, B, p.C,
                                             p.H, p.W, p.OC, p.K, p.pad,
@@ -165,6 +180,181 @@ START_TEST(conv_infer_refuses_unknown_variants) {
                                         1, 1, 1, 0, NULL, false, scratch, 1),
                      0);
     ck_assert(out == 0.0f);
+}
+END_TEST
+
+/* ---- Winograd F(2x2, 5x5) ------------------------------------------- */
+
+/* 5x5 kernels, 1 to 40 input channels, 1 to 70 output channels (also
+ * below conv_winograd_applies's rule: the kernel computes any shape),
+ * sides even and odd from 6 to 30 with 0 to 4 padding, pooled or not,
+ * every activation. */
+static conv_problem draw_winograd_problem(int seed) {
+    nn_rng r;
+    nn_rng_seed(&r, 5000 + (uint64_t)seed);
+    conv_problem p;
+    p.K = 5;
+    p.pad = (int)nn_rng_below(&r, 5);
+    p.C = 1 + (int)nn_rng_below(&r, 40);
+    p.OC = 1 + (int)nn_rng_below(&r, 70);
+    p.H = 6 + (int)nn_rng_below(&r, 17);
+    p.W = 6 + (int)nn_rng_below(&r, 25);
+    p.act = (int)nn_rng_below(&r, 4);
+    p.pool = nn_rng_below(&r, 2) != 0;
+    if (seed == 0) /* the default CNN's second layer, exactly */
+        p = (conv_problem){32, 14, 14, 64, 5, 2, 1, true};
+    if (seed == 1) /* the same unpooled, with tanh */
+        p = (conv_problem){32, 14, 14, 64, 5, 2, 3, false};
+    if (seed == 2) /* channel counts off every vector width */
+        p = (conv_problem){9, 14, 14, 13, 5, 2, 2, true};
+    if (seed == 3) /* odd output sides, pooled: the last row is cut */
+        p = (conv_problem){16, 15, 13, 24, 5, 2, 1, true};
+    return p;
+}
+
+/* Largest error seen by winograd_matches_reference in this process, in
+ * units of (1 + max |want|): printed, for the tolerance's record. */
+static double winograd_worst;
+
+/* Tolerance: |got - want| <= 2e-5 * (1 + S), S the largest |value| of
+ * conv + bias before the activation and pooling: the scale of the sums
+ * (tanh squashes the values, not their error). Winograd's transforms
+ * scale the values up (B^T's rows sum to up to 14 in magnitude, G's
+ * entries reach 16/15) before A^T adds 36 products back, so its rounding
+ * error is that of sums some ten times larger than the output. Measured
+ * worst over 400 problems of this generator (inputs and weights in
+ * [-1, 1]): 1.9e-6 of (1 + S), and 2.2e-6 over 400 with 8 to 40 input
+ * channels, against about 1e-7 for direct summation;
+ * tools/winograd_matrices.py's float32 estimate agrees in order. The
+ * bound leaves a margin of 9 and still fails a wrong matrix entry, tile
+ * offset or bias by orders of magnitude. */
+START_TEST(winograd_matches_reference) {
+    conv_problem p = draw_winograd_problem(_i);
+    nn_rng rng;
+    nn_rng_seed(&rng, 99 + (uint64_t)_i);
+    int OH = p.H + 2 * p.pad - p.K + 1, OW = p.W + 2 * p.pad - p.K + 1;
+    int POH = p.pool ? OH / 2 : OH, POW = p.pool ? OW / 2 : OW;
+    static const int batches[] = {1, 32};
+    for (int bi = 0; bi < 2; bi++) {
+        int B = batches[bi];
+        size_t n_in = (size_t)B * p.C * p.H * p.W;
+        size_t n_w = (size_t)p.OC * p.C * p.K * p.K;
+        size_t n_out = (size_t)B * p.OC * POH * POW;
+        float *in = alloc_floats(n_in), *W = alloc_floats(n_w),
+              *b = alloc_floats((size_t)p.OC), *want = alloc_floats(n_out);
+        tu_fill(in, n_in, &rng, -1, 1);
+        tu_fill(W, n_w, &rng, -1, 1);
+        tu_fill(b, (size_t)p.OC, &rng, -1, 1);
+        reference_conv(want, in, W, b, B, p);
+        conv_problem lin = p;
+        lin.act = 0, lin.pool = false;
+        size_t n_lin = (size_t)B * p.OC * OH * OW;
+        float *pre = alloc_floats(n_lin);
+        reference_conv(pre, in, W, b, B, lin);
+        double S = 0;
+        for (size_t i = 0; i < n_lin; i++)
+            if (fabs((double)pre[i]) > S) S = fabs((double)pre[i]);
+        free(pre);
+        int ran = 0;
+        for (int v = 0; v < N_VARIANTS; v++) {
+            float *got[2] = {NULL, NULL};
+            for (int threads = 1; threads <= 2; threads++) {
+                float *g = got[threads - 1] = alloc_nan(n_out);
+                float *scratch = alloc_floats(conv_winograd_scratch_floats(
+                    B, p.C, p.H, p.W, p.OC, p.pad, p.pool, threads));
+                int rc = conv_winograd_variant(VARIANTS[v], g, in, W, b, B,
+                                               p.C, p.H, p.W, p.OC, p.pad,
+                                               ACTS[p.act], p.pool, scratch,
+                                               threads);
+                free(scratch);
+                if (rc != 0) { /* only a variant this CPU cannot run */
+                    ck_assert(strcmp(VARIANTS[v], "generic") != 0);
+                    break;
+                }
+                char what[200];
+                snprintf(what, sizeof what,
+                         "winograd %s B=%d threads=%d C=%d %dx%d OC=%d pad=%d "
+                         "act=%s pool=%d",
+                         VARIANTS[v], B, threads, p.C, p.H, p.W, p.OC, p.pad,
+                         ACT_NAMES[p.act], p.pool);
+                double e = assert_close_scaled(what, g, want, n_out, 2e-5, S);
+                if (e > winograd_worst) winograd_worst = e;
+                ran++;
+            }
+            /* The same values whatever the thread count, bit for bit. */
+            if (got[1])
+                ck_assert_msg(memcmp(got[0], got[1], n_out * sizeof(float)) == 0,
+                              "winograd %s B=%d: 1 and 2 threads differ",
+                              VARIANTS[v], B);
+            free(got[0]);
+            free(got[1]);
+        }
+        ck_assert_int_ge(ran, 2);
+        free(in);
+        free(W);
+        free(b);
+        free(want);
+    }
+    /* Each problem runs in its own process (Check forks): one line each. */
+    printf("winograd problem %d: worst |got - want| / (1 + S) = %.3g\n", _i,
+           winograd_worst);
+}
+END_TEST
+
+/* The dispatch rule on the shapes it was measured on, conv_infer taking
+ * the Winograd path where it applies, and conv_winograd_variant refusing
+ * what it cannot do. */
+START_TEST(winograd_dispatch_rule) {
+    ck_assert(conv_winograd_applies(32, 14, 14, 64, 5, 2)); /* conv2 */
+    ck_assert(!conv_winograd_applies(1, 28, 28, 32, 5, 2)); /* conv1 */
+    ck_assert(!conv_winograd_applies(32, 14, 14, 64, 3, 1));
+    ck_assert(conv_winograd_applies(16, 14, 14, 16, 5, 2));
+    ck_assert(conv_winograd_applies(8, 14, 14, 32, 5, 2));
+    ck_assert(!conv_winograd_applies(8, 14, 14, 16, 5, 2)); /* 8 x 16 */
+    ck_assert(!conv_winograd_applies(32, 14, 14, 8, 5, 2)); /* OC 8 */
+    ck_assert(!conv_winograd_applies(4, 14, 14, 64, 5, 2)); /* C 4 */
+    ck_assert(!conv_winograd_applies(32, 5, 14, 64, 5, 0)); /* OH 1 */
+    float x[8 * 6 * 6] = {0}, w[8 * 8 * 25] = {0}, b[8] = {0}, out = NAN;
+    float scratch[16];
+    ck_assert_int_eq(conv_winograd_variant("avx9000", &out, x, w, b, 1, 8, 6,
+                                           6, 8, 0, NULL, false, scratch, 1),
+                     -1);
+    /* a 4x6 input has no 5x5 output without padding */
+    ck_assert_int_eq(conv_winograd_variant("generic", &out, x, w, b, 1, 8, 4,
+                                           6, 8, 0, NULL, false, scratch, 1),
+                     -1);
+    ck_assert(isnan(out));
+    /* conv_infer on conv2's shape gives Winograd's values bit for bit. */
+    conv_problem p = draw_winograd_problem(0);
+    const int B = 3;
+    nn_rng rng;
+    nn_rng_seed(&rng, 3);
+    size_t n_in = (size_t)B * p.C * p.H * p.W, n_w = (size_t)p.OC * p.C * 25;
+    size_t n_out = (size_t)B * p.OC * 7 * 7;
+    float *in = alloc_floats(n_in), *W = alloc_floats(n_w),
+          *bias = alloc_floats((size_t)p.OC), *a = alloc_nan(n_out),
+          *c = alloc_nan(n_out);
+    tu_fill(in, n_in, &rng, -1, 1);
+    tu_fill(W, n_w, &rng, -1, 1);
+    tu_fill(bias, (size_t)p.OC, &rng, -1, 1);
+    size_t ns = conv_infer_scratch_floats(B, p.C, p.H, p.W, p.OC, 5, p.pad,
+                                          true, 2);
+    ck_assert_uint_eq(ns, conv_winograd_scratch_floats(B, p.C, p.H, p.W, p.OC,
+                                                       p.pad, true, 2));
+    float *s = alloc_floats(ns);
+    conv_infer(a, in, W, bias, B, p.C, p.H, p.W, p.OC, 5, p.pad, relu_forward,
+               true, s, 2);
+    ck_assert_int_eq(conv_winograd_variant(NULL, c, in, W, bias, B, p.C, p.H,
+                                           p.W, p.OC, p.pad, relu_forward,
+                                           true, s, 2),
+                     0);
+    ck_assert(memcmp(a, c, n_out * sizeof(float)) == 0);
+    free(in);
+    free(W);
+    free(bias);
+    free(a);
+    free(c);
+    free(s);
 }
 END_TEST
 
@@ -226,30 +416,13 @@ static const struct {
 enum { N_NETS = sizeof NETS / sizeof NETS[0] };
 
 /* The reference: every layer's training forward without training state,
- * then softmax. */
+ * then softmax (the nets here end in ten outputs). */
 static void reference_predict(const nn_net *net, const float *x, int B,
                               float *probs) {
-    size_t wide = NN_PIXELS, scratch_n = 1;
-    for (int i = 0; i < net->n_layers; i++) {
-        size_t o = nn_shape_size(net->layers[i].out);
-        if (o > wide) wide = o;
-        size_t s = layer_scratch_floats(&net->layers[i], 1);
-        if (s > scratch_n) scratch_n = s;
-    }
-    float *a = alloc_floats(wide * B), *c = alloc_floats(wide * B),
-          *scratch = alloc_floats(scratch_n);
-    memcpy(a, x, (size_t)B * NN_PIXELS * sizeof *a);
-    for (int i = 0; i < net->n_layers; i++) {
-        layer_forward(&net->layers[i], net->params, a, c, B, NULL, NULL, NULL,
-                      scratch, 1);
-        float *t = a;
-        a = c;
-        c = t;
-    }
-    softmax_forward(probs, a, B, NN_CLASSES);
-    free(a);
-    free(c);
-    free(scratch);
+    float *logits = alloc_floats((size_t)B * NN_CLASSES);
+    tu_reference_logits(net, x, B, logits);
+    softmax_forward(probs, logits, B, NN_CLASSES);
+    free(logits);
 }
 
 START_TEST(predict_matches_layer_by_layer_forward) {
@@ -292,6 +465,8 @@ static Suite *infer_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, conv_infer_matches_reference, 0, 40);
     tcase_add_test(tc, conv_infer_refuses_unknown_variants);
+    tcase_add_loop_test(tc, winograd_matches_reference, 0, 40);
+    tcase_add_test(tc, winograd_dispatch_rule);
     tcase_add_loop_test(tc, dense_infer_matches_reference, 0, 5);
     suite_add_tcase(s, tc);
     TCase *tn = tcase_create("networks");

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "layers.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -160,4 +161,30 @@ void tu_write_model(const char *rel, const char *name, uint64_t seed) {
     snprintf(net->meta.name, sizeof net->meta.name, "%s", name);
     ck_assert_msg(nn_model_save(net, path, &err) == 0, "%s", err.msg);
     nn_net_free(net);
+}
+
+void tu_reference_logits(const nn_net *net, const float *x, int B,
+                         float *logits) {
+    size_t wide = NN_PIXELS, scratch_n = 1;
+    for (int i = 0; i < net->n_layers; i++) {
+        size_t o = nn_shape_size(net->layers[i].out);
+        if (o > wide) wide = o;
+        size_t s = layer_scratch_floats(&net->layers[i], 1);
+        if (s > scratch_n) scratch_n = s;
+    }
+    float *a = malloc(wide * B * sizeof *a), *c = malloc(wide * B * sizeof *c),
+          *scratch = malloc(scratch_n * sizeof *scratch);
+    ck_assert(a && c && scratch);
+    memcpy(a, x, (size_t)B * NN_PIXELS * sizeof *a);
+    for (int i = 0; i < net->n_layers; i++) {
+        layer_forward(&net->layers[i], net->params, a, c, B, NULL, NULL, NULL,
+                      scratch, 1);
+        float *t = a;
+        a = c;
+        c = t;
+    }
+    memcpy(logits, a, (size_t)B * nn_net_outputs(net) * sizeof *logits);
+    free(a);
+    free(c);
+    free(scratch);
 }

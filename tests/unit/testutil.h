@@ -24,6 +24,13 @@ void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi);
 double tu_gradcheck(float *x, size_t n, const float *analytic,
                     double (*loss)(void *ctx), void *ctx, float h);
 
+/* The reference forward pass: every layer's training forward
+ * (layer_forward with no training state, no fused kernel), one thread:
+ * x (B,784) -> logits (B, nn_net_outputs(net)). What the inference
+ * kernels of nn_predict are checked against. */
+void tu_reference_logits(const nn_net *net, const float *x, int B,
+                         float *logits);
+
 /* Path of a file under the source tree, in a static buffer. */
 const char *tu_source_path(const char *rel);
 

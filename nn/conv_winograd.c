@@ -1,0 +1,571 @@
+/*
+ * conv_winograd.c: the 5x5 convolution of inference by Winograd's minimal
+ * filtering F(2x2, 5x5), with the activation and a following 2x2
+ * max-pooling fused as in conv_infer.c. It does the work of the default
+ * CNN's second layer (32 -> 64 channels on 14x14: 10.0 M multiply-adds of
+ * the 11.4 M per image) with 36 multiplies per 2x2 outputs and channel
+ * pair instead of 100: conv_infer.c's direct kernel already runs near the
+ * FMA peak, so only fewer multiplies make it faster.
+ *
+ *   in (B,C,H,W), W (OC,C,5,5), b (OC) -> out (B,OC,OH',OW')
+ *   OH = H + 2*pad - 4, OW likewise; OH' = OH, or OH/2 when pooled.
+ *
+ * Method. The output is cut into 2x2 tiles (TY x TX per sample: all of
+ * the pooled map, or ceil(OH/2) x ceil(OW/2) unpooled, the part beyond OH
+ * or OW computed from zeros and dropped); tile (ty, tx) reads the 6x6
+ * input patch d at padded rows 2ty.., columns 2tx... Per call:
+ *   1. weights: U = G g G^T (6x6) per (c, oc)      -> U (36, CP, OCP)
+ *      (U[xi] padded by one cache line, see make_args)
+ *   2. per block of tiles (any samples): V = B^T d B per tile and c
+ *                                                  -> V (36, tiles, CP)
+ *   3. 36 independent GEMMs M[xi] = V[xi] x U[xi]  -> M (36, tiles, OCP)
+ *   4. per tile and oc: Y = A^T M A (2x2), then as conv_infer.c's epilogue:
+ *      pooled, the max of the 4 values (exactly one 2x2 window, since the
+ *      tiles start at even rows and columns) + bias, activation, one store;
+ *      unpooled, + bias, activation, 4 stores.
+ * xi = 6*i + j indexes the 36 points of the transformed tile; CP and OCP
+ * are C and OC rounded up to the widest vector pair (16 and 32, whatever
+ * the variant, so the scratch size does not depend on it); the padding is
+ * zeros. Output channels are in vector lanes everywhere after step 1, so
+ * the transforms of steps 2 and 4 and the GEMM's columns are plain vector
+ * code; step 2 reads the sample as zero-bordered HWC planes
+ * (HT, WT, CP), HT = 2*TY + 4, WT = 2*TX + 4, made once per sample.
+ *
+ * The GEMM (step 3) is where the time goes: per xi, a block of rows
+ * (tiles) x C x OC, in register tiles of 6 rows x 2 vectors of output
+ * channels (12 accumulators, 2 loads of U and 6 broadcasts of V per 12
+ * FMAs with AVX2), summed over c in order. A block holds at most
+ * CW_TB_MAX tiles, so its V and M (36 x 30 x 32 and 36 x 30 x 64 floats
+ * for the default CNN: 135 and 270 KiB) stay in L2 beside U (288 KiB); the
+ * slice of U one register tile reads (32 x 16 floats) stays in L1 over the
+ * block's rows.
+ *
+ * The weights are transformed per call (step 1): there is no per-net
+ * cache, since a shared net is only read and training changes the weights
+ * between calls. At batch B all samples' tiles share it (rows = 49*B for
+ * the default CNN), so its cost is paid once per call: about 24 us for
+ * 32 x 64 channels at one thread, 16% of a batch-1 call (bench/README.md),
+ * most of it storing U (288 KiB) and transposing the filters.
+ *
+ * Interpolation points: 0, 1, -1, 1/2, -2 and infinity. Against
+ * 0, +-1, +-2 (the usual choice) the float32 error of a 32-channel sum is
+ * about 2.5x lower, as tools/winograd_matrices.py estimates; that script
+ * derives the matrices below (Toom-Cook, exact rationals) and checks them.
+ * The error is still larger than direct summation's: a few 1e-6 of the
+ * output scale instead of a few ulp (tests/unit/test_conv_infer.c states
+ * the bound).
+ *
+ * Threads. Step 1 shares out (c, oc vector) pairs, step 2's HWC planes
+ * the samples, steps 2-4 the tile blocks. Each output value is computed
+ * by one thread with the same operations in the same order whatever the
+ * thread count, block or batch, so results do not depend on any of them.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "layers.h"
+#include "simd.h"
+
+#define CW_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define CW_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define CW_UNROLL _Pragma("GCC unroll 36")
+#endif
+
+enum {
+    CW_MR = 6,      /* GEMM register tile: rows (tiles) */
+    CW_TB_MAX = 30, /* tiles per block, at most */
+    CW_GROUP = 32,  /* samples whose HWC planes are held at once */
+    CW_CPAD = 16,   /* C rounded up to this (the widest vector) */
+    CW_OCPAD = 32,  /* OC rounded up to this (two of the widest vectors) */
+};
+
+/* The transforms, from tools/winograd_matrices.py (points 0, 1, -1, 1/2,
+ * -2, infinity). Y = A^T [(G g G^T) * (B^T d B)] A. Zero entries cost
+ * nothing: the loops below are unrolled over these constants, and the
+ * compiler drops the terms it sees are zero. */
+static const float CW_BT[6][6] = {
+    {2, -3, -4, 3, 2, 0}, {0, -2, 1, 5, 2, 0},  {0, -2, 5, -1, -2, 0},
+    {0, 2, 1, -2, -1, 0}, {0, 1, -2, -1, 2, 0}, {0, 2, -3, -4, 3, 2},
+};
+static const float CW_G[6][5] = {
+    {1.0f / 2, 0, 0, 0, 0},
+    {1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f / 6},
+    {1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6},
+    {16.0f / 15, 8.0f / 15, 4.0f / 15, 2.0f / 15, 1.0f / 15},
+    {1.0f / 30, -1.0f / 15, 2.0f / 15, -4.0f / 15, 8.0f / 15},
+    {0, 0, 0, 0, 1.0f / 2},
+};
+static const float CW_AT[2][6] = {
+    {1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 1.0f / 2, -2, 1},
+};
+
+/* Everything about one call. */
+typedef struct {
+    int C, H, W, OC, pad;
+    int OH, OW;   /* convolution output */
+    int POH, POW; /* stored output: pooled or not */
+    int TY, TX;   /* tiles per sample */
+    int HT, WT;   /* HWC planes */
+    int CP, OCP;  /* padded channel counts */
+    size_t US;    /* floats from U[xi] to U[xi + 1] */
+    bool pool;
+    act_forward_fn act; /* NULL: none */
+    const float *w, *b;
+} cw_args;
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+static cw_args make_args(int C, int H, int W, int OC, int pad, bool pool) {
+    cw_args a = {.C = C, .H = H, .W = W, .OC = OC, .pad = pad, .pool = pool};
+    a.OH = H + 2 * pad - 4;
+    a.OW = W + 2 * pad - 4;
+    a.POH = pool ? a.OH / 2 : a.OH;
+    a.POW = pool ? a.OW / 2 : a.OW;
+    a.TY = pool ? a.POH : (a.OH + 1) / 2;
+    a.TX = pool ? a.POW : (a.OW + 1) / 2;
+    a.HT = 2 * a.TY + 4;
+    a.WT = 2 * a.TX + 4;
+    a.CP = (int)round_up((size_t)C, CW_CPAD);
+    a.OCP = (int)round_up((size_t)OC, CW_OCPAD);
+    /* One cache line more than CP * OCP: the weight transform stores 36
+     * vectors a U[xi] apart, and at 32 x 64 channels (8 KiB) they would
+     * all fall in one set of L1 and evict each other. */
+    a.US = (size_t)a.CP * a.OCP + 16;
+    return a;
+}
+
+/* Scratch layout, in floats, each part a multiple of 16 (64 bytes). */
+typedef struct {
+    size_t u, bias, hwc, per_thread, v, m, total;
+    int group, threads;
+} cw_layout;
+
+static cw_layout layout(const cw_args *a, int B, int threads) {
+    cw_layout l;
+    l.threads = threads > 1 ? threads : 1;
+    l.group = B < CW_GROUP ? (B > 0 ? B : 1) : CW_GROUP;
+    l.u = 36 * a->US;
+    l.bias = (size_t)a->OCP;
+    l.hwc = round_up((size_t)a->HT * a->WT * a->CP, 16);
+    l.v = (size_t)36 * CW_TB_MAX * a->CP;
+    l.m = (size_t)36 * CW_TB_MAX * a->OCP;
+    l.per_thread = l.v + l.m;
+    l.total = l.u + l.bias + (size_t)l.group * l.hwc +
+              (size_t)l.threads * l.per_thread + 15; /* to align, in run */
+    return l;
+}
+
+bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad) {
+    /* F(2x2, 5x5) is for 5x5 kernels (stride 1, as all of ours). It pays
+     * when the 36 GEMMs are most of the work, which takes channels on both
+     * sides: measured at one thread (bench figures in bench/README.md),
+     * 14x14 inputs, batch 1 / 8, direct time over Winograd's: C x OC =
+     * 32 x 64: 1.65 / 2.04, 16 x 16: 1.17 / 1.34, 8 x 32: 1.16 / 1.33,
+     * 8 x 16: 0.98 / 1.13, 8 x 8: 0.89 / 1.03, and 32 x 8: 0.95 / 1.08
+     * (8 output channels fill half of a GEMM register tile's 16 lanes).
+     * So: at least 8 input and 16 output channels, and C x OC >= 256, so
+     * the per-call weight transform (proportional to C x OC) is spread
+     * over enough multiplies saved. conv1 (C = 1) stays direct. Output
+     * sides under 2 would be mostly padding. */
+    return K == 5 && C >= 8 && OC >= 16 && C * OC >= 256 &&
+           H + 2 * pad - 4 >= 2 && W + 2 * pad - 4 >= 2;
+}
+
+size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC, int pad,
+                                    bool pool, int threads) {
+    cw_args a = make_args(C, H, W, OC, pad, pool);
+    return layout(&a, B, threads).total;
+}
+
+/* in_s (C,H,W) -> dst (HT,WT,CP): channels innermost, zero outside the
+ * image and in the padding channels. Rows and columns past HT, WT are
+ * read by no tile (an odd pooled side's last row). */
+static void to_hwc(const cw_args *a, const float *in_s, float *dst) {
+    memset(dst, 0, (size_t)a->HT * a->WT * a->CP * sizeof *dst);
+    const int h_end = a->H < a->HT - a->pad ? a->H : a->HT - a->pad;
+    const int w_end = a->W < a->WT - a->pad ? a->W : a->WT - a->pad;
+    for (int h = 0; h < h_end; h++)
+        for (int w = 0; w < w_end; w++) {
+            float *d =
+                dst + ((size_t)(h + a->pad) * a->WT + w + a->pad) * a->CP;
+            const float *s = in_s + (size_t)h * a->W + w;
+            for (int c = 0; c < a->C; c++) d[c] = s[(size_t)c * a->H * a->W];
+        }
+}
+
+/* ---- per vector type: transforms and the GEMM ----------------------- */
+
+/* Loads and stores of vectors in scratch, which run() aligns to 64 bytes
+ * and lays out in multiples of 16 floats, so every vector there is
+ * aligned. They are plain vector accesses (through types that may alias
+ * float) rather than memcpy: GCC 12's generic tuning copies a 256-bit
+ * memcpy as two 128-bit moves, and stored the GEMM's accumulators through
+ * the stack that way. */
+typedef v4 cw_v4 __attribute__((may_alias));
+typedef v8 cw_v8 __attribute__((may_alias));
+typedef v16 cw_v16 __attribute__((may_alias));
+#define CW_LOADA(VEC, dst, p)                                                  \
+    ((dst) = *(const cw_##VEC *)__builtin_assume_aligned((p), sizeof(VEC)))
+#define CW_STOREA(VEC, p, src)                                                 \
+    (*(cw_##VEC *)__builtin_assume_aligned((p), sizeof(VEC)) = (src))
+
+/* 25 taps of zeros (and 7 more, for gather_v8's overlapping load): the
+ * weights of the output channels past OC. */
+static const float cw_zeros[32];
+
+/* gv[k] = tap k of the VL filters rows[0..VL-1] (25 floats each): the
+ * transposition that puts output channels in lanes. Plain copies for the
+ * generic and AVX-512 variants. */
+#define CW_DEFINE_GATHER(VEC)                                                  \
+    CW_INLINE void gather_##VEC(const float *const *rows, VEC *gv) {           \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        float g[25][VL];                                                       \
+        for (int j = 0; j < VL; j++)                                           \
+            for (int k = 0; k < 25; k++) g[k][j] = rows[j][k];                 \
+        for (int k = 0; k < 25; k++) VEC_LOAD(gv[k], g[k]);                    \
+    }
+CW_DEFINE_GATHER(v4)
+#ifdef NN_SIMD_X86
+CW_DEFINE_GATHER(v16)
+
+/* The same for AVX2 by 8x8 transpositions in registers (unpack, shuffle,
+ * swap of 128-bit halves: 24 shuffles per 64 floats), a quarter of the
+ * instructions of the plain copy, which at batch 1 was the largest part
+ * of the weight transform. Taps 0-7, 8-15, 16-23, and 17-24 for tap 24
+ * (the overlapping load stays inside the filter). */
+#define CW_SHUF __builtin_shufflevector
+CW_INLINE void transpose_v8(const v8 *r, v8 *o) {
+    v8 t[8], q[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = CW_SHUF(r[2 * k], r[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[2 * k + 1] =
+            CW_SHUF(r[2 * k], r[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int h = 0; h < 2; h++) {
+            const v8 x = t[4 * k + h], y = t[4 * k + h + 2];
+            q[4 * k + 2 * h] = CW_SHUF(x, y, 0, 1, 8, 9, 4, 5, 12, 13);
+            q[4 * k + 2 * h + 1] = CW_SHUF(x, y, 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int k = 0; k < 4; k++) {
+        o[k] = CW_SHUF(q[k], q[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        o[k + 4] = CW_SHUF(q[k], q[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
+    v8 r[8], o[8];
+    CW_UNROLL for (int b = 0; b < 4; b++) {
+        const int k0 = b < 3 ? 8 * b : 17;
+        CW_UNROLL for (int j = 0; j < 8; j++) VEC_LOAD(r[j], rows[j] + k0);
+        transpose_v8(r, o);
+        if (b < 3)
+            for (int k = 0; k < 8; k++) gv[k0 + k] = o[k];
+        else
+            gv[24] = o[7];
+    }
+}
+#endif
+
+/* y[i*ys] = sum_j M[i][j] x[j*xs] for a constant matrix M (ROWS x COLS):
+ * one transform of 6 (or 5) vectors. */
+#define CW_APPLY(VEC, M, ROWS, COLS, y, ys, x, xs)                             \
+    do {                                                                       \
+        CW_UNROLL for (int i_ = 0; i_ < (ROWS); i_++) {                        \
+            VEC s_ = {0};                                                      \
+            CW_UNROLL for (int j_ = 0; j_ < (COLS); j_++) if (M[i_][j_] != 0)  \
+                s_ += M[i_][j_] * (x)[j_ * (xs)];                              \
+            (y)[i_ * (ys)] = s_;                                               \
+        }                                                                      \
+    } while (0)
+
+/* Lane-wise a where mask, else b (mask from a vector comparison). */
+#define CW_SELECT(VEC, mask, a, b)                                             \
+    ((VEC)(((__typeof__(mask))(a) & (mask)) |                                  \
+           ((__typeof__(mask))(b) & ~(mask))))
+
+#define CW_DEFINE(VEC)                                                         \
+    /* Weights of channel c, output channels oc0.. (one vector, zero past      \
+     * OC) -> U[xi][c][oc0..]. */                                              \
+    CW_INLINE void weights_##VEC(const cw_args *a, int c, int oc0, float *u) { \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        const float *rows[VL];                                                 \
+        for (int j = 0; j < VL; j++)                                           \
+            rows[j] = oc0 + j < a->OC                                          \
+                          ? a->w + ((size_t)(oc0 + j) * a->C + c) * 25         \
+                          : cw_zeros;                                          \
+        VEC gv[25], t[30], r[36];                                              \
+        gather_##VEC(rows, gv);                                                \
+        /* t = G g (6x5): columns of g; then r = t G^T (6x6): rows of t. */    \
+        for (int col = 0; col < 5; col++)                                      \
+            CW_APPLY(VEC, CW_G, 6, 5, t + col, 5, gv + col, 5);                \
+        for (int row = 0; row < 6; row++)                                      \
+            CW_APPLY(VEC, CW_G, 6, 5, r + row * 6, 1, t + row * 5, 1);         \
+        const size_t xs = a->US;                                               \
+        for (int xi = 0; xi < 36; xi++)                                        \
+            CW_STOREA(VEC, u + xi * xs + (size_t)c * a->OCP + oc0, r[xi]);     \
+    }                                                                          \
+                                                                               \
+    /* The input tile at hwc (row 0, column 0 of its 6x6 patch), channels      \
+     * c0.. (one vector) -> v[xi * vs] (36 vectors). */                        \
+    CW_INLINE void input_##VEC(const cw_args *a, const float *hwc, int c0,     \
+                               float *v, size_t vs) {                          \
+        VEC d[36], t[36], r[36];                                               \
+        for (int i = 0; i < 6; i++)                                            \
+            for (int j = 0; j < 6; j++)                                        \
+                CW_LOADA(VEC, d[i * 6 + j],                                    \
+                         hwc + ((size_t)i * a->WT + j) * a->CP + c0);          \
+        for (int col = 0; col < 6; col++)                                      \
+            CW_APPLY(VEC, CW_BT, 6, 6, t + col, 6, d + col, 6);                \
+        for (int row = 0; row < 6; row++)                                      \
+            CW_APPLY(VEC, CW_BT, 6, 6, r + row * 6, 1, t + row * 6, 1);        \
+        for (int xi = 0; xi < 36; xi++) CW_STOREA(VEC, v + xi * vs, r[xi]);    \
+    }                                                                          \
+                                                                               \
+    /* GEMM register tile: rows r0..r0+NR-1 of M[xi] (stride OCP), output      \
+     * channels oc0.. (two vectors) = V rows (stride CP) x U[xi]. */           \
+    CW_INLINE void gemm_tile_##VEC(const int NR, const float *restrict v,      \
+                                   const float *restrict u, int C, int CP,     \
+                                   int OCP, float *restrict m) {               \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        VEC acc[CW_MR][2];                                                     \
+        CW_UNROLL for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] =         \
+            (VEC){0};                                                          \
+        for (int c = 0; c < C; c++) {                                          \
+            VEC u0, u1;                                                        \
+            CW_LOADA(VEC, u0, u + (size_t)c * OCP);                            \
+            CW_LOADA(VEC, u1, u + (size_t)c * OCP + VL);                       \
+            CW_UNROLL for (int r = 0; r < NR; r++) {                           \
+                const float x = v[(size_t)r * CP + c];                         \
+                acc[r][0] += x * u0;                                           \
+                acc[r][1] += x * u1;                                           \
+            }                                                                  \
+        }                                                                      \
+        CW_UNROLL for (int r = 0; r < NR; r++) {                               \
+            CW_STOREA(VEC, m + (size_t)r * OCP, acc[r][0]);                    \
+            CW_STOREA(VEC, m + (size_t)r * OCP + VL, acc[r][1]);               \
+        }                                                                      \
+    }                                                                          \
+                                                                               \
+    /* M of tile tl (36 vectors at m + xi*ms), channels oc0.. -> pooled or     \
+     * 2x2 outputs of sample s's tile (ty, tx) in out. */                      \
+    CW_INLINE void output_##VEC(const cw_args *a, const float *m, size_t ms,   \
+                                const float *bias, int oc0, int s, int ty,     \
+                                int tx, float *out) {                          \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        VEC x[36], t[12], y[4];                                                \
+        for (int xi = 0; xi < 36; xi++) CW_LOADA(VEC, x[xi], m + xi * ms);     \
+        for (int col = 0; col < 6; col++)                                      \
+            CW_APPLY(VEC, CW_AT, 2, 6, t + col, 6, x + col, 6);                \
+        for (int row = 0; row < 2; row++)                                      \
+            CW_APPLY(VEC, CW_AT, 2, 6, y + row * 2, 1, t + row * 6, 1);        \
+        VEC bv;                                                                \
+        CW_LOADA(VEC, bv, bias + oc0);                                         \
+        const bool relu = a->act == relu_forward;                              \
+        const int n = a->OC - oc0 < VL ? a->OC - oc0 : VL;                     \
+        const size_t plane = (size_t)a->POH * a->POW;                          \
+        float *o = out + ((size_t)s * a->OC + oc0) * plane;                    \
+        float lanes[VL];                                                       \
+        const int outputs = a->pool ? 1 : 4;                                   \
+        if (a->pool) {                                                         \
+            /* conv_infer.c's max_nan over the window in the same order:       \
+             * the first NaN wins, else the larger. */                         \
+            VEC mx = y[0];                                                     \
+            for (int k = 1; k < 4; k++) {                                      \
+                __typeof__(mx > y[k]) take =                                   \
+                    (y[k] > mx) | ((y[k] != y[k]) & (mx == mx));               \
+                mx = CW_SELECT(VEC, take, y[k], mx);                           \
+            }                                                                  \
+            y[0] = mx;                                                         \
+        }                                                                      \
+        for (int k = 0; k < outputs; k++) {                                    \
+            const int oh = a->pool ? ty : 2 * ty + k / 2;                      \
+            const int ow = a->pool ? tx : 2 * tx + k % 2;                      \
+            if (oh >= a->POH || ow >= a->POW) continue;                        \
+            VEC val = y[k] + bv;                                               \
+            if (relu) val = CW_SELECT(VEC, val > 0, val, (VEC){0});            \
+            VEC_STORE(lanes, val);                                             \
+            if (a->act && !relu) a->act(lanes, lanes, (size_t)n);              \
+            float *p = o + (size_t)oh * a->POW + ow;                           \
+            for (int j = 0; j < n; j++) p[(size_t)j * plane] = lanes[j];       \
+        }                                                                      \
+    }                                                                          \
+                                                                               \
+    /* Tiles [t0, t0 + n) of the group whose first sample is s0 (HWC           \
+     * planes at hwc), through steps 2 to 4; v, m: this thread's block         \
+     * buffers (36, CW_TB_MAX, CP) and (36, CW_TB_MAX, OCP). */                \
+    CW_INLINE void block_##VEC(const cw_args *a, const float *u,               \
+                               const float *bias, const float *hwc,            \
+                               size_t hwc_size, int s0, int t0, int n,         \
+                               float *v, float *m, float *out) {               \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        const int tps = a->TY * a->TX;                                         \
+        const size_t vs = (size_t)CW_TB_MAX * a->CP;                           \
+        const size_t ms = (size_t)CW_TB_MAX * a->OCP;                          \
+        for (int tl = 0; tl < n; tl++) {                                       \
+            const int t = t0 + tl, s = t / tps;                                \
+            const int ty = t % tps / a->TX, tx = t % tps % a->TX;              \
+            const float *p = hwc + s * hwc_size +                              \
+                             ((size_t)2 * ty * a->WT + 2 * tx) * a->CP;        \
+            for (int c0 = 0; c0 < a->C; c0 += VL)                              \
+                input_##VEC(a, p, c0, v + (size_t)tl * a->CP + c0, vs);        \
+        }                                                                      \
+        const int oc_end = (int)round_up((size_t)a->OC, 2 * VL);               \
+        for (int xi = 0; xi < 36; xi++) {                                      \
+            const float *vx = v + xi * vs;                                     \
+            float *mx = m + xi * ms;                                           \
+            for (int oc0 = 0; oc0 < oc_end; oc0 += 2 * VL) {                   \
+                const float *ux = u + (size_t)xi * a->US + oc0;                \
+                int r0 = 0;                                                    \
+                for (; n - r0 >= CW_MR; r0 += CW_MR)                           \
+                    gemm_tile_##VEC(CW_MR, vx + (size_t)r0 * a->CP, ux, a->C,  \
+                                    a->CP, a->OCP,                             \
+                                    mx + (size_t)r0 * a->OCP + oc0);           \
+                switch (n - r0) {                                              \
+                case 5:                                                        \
+                    CW_GEMM_REST(VEC, 5);                                      \
+                    break;                                                     \
+                case 4:                                                        \
+                    CW_GEMM_REST(VEC, 4);                                      \
+                    break;                                                     \
+                case 3:                                                        \
+                    CW_GEMM_REST(VEC, 3);                                      \
+                    break;                                                     \
+                case 2:                                                        \
+                    CW_GEMM_REST(VEC, 2);                                      \
+                    break;                                                     \
+                case 1:                                                        \
+                    CW_GEMM_REST(VEC, 1);                                      \
+                    break;                                                     \
+                default:                                                       \
+                    break;                                                     \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        for (int tl = 0; tl < n; tl++) {                                       \
+            const int t = t0 + tl, s = t / tps;                                \
+            const int ty = t % tps / a->TX, tx = t % tps % a->TX;              \
+            for (int oc0 = 0; oc0 < a->OC; oc0 += VL)                          \
+                output_##VEC(a, m + (size_t)tl * a->OCP + oc0, ms, bias, oc0,  \
+                             s0 + s, ty, tx, out);                             \
+        }                                                                      \
+    }
+#define CW_GEMM_REST(VEC, NR)                                                  \
+    gemm_tile_##VEC(NR, vx + (size_t)r0 * a->CP, ux, a->C, a->CP, a->OCP,      \
+                    mx + (size_t)r0 * a->OCP + oc0)
+
+/* One variant: the steps for its vector type. */
+typedef struct {
+    const char *name;
+    int vl; /* floats per vector */
+    void (*weights)(const cw_args *a, int c, int oc0, float *u);
+    void (*block)(const cw_args *a, const float *u, const float *bias,
+                  const float *hwc, size_t hwc_size, int s0, int t0, int n,
+                  float *v, float *m, float *out);
+} cw_impl;
+
+#define CW_WRAP(VEC, NAME, TARGET)                                             \
+    TARGET static void weights_##NAME(const cw_args *a, int c, int oc0,        \
+                                      float *u) {                              \
+        weights_##VEC(a, c, oc0, u);                                           \
+    }                                                                          \
+    TARGET static void block_##NAME(const cw_args *a, const float *u,          \
+                                    const float *bias, const float *hwc,       \
+                                    size_t hwc_size, int s0, int t0, int n,    \
+                                    float *v, float *m, float *out) {          \
+        block_##VEC(a, u, bias, hwc, hwc_size, s0, t0, n, v, m, out);          \
+    }
+
+CW_DEFINE(v4)
+CW_WRAP(v4, generic, )
+#ifdef NN_SIMD_X86
+CW_DEFINE(v16)
+CW_WRAP(v16, avx512, NN_TARGET_AVX512)
+CW_DEFINE(v8)
+CW_WRAP(v8, avx2, NN_TARGET_AVX2)
+#endif
+
+static const cw_impl cw_impls[] = {
+#ifdef NN_SIMD_X86
+    {"avx512", 16, weights_avx512, block_avx512},
+    {"avx2", 8, weights_avx2, block_avx2},
+#endif
+    {"generic", 4, weights_generic, block_generic},
+};
+
+static void run(const cw_impl *im, const cw_args *a, const float *in,
+                float *out, int B, float *scratch, int threads) {
+    const cw_layout l = layout(a, B, threads);
+    float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *bias = u + l.u, *hwc = bias + l.bias;
+    float *per_thread = hwc + (size_t)l.group * l.hwc;
+    memset(bias, 0, l.bias * sizeof *bias);
+    memcpy(bias, a->b, (size_t)a->OC * sizeof *bias);
+    const size_t in_size = (size_t)a->C * a->H * a->W;
+    const int tps = a->TY * a->TX;
+    /* U's rows past C are never read, its columns up to the GEMM's last
+     * pair of vectors are (as zeros). */
+    const int oc_vecs =
+        (int)round_up((size_t)a->OC, 2 * (size_t)im->vl) / im->vl;
+#pragma omp parallel num_threads(l.threads) if (l.threads > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        float *v = per_thread + (size_t)tid * l.per_thread, *m = v + l.v;
+        /* Step 1, once per call: every (c, oc vector) of U. */
+#pragma omp for schedule(static)
+        for (int k = 0; k < a->C * oc_vecs; k++)
+            im->weights(a, k / oc_vecs, k % oc_vecs * im->vl, u);
+        for (int s0 = 0; s0 < B; s0 += l.group) {
+            const int g = B - s0 < l.group ? B - s0 : l.group;
+#pragma omp for schedule(static)
+            for (int s = 0; s < g; s++)
+                to_hwc(a, in + (size_t)(s0 + s) * in_size, hwc + s * l.hwc);
+            /* Blocks: as few as CW_TB_MAX allows, a multiple of the thread
+             * count, of equal size (to one tile). */
+            const int tiles = g * tps;
+            int blocks = (tiles + CW_TB_MAX - 1) / CW_TB_MAX;
+            blocks = (blocks + l.threads - 1) / l.threads * l.threads;
+            if (blocks > tiles) blocks = tiles;
+#pragma omp for schedule(static)
+            for (int k = 0; k < blocks; k++) {
+                const int t0 = (int)((long)tiles * k / blocks);
+                const int t1 = (int)((long)tiles * (k + 1) / blocks);
+                im->block(a, u, bias, hwc, l.hwc, s0, t0, t1 - t0, v, m, out);
+            }
+        }
+    }
+}
+
+int conv_winograd_variant(const char *variant, float *out, const float *in,
+                          const float *W, const float *b, int B, int C, int H,
+                          int Wd, int OC, int pad, act_forward_fn act,
+                          bool pool, float *scratch, int threads) {
+    /* Any shape with an output is computed; whether it pays is
+     * conv_winograd_applies's question, not this one's. */
+    if (C < 1 || OC < 1 || H + 2 * pad - 4 < 1 || Wd + 2 * pad - 4 < 1)
+        return -1;
+    cw_args a = make_args(C, H, Wd, OC, pad, pool);
+    a.act = act;
+    a.w = W;
+    a.b = b;
+    for (size_t i = 0; i < sizeof cw_impls / sizeof cw_impls[0]; i++) {
+        const cw_impl *im = &cw_impls[i];
+        if (variant ? strcmp(im->name, variant) != 0
+                    : !nn_simd_usable(im->name))
+            continue;
+        if (!nn_simd_usable(im->name)) return -1;
+        if (B > 0) run(im, &a, in, out, B, scratch, threads);
+        return 0;
+    }
+    return -1;
+}
