@@ -18,34 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t json_number_len(const char *s, size_t n) {
-    size_t i = 0;
-#define DIGITS() while (i < n && s[i] >= '0' && s[i] <= '9') i++
-    if (i < n && s[i] == '-') i++;
-    if (i >= n) return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        DIGITS();
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        size_t first = ++i;
-        DIGITS();
-        if (i == first) return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
-        size_t first = i;
-        DIGITS();
-        if (i == first) return 0;
-    }
-#undef DIGITS
-    return i;
-}
-
 static double slow_value(const char *s, size_t k) {
     char small[64];
     char *copy = k < sizeof small ? small : malloc(k + 1);
@@ -58,55 +30,76 @@ static double slow_value(const char *s, size_t k) {
     return v;
 }
 
-double json_number_value(const char *s, size_t k) {
+/* One pass: the grammar and, for the fast path, the mantissa m (at most
+ * 19 significant digits) and the power of ten e, value = m * 10^e. */
+size_t json_number_read(const char *s, size_t n, double *value) {
     static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
                                    1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                    1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
                                    1e18, 1e19, 1e20, 1e21, 1e22};
     size_t i = 0;
-    bool neg = s[0] == '-';
+    uint64_t m = 0;
+    int sig = 0;       /* significant digits in m */
+    long e = 0;
+    bool exact = true; /* no digit was dropped, the exponent is small */
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+/* A digit of the mantissa; leading zeros add none. */
+#define TAKE(c, frac)                                                          \
+    do {                                                                       \
+        if (m == 0 && (c) == '0') {                                            \
+        } else if (sig < 19) {                                                 \
+            m = m * 10 + (uint64_t)((c) - '0');                                \
+            sig++;                                                             \
+        } else {                                                               \
+            exact = false;                                                     \
+        }                                                                      \
+        e -= (frac);                                                           \
+    } while (0)
+    const bool neg = n > 0 && s[0] == '-';
     i += neg;
-    uint64_t m = 0;    /* the significant digits read, at most 19 */
-    int sig = 0;       /* how many */
-    long e = 0;        /* value = m * 10^e */
-    bool exact = true; /* no digit was dropped */
-    for (bool frac = false; i < k; i++) {
-        char c = s[i];
-        if (c == '.') {
-            frac = true;
-            continue;
-        }
-        if (c < '0' || c > '9') break;
-        if (m == 0 && c == '0') { /* a leading zero adds no digit */
-            e -= frac;
-            continue;
-        }
-        if (sig == 19) { /* m would overflow */
-            exact = false;
-            break;
-        }
-        m = m * 10 + (uint64_t)(c - '0');
-        sig++;
-        e -= frac;
-    }
-    if (exact && i < k) { /* the exponent */
+    if (i >= n) return 0;
+    if (s[i] == '0') {
         i++;
-        bool eneg = s[i] == '-';
-        i += s[i] == '-' || s[i] == '+';
-        long x = 0;
-        for (; i < k; i++) {
-            if (x > 100000) { /* far beyond any fast case */
-                exact = false;
-                break;
-            }
-            x = x * 10 + (s[i] - '0');
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        for (; i < n && IS_DIGIT(s[i]); i++) {
+            TAKE(s[i], 0); /* a dropped digit: strtod does the rest */
         }
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        size_t first = ++i;
+        for (; i < n && IS_DIGIT(s[i]); i++)
+            if (exact) TAKE(s[i], 1);
+        if (i == first) return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool eneg = i < n && s[i] == '-';
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t first = i;
+        long x = 0;
+        for (; i < n && IS_DIGIT(s[i]); i++)
+            if (x <= 100000) x = x * 10 + (s[i] - '0'); /* beyond: inexact */
+        if (i == first) return 0;
+        if (x > 100000) exact = false;
         e += eneg ? -x : x;
     }
-    if (exact && m == 0) return neg ? -0.0 : 0.0;
-    if (!exact || m > (UINT64_C(1) << 53) || e < -22 || e > 22)
-        return slow_value(s, k);
-    double v = (double)m;
-    v = e < 0 ? v / pow10[-e] : v * pow10[e];
-    return neg ? -v : v;
+#undef TAKE
+#undef IS_DIGIT
+    if (!value) return i;
+    if (exact && m == 0) {
+        *value = neg ? -0.0 : 0.0;
+    } else if (!exact || m > (UINT64_C(1) << 53) || e < -22 || e > 22) {
+        *value = slow_value(s, i);
+    } else {
+        double v = (double)m;
+        v = e < 0 ? v / pow10[-e] : v * pow10[e];
+        *value = neg ? -v : v;
+    }
+    return i;
+}
+
+size_t json_number_len(const char *s, size_t n) {
+    return json_number_read(s, n, NULL);
 }

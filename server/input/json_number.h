@@ -14,9 +14,10 @@
  * some of them). */
 size_t json_number_len(const char *s, size_t n);
 
-/* The double nearest to the number s[0, k) (k = json_number_len(s, ...) >
- * 0), as strtod rounds it, whatever the locale; +-HUGE_VAL or 0 beyond
- * the range of double, as strtod. */
-double json_number_value(const char *s, size_t k);
+/* json_number_len, reading the value in the same pass: *value is the
+ * double nearest to the number, as strtod rounds it, whatever the locale
+ * (+-HUGE_VAL or 0 beyond the range of double, as strtod). value may be
+ * NULL. */
+size_t json_number_read(const char *s, size_t n, double *value);
 
 #endif

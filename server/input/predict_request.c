@@ -296,9 +296,9 @@ static int fast_pixels(const char *s, size_t len, float *dst) {
     double max = 0;
     for (int n = 0; n < NN_PIXELS; n++) {
         SKIP_WS();
-        size_t k = json_number_len(s + i, len - i);
+        double v;
+        size_t k = json_number_read(s + i, len - i, &v);
         if (k == 0 || k >= 32) return 0; /* longer: the general path */
-        double v = json_number_value(s + i, k);
         i += k;
         if (!pixel_in_range(v)) return 0;
         dst[n] = (float)v;
@@ -475,23 +475,23 @@ static void render_one(text_buffer *t, const nn_answer *a, const float *input) {
     /* Numbers as json_writer writes them, so the CLI and the server agree. */
     tb_printf(t, "\"digit\":%d,\"confidence\":", best);
     tb_json_number(t, (double)probs[best]);
-    tb_printf(t, ",\"probabilities\":[");
+    tb_puts(t, ",\"probabilities\":[");
     for (int k = 0; k < NN_CLASSES; k++) {
-        if (k) tb_printf(t, ",");
+        if (k) tb_puts(t, ",");
         tb_json_number(t, (double)probs[k]);
     }
-    tb_printf(t, "],\"accepted\":%s", a->accepted ? "true" : "false");
+    tb_puts(t, a->accepted ? "],\"accepted\":true" : "],\"accepted\":false");
     const char *why = nn_reason_name(a->reason);
     if (!a->accepted && why) {
-        tb_printf(t, ",\"reason\":");
+        tb_puts(t, ",\"reason\":");
         tb_json_string(t, why);
         if (a->reason == NN_AMBIGUOUS) tb_printf(t, ",\"candidates\":[%d,%d]", a->digit, a->runner_up);
     }
     if (input) {
-        tb_printf(t, ",\"input\":[");
+        tb_puts(t, ",\"input\":[");
         for (int i = 0; i < NN_PIXELS; i++)
             tb_printf(t, "%s%.4g", i ? "," : "", (double)input[i]);
-        tb_printf(t, "]");
+        tb_puts(t, "]");
     }
 }
 
