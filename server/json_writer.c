@@ -17,7 +17,7 @@ static void before_item(json_writer *w) {
         w->after_key = false;
         return;
     }
-    if (w->has_items[w->depth]) tb_printf(w->t, ",");
+    if (w->has_items[w->depth]) tb_puts(w->t, ",");
     w->has_items[w->depth] = true;
 }
 
@@ -27,7 +27,7 @@ static void open_level(json_writer *w, char brace, char closer) {
         w->t->failed = true;
         return;
     }
-    tb_printf(w->t, "%c", brace);
+    tb_puts(w->t, (char[]){brace, '\0'});
     w->depth++;
     w->has_items[w->depth] = false;
     w->closer[w->depth] = closer;
@@ -41,21 +41,21 @@ void jw_end(json_writer *w) {
         w->t->failed = true;
         return;
     }
-    tb_printf(w->t, "%c", w->closer[w->depth--]);
+    tb_puts(w->t, (char[]){w->closer[w->depth--], '\0'});
     w->after_key = false;
 }
 
 void jw_key(json_writer *w, const char *key) {
     before_item(w);
     tb_json_string(w->t, key);
-    tb_printf(w->t, ":");
+    tb_puts(w->t, ":");
     w->after_key = true;
 }
 
 void jw_string(json_writer *w, const char *s) {
     before_item(w);
     if (s) tb_json_string(w->t, s);
-    else tb_printf(w->t, "null");
+    else tb_puts(w->t, "null");
 }
 
 void jw_int(json_writer *w, long long v) {
@@ -64,7 +64,7 @@ void jw_int(json_writer *w, long long v) {
 }
 
 void tb_json_number(text_buffer *t, double v) {
-    if (!isfinite(v)) tb_printf(t, "null");
+    if (!isfinite(v)) tb_puts(t, "null");
     else tb_printf(t, JW_NUMBER_FORMAT, v);
 }
 
@@ -75,12 +75,12 @@ void jw_number(json_writer *w, double v) {
 
 void jw_bool(json_writer *w, bool v) {
     before_item(w);
-    tb_printf(w->t, v ? "true" : "false");
+    tb_puts(w->t, v ? "true" : "false");
 }
 
 void jw_null(json_writer *w) {
     before_item(w);
-    tb_printf(w->t, "null");
+    tb_puts(w->t, "null");
 }
 
 void jw_floats(json_writer *w, const float *v, size_t n) {

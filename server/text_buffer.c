@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void tb_init(text_buffer *t, size_t hint) {
     t->cap = hint < 64 ? 64 : hint;
@@ -27,6 +28,13 @@ static bool reserve(text_buffer *t, size_t more) {
     return true;
 }
 
+void tb_puts(text_buffer *t, const char *s) {
+    size_t n = strlen(s);
+    if (!reserve(t, n + 1)) return;
+    memcpy(t->buf + t->len, s, n + 1);
+    t->len += n;
+}
+
 void tb_printf(text_buffer *t, const char *fmt, ...) {
     if (t->failed) return;
     for (;;) {
@@ -47,7 +55,7 @@ void tb_printf(text_buffer *t, const char *fmt, ...) {
 }
 
 void tb_json_string(text_buffer *t, const char *s) {
-    tb_printf(t, "\"");
+    tb_puts(t, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (!reserve(t, 8)) return;
         if (*p == '"' || *p == '\\') {
@@ -60,7 +68,7 @@ void tb_json_string(text_buffer *t, const char *s) {
         }
         t->buf[t->len] = '\0';
     }
-    tb_printf(t, "\"");
+    tb_puts(t, "\"");
 }
 
 char *tb_take(text_buffer *t, size_t *len) {

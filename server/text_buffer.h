@@ -17,6 +17,10 @@ typedef struct {
  * failure the buffer is marked failed (check with tb_take). */
 void tb_init(text_buffer *t, size_t hint);
 
+/* Appends s as it is (no format: punctuation and literals, the common
+ * case of a JSON answer, without vsnprintf's cost). */
+void tb_puts(text_buffer *t, const char *s);
+
 /* Appends printf-formatted text. */
 void tb_printf(text_buffer *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
