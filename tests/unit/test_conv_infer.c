@@ -119,24 +119,48 @@ static void reference_conv(float *out, const float *in, const float *W,
     free(scratch);
 }
 
+/* One problem at batch B: random input, weights and biases in [-1, 1],
+ * and the reference output. */
+typedef struct {
+    float *in, *W, *b, *want;
+    size_t n_out;
+    int OH, OW; /* the convolution's output, before pooling */
+} conv_case;
+
+static conv_case conv_case_make(const conv_problem *p, int B, nn_rng *rng) {
+    conv_case c;
+    c.OH = p->H + 2 * p->pad - p->K + 1;
+    c.OW = p->W + 2 * p->pad - p->K + 1;
+    int POH = p->pool ? c.OH / 2 : c.OH, POW = p->pool ? c.OW / 2 : c.OW;
+    size_t n_in = (size_t)B * p->C * p->H * p->W;
+    size_t n_w = (size_t)p->OC * p->C * p->K * p->K;
+    c.n_out = (size_t)B * p->OC * POH * POW;
+    c.in = alloc_floats(n_in), c.W = alloc_floats(n_w);
+    c.b = alloc_floats((size_t)p->OC), c.want = alloc_floats(c.n_out);
+    tu_fill(c.in, n_in, rng, -1, 1);
+    tu_fill(c.W, n_w, rng, -1, 1);
+    tu_fill(c.b, (size_t)p->OC, rng, -1, 1);
+    reference_conv(c.want, c.in, c.W, c.b, B, *p);
+    return c;
+}
+
+static void conv_case_free(conv_case *c) {
+    free(c->in);
+    free(c->W);
+    free(c->b);
+    free(c->want);
+}
+
 START_TEST(conv_infer_matches_reference) {
     conv_problem p = draw_problem(_i);
     nn_rng rng;
     nn_rng_seed(&rng, 77 + (uint64_t)_i);
-    int OH = p.H + 2 * p.pad - p.K + 1, OW = p.W + 2 * p.pad - p.K + 1;
-    int POH = p.pool ? OH / 2 : OH, POW = p.pool ? OW / 2 : OW;
     static const int batches[] = {1, 32};
     for (int bi = 0; bi < 2; bi++) {
         int B = batches[bi];
-        size_t n_in = (size_t)B * p.C * p.H * p.W;
-        size_t n_w = (size_t)p.OC * p.C * p.K * p.K;
-        size_t n_out = (size_t)B * p.OC * POH * POW;
-        float *in = alloc_floats(n_in), *W = alloc_floats(n_w),
-              *b = alloc_floats((size_t)p.OC), *want = alloc_floats(n_out);
-        tu_fill(in, n_in, &rng, -1, 1);
-        tu_fill(W, n_w, &rng, -1, 1);
-        tu_fill(b, (size_t)p.OC, &rng, -1, 1);
-        reference_conv(want, in, W, b, B, p);
+        conv_case c = conv_case_make(&p, B, &rng);
+        float *in = c.in, *W = c.W, *b = c.b, *want = c.want;
+        size_t n_out = c.n_out;
         int ran = 0;
         for (int v = 0; v < N_VARIANTS; v++)
             for (int threads = 1; threads <= 2; threads++) {
@@ -162,10 +186,7 @@ START_TEST(conv_infer_matches_reference) {
             }
         /* The plain variant runs everywhere: at least it was checked. */
         ck_assert_int_ge(ran, 2);
-        free(in);
-        free(W);
-        free(b);
-        free(want);
+        conv_case_free(&c);
     }
 }
 END_TEST
@@ -232,23 +253,15 @@ START_TEST(winograd_matches_reference) {
     conv_problem p = draw_winograd_problem(_i);
     nn_rng rng;
     nn_rng_seed(&rng, 99 + (uint64_t)_i);
-    int OH = p.H + 2 * p.pad - p.K + 1, OW = p.W + 2 * p.pad - p.K + 1;
-    int POH = p.pool ? OH / 2 : OH, POW = p.pool ? OW / 2 : OW;
     static const int batches[] = {1, 32};
     for (int bi = 0; bi < 2; bi++) {
         int B = batches[bi];
-        size_t n_in = (size_t)B * p.C * p.H * p.W;
-        size_t n_w = (size_t)p.OC * p.C * p.K * p.K;
-        size_t n_out = (size_t)B * p.OC * POH * POW;
-        float *in = alloc_floats(n_in), *W = alloc_floats(n_w),
-              *b = alloc_floats((size_t)p.OC), *want = alloc_floats(n_out);
-        tu_fill(in, n_in, &rng, -1, 1);
-        tu_fill(W, n_w, &rng, -1, 1);
-        tu_fill(b, (size_t)p.OC, &rng, -1, 1);
-        reference_conv(want, in, W, b, B, p);
+        conv_case c = conv_case_make(&p, B, &rng);
+        float *in = c.in, *W = c.W, *b = c.b, *want = c.want;
+        size_t n_out = c.n_out;
         conv_problem lin = p;
         lin.act = 0, lin.pool = false;
-        size_t n_lin = (size_t)B * p.OC * OH * OW;
+        size_t n_lin = (size_t)B * p.OC * c.OH * c.OW;
         float *pre = alloc_floats(n_lin);
         reference_conv(pre, in, W, b, B, lin);
         double S = 0;
@@ -290,10 +303,7 @@ START_TEST(winograd_matches_reference) {
             free(got[1]);
         }
         ck_assert_int_ge(ran, 2);
-        free(in);
-        free(W);
-        free(b);
-        free(want);
+        conv_case_free(&c);
     }
     /* Each problem runs in its own process (Check forks): one line each. */
     printf("winograd problem %d: worst |got - want| / (1 + S) = %.3g\n", _i,
