@@ -306,11 +306,10 @@ static void run(const ci_impl *im, const ci_args *a, const float *in,
 #else
             int tid = 0, team = 1;
 #endif
-            int first = (int)((long)blocks * tid / team);
-            int end = (int)((long)blocks * (tid + 1) / team);
-            int oc_to = end * im->no < a->OC ? end * im->no : a->OC;
-            if (first * im->no < oc_to)
-                im->channels(a, scratch, first * im->no, oc_to, out_b);
+            int oc_from, oc_to;
+            nn_share(a->OC, tid, team, im->no, &oc_from, &oc_to);
+            if (oc_from < oc_to)
+                im->channels(a, scratch, oc_from, oc_to, out_b);
         }
     }
 }

@@ -54,9 +54,8 @@ void dense_infer(float *out, const float *in, const float *W, const float *b,
 #else
         int tid = 0, team = 1;
 #endif
-        int o0 = (int)((long)blocks * tid / team) * 16;
-        int o1 = (int)((long)blocks * (tid + 1) / team) * 16;
-        if (o1 > O) o1 = O;
+        int o0, o1;
+        nn_share(O, tid, team, 16, &o0, &o1);
         if (o0 < o1) {
             for (int r = 0; r < B; r++)
                 memcpy(out + (size_t)r * O + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));

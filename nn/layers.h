@@ -13,6 +13,19 @@
 
 #include "nn.h"
 
+/* ---- sharing work between threads --------------------------------- */
+/* [*from, *to) of n items for thread tid of a team of `team`: equal shares
+ * of whole units of `align` items (the last unit may be short), so each
+ * item belongs to one thread whatever the team. */
+static inline void nn_share(int n, int tid, int team, int align, int *from,
+                            int *to) {
+    int units = (n + align - 1) / align;
+    int f = (int)((long)units * tid / team) * align;
+    int t = (int)((long)units * (tid + 1) / team) * align;
+    *from = f < n ? f : n;
+    *to = t < n ? t : n;
+}
+
 /* ---- GEMM variants (nn/gemm.c) ------------------------------------ */
 /* nn_sgemm with a named kernel ("avx512", "avx2", "generic"), so tests and
  * benchmarks can check every variant on one machine. Returns -1 (and does

@@ -538,17 +538,6 @@ typedef struct {
     size_t col_n, pad_n, thread_bytes;
 } fwd_call;
 
-/* [from, to) of n items for thread tid of team, rounded to multiples of
- * `align` (the last thread takes the remainder). */
-static inline __attribute__((always_inline)) void
-share(int n, int tid, int team, int align, int *from, int *to) {
-    int units = (n + align - 1) / align;
-    int f = (int)((long)units * tid / team) * align;
-    int t = (int)((long)units * (tid + 1) / team) * align;
-    *from = f < n ? f : n;
-    *to = t < n ? t : n;
-}
-
 /* The forward pass of thread tid of a team of `team`, written once and
  * compiled below for three vector widths (the kernels' own: SSE2, AVX2,
  * AVX-512) so that requantisation, im2col and pooling use the same
@@ -580,7 +569,7 @@ forward_part(const fwd_call *c, int tid, int team) {
     for (int start = 0; start < c->batch; start += c->chunk) {
         const int B = c->batch - start < c->chunk ? c->batch - start : c->chunk;
         int b0, b1;
-        share(B, tid, team, 1, &b0, &b1);
+        nn_share(B, tid, team, 1, &b0, &b1);
         /* The input, quantised: NaN goes to the zero point's low end. */
         for (int b = b0; b < b1; b++) {
             const float *xs = c->x + (size_t)(start + b) * NN_PIXELS;
@@ -604,11 +593,11 @@ forward_part(const fwd_call *c, int tid, int team) {
                 const int M = o->oh * o->ow;
                 const int slices = B % team == 0 ? 1 : team;
                 int u0, u1;
-                share(B * slices, tid, team, 1, &u0, &u1);
+                nn_share(B * slices, tid, team, 1, &u0, &u1);
                 for (int u = u0; u < u1; u++) {
                     int b = u / slices, m0, m1;
                     /* multiples of 4, the GEMM kernels' row tile */
-                    share(M, u % slices, slices, 4, &m0, &m1);
+                    nn_share(M, u % slices, slices, 4, &m0, &m1);
                     const uint8_t *src = pad_input(o, in + (size_t)b * as, padded);
                     conv_rows(q, o, src, out + (size_t)b * as, col, acc, m0, m1);
                 }
@@ -631,7 +620,7 @@ forward_part(const fwd_call *c, int tid, int team) {
                     memset(in + (size_t)b * as + o->K, 0, (size_t)(o->Kp - o->K));
 #pragma omp barrier
                 int n0, n1;
-                share(o->N, tid, team, 16, &n0, &n1);
+                nn_share(o->N, tid, team, 16, &n0, &n1);
                 if (n0 < n1) {
                     /* Every kernel packs W in blocks of 16 outputs, so
                      * output n0 (a multiple of 16) starts at the packed
