@@ -122,14 +122,6 @@ static inline void emu_store(int32_t *p, emu_v16 v) {
 #define VB_DP(acc, a, w) emu_dpbusd(acc, a, w)
 #define VB_STORE(p, v) emu_store(p, v)
 #include "int8_vnni_body.h"
-#undef VB_NAME
-#undef VB_ATTR
-#undef VB_T
-#undef VB_ZERO
-#undef VB_LOAD
-#undef VB_SET1
-#undef VB_DP
-#undef VB_STORE
 
 #ifdef INT8_X86
 /* The real one. */
@@ -142,14 +134,6 @@ static inline void emu_store(int32_t *p, emu_v16 v) {
 #define VB_DP(acc, a, w) _mm512_dpbusd_epi32(acc, a, w)
 #define VB_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
 #include "int8_vnni_body.h"
-#undef VB_NAME
-#undef VB_ATTR
-#undef VB_T
-#undef VB_ZERO
-#undef VB_LOAD
-#undef VB_SET1
-#undef VB_DP
-#undef VB_STORE
 
 /* ------------------------------------------------------------------ */
 /* AVX2: int16 weights, vpmaddwd                                       */

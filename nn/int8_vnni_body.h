@@ -6,7 +6,7 @@
  * the packing and the edge tiles of the first (many of ours have no
  * AVX-512); only the seven macro definitions differ between the two.
  *
- * The includer defines:
+ * The includer defines (and this file undefines at its end):
  *   VB_NAME(x)       a suffixed name, e.g. x##_vnni
  *   VB_ATTR          function attributes (the target)
  *   VB_T             16 int32 lanes
@@ -117,3 +117,12 @@ VB_ATTR static void VB_NAME(gemm)(const uint8_t *A, size_t lda, int M,
 
 #undef VB_MR
 #undef VB_NB
+/* the includer's parameters, so that the next inclusion defines its own */
+#undef VB_NAME
+#undef VB_ATTR
+#undef VB_T
+#undef VB_ZERO
+#undef VB_LOAD
+#undef VB_SET1
+#undef VB_DP
+#undef VB_STORE
