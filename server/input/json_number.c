@@ -15,19 +15,16 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* strtod on a copy (s is not NUL-terminated). k < JSON_NUMBER_VALUE_MAX. */
 static double slow_value(const char *s, size_t k) {
-    char small[64];
-    char *copy = k < sizeof small ? small : malloc(k + 1);
-    if (!copy) return 0; /* numbers this long never reach here: the callers
-                            refuse them first */
+    char copy[JSON_NUMBER_VALUE_MAX];
     memcpy(copy, s, k);
     copy[k] = '\0';
-    double v = strtod(copy, NULL);
-    if (copy != small) free(copy);
-    return v;
+    return strtod(copy, NULL);
 }
 
 /* One pass: the grammar and, for the fast path, the mantissa m (at most
@@ -88,7 +85,9 @@ size_t json_number_read(const char *s, size_t n, double *value) {
 #undef TAKE
 #undef IS_DIGIT
     if (!value) return i;
-    if (exact && m == 0) {
+    if (i >= JSON_NUMBER_VALUE_MAX) {
+        *value = NAN; /* no pixel is written so long: not worth a copy */
+    } else if (exact && m == 0) {
         *value = neg ? -0.0 : 0.0;
     } else if (!exact || m > (UINT64_C(1) << 53) || e < -22 || e > 22) {
         *value = slow_value(s, i);

@@ -14,10 +14,13 @@
  * some of them). */
 size_t json_number_len(const char *s, size_t n);
 
+/* Numbers of this many characters or more get no value (NaN). */
+#define JSON_NUMBER_VALUE_MAX 64
+
 /* json_number_len, reading the value in the same pass: *value is the
  * double nearest to the number, as strtod rounds it, whatever the locale
- * (+-HUGE_VAL or 0 beyond the range of double, as strtod). value may be
- * NULL. */
+ * (+-HUGE_VAL or 0 beyond the range of double, as strtod), or NaN for a
+ * number of JSON_NUMBER_VALUE_MAX characters or more. value may be NULL. */
 size_t json_number_read(const char *s, size_t n, double *value);
 
 #endif
