@@ -77,18 +77,8 @@ START_TEST(shipped_int8_files_are_the_models_calibrated) {
 END_TEST
 
 int main(void) {
-    const char *dir = tu_mnist_dir();
-    if (!dir) {
-        printf("SKIPPED: DIGITD_MNIST_DIR is not set; the int8 MNIST tests "
-               "did not run\n");
-        return 77;
-    }
-    nn_error err;
-    if (nn_mnist_load(dir, "train", &train_set, &err) ||
-        nn_mnist_load(dir, "t10k", &test_set, &err)) {
-        fprintf(stderr, "cannot load MNIST from %s: %s\n", dir, err.msg);
-        return 1;
-    }
+    int load = tu_mnist_sets(&train_set, &test_set, "the int8 MNIST tests");
+    if (load) return load;
     Suite *s = suite_create("quantize_mnist");
     TCase *tc = tcase_create("mnist");
     tcase_set_timeout(tc, 1200);

@@ -22,6 +22,21 @@ const char *tu_mnist_dir(void) {
     return (d && *d) ? d : NULL;
 }
 
+int tu_mnist_sets(nn_dataset *train, nn_dataset *test, const char *what) {
+    const char *dir = tu_mnist_dir();
+    if (!dir) {
+        printf("SKIPPED: DIGITD_MNIST_DIR is not set; %s did not run\n", what);
+        return 77;
+    }
+    nn_error err;
+    if (nn_mnist_load(dir, "train", train, &err) ||
+        nn_mnist_load(dir, "t10k", test, &err)) {
+        fprintf(stderr, "cannot load MNIST from %s: %s\n", dir, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi) {
     for (size_t i = 0; i < n; i++)
         x[i] = lo + (hi - lo) * nn_rng_uniform(rng);

@@ -14,6 +14,11 @@ int tu_run(Suite *s);
 /* MNIST directory from DIGITD_MNIST_DIR, or NULL when unset/empty. */
 const char *tu_mnist_dir(void);
 
+/* Loads MNIST's training and test sets for a test program's main.
+ * Returns 0, or the exit code to leave with: 77 (skipped, said on stdout,
+ * naming `what`) without DIGITD_MNIST_DIR, 1 when the files do not load. */
+int tu_mnist_sets(nn_dataset *train, nn_dataset *test, const char *what);
+
 /* Fills n floats uniformly in [lo, hi). */
 void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi);
 
