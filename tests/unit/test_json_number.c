@@ -3,6 +3,7 @@
  * gives, on hand-picked edges (the fast path's limits: 2^53, 10^22, 19
  * digits, signs, zeros, subnormals, overflow) and on 200,000 random numbers
  * of every shape. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,19 @@ START_TEST(values_equal_strtod_at_the_edges) {
 }
 END_TEST
 
+/* A number too long for any pixel gets its length but no value. */
+START_TEST(very_long_numbers_get_no_value) {
+    char text[200];
+    memset(text, '1', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    double v = 0;
+    ck_assert_uint_eq(json_number_read(text, strlen(text), &v), strlen(text));
+    ck_assert(isnan(v));
+    text[JSON_NUMBER_VALUE_MAX - 1] = '\0';
+    check_value(text);
+}
+END_TEST
+
 START_TEST(values_equal_strtod_on_random_numbers) {
     nn_rng rng;
     nn_rng_seed(&rng, 2026);
@@ -96,6 +110,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, lengths_follow_rfc_8259);
     tcase_add_test(tc, values_equal_strtod_at_the_edges);
+    tcase_add_test(tc, very_long_numbers_get_no_value);
     tcase_add_test(tc, values_equal_strtod_on_random_numbers);
     suite_add_tcase(s, tc);
     return tu_run(s);
