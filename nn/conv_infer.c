@@ -42,6 +42,9 @@
 
 #include "layers.h"
 #include "simd.h"
+#ifdef NN_SIMD_X86
+#include <immintrin.h>
+#endif
 
 #define CI_INLINE static inline __attribute__((always_inline))
 #if defined(__clang__)
@@ -140,6 +143,60 @@ static void epilogue(const ci_args *a, const float *t, int VL, int oc0,
     }
 }
 
+#ifdef NN_SIMD_X86
+/* max_nan on 8 lanes: v where v > m, or where v is NaN and m is not. */
+NN_TARGET_AVX2 CI_INLINE __m256 max_nan8(__m256 m, __m256 v) {
+    __m256 nan_v = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    __m256 nan_m = _mm256_cmp_ps(m, m, _CMP_UNORD_Q);
+    __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ),
+                               _mm256_andnot_ps(nan_m, nan_v));
+    return _mm256_blendv_ps(m, v, take);
+}
+
+/* epilogue for VL = 8 when pooling, in vectors: the scalar one's
+ * data-dependent branches (which of four is the largest) mispredicted
+ * often enough to cost more than the first layer's convolution itself.
+ * Each window (r0[2k], r0[2k+1], r1[2k], r1[2k+1]) is reduced as
+ * max_nan(max_nan(r0[2k], r0[2k+1]), max_nan(r1[2k], r1[2k+1])), which
+ * picks the same element as the scalar left-to-right fold: the first
+ * largest, or the first NaN. The ReLU is maxps(v, 0), which like
+ * v > 0 ? v : 0 gives +0 for NaN and -0. */
+NN_TARGET_AVX2 static void epilogue_avx2(const ci_args *a, const float *t,
+                                            int VL, int oc0, int no, int oh,
+                                            int x0, float *out_b) {
+    if (!a->pool || VL != 8) {
+        epilogue(a, t, VL, oc0, no, oh, x0, out_b);
+        return;
+    }
+    const int ph = oh / 2, px0 = x0 / 2;
+    if (ph >= a->POH) return; /* the lone last row of an odd OH */
+    const int n = a->POW - px0 < 4 ? a->POW - px0 : 4;
+    const bool relu = a->act == relu_forward;
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    for (int j = 0; j < no; j++) {
+        const float *t0 = t + (size_t)(2 * j) * 8, *t1 = t0 + 8;
+        __m256 r0 = _mm256_loadu_ps(t0), r1 = _mm256_loadu_ps(t1);
+        /* lanes 2k: max_nan(x[2k], x[2k+1]) of each row */
+        r0 = max_nan8(r0, _mm256_permute_ps(r0, 0xB1));
+        r1 = max_nan8(r1, _mm256_permute_ps(r1, 0xB1));
+        __m128 v = _mm256_castps256_ps128(
+            _mm256_permutevar8x32_ps(max_nan8(r0, r1), even));
+        v = _mm_add_ps(v, _mm_set1_ps(a->b[oc0 + j]));
+        if (relu) v = _mm_max_ps(v, _mm_setzero_ps());
+        float *o = out_b + (size_t)(oc0 + j) * a->POH * a->POW +
+                   (size_t)ph * a->POW + px0;
+        if (n == 4) {
+            _mm_storeu_ps(o, v);
+        } else {
+            float tmp[4];
+            _mm_storeu_ps(tmp, v);
+            memcpy(o, tmp, (size_t)n * sizeof(float));
+        }
+        if (a->act && !relu) a->act(o, o, (size_t)n);
+    }
+}
+#endif
+
 /* tile_VEC: sums NO channels x 2 rows x VL columns over every tap into t
  * (layout as in epilogue). p points at the padded input of row oh, column
  * x0 of channel 0; w at the weights of the tile's first channel. NO is a
@@ -198,7 +255,7 @@ static void epilogue(const ci_args *a, const float *t, int VL, int oc0,
             tile_##VEC(NO, (a)->K, p, plane, (a)->WP, (a)->C, w, CKK, t);      \
     } while (0)
 
-#define CI_DEFINE_CHANNELS(VEC, NO)                                            \
+#define CI_DEFINE_CHANNELS(VEC, NO, EPILOGUE)                                  \
     CI_INLINE void block_##VEC(const int no, const ci_args *a,                 \
                                const float *pad, int oc0, float *out_b) {      \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
@@ -212,18 +269,26 @@ static void epilogue(const ci_args *a, const float *t, int VL, int oc0,
             for (int x0 = 0; x0 < a->OW; x0 += VL) {                           \
                 const float *p = pad + (size_t)oh * a->WP + x0;                \
                 CI_TILE_ANY_K(VEC, no, p, plane, a, w, CKK, t);                \
-                epilogue(a, t, VL, oc0, no, oh, x0, out_b);                    \
+                EPILOGUE(a, t, VL, oc0, no, oh, x0, out_b);                    \
             }                                                                  \
         }                                                                      \
     }                                                                          \
     CI_INLINE void channels_##VEC(const ci_args *a, const float *pad,          \
                                   int oc_from, int oc_to, float *out_b) {      \
         int oc0 = oc_from;                                                     \
-        for (; oc_to - oc0 >= NO; oc0 += NO)                                   \
+        /* Full blocks unless one would leave 2 or 3 channels: 32 is    \
+         * 6+6+6+6+4+4, not 6*5+2, as a tile of under 4 channels waits on \
+         * its few FMA chains (8 FMAs in flight keep both pipes busy). */ \
+        for (; oc_to - oc0 >= NO; oc0 += NO) {                                 \
+            int rest = oc_to - oc0 - NO;                                       \
+            if (NO > 4 && (rest == 2 || rest == 3)) break;                     \
             block_##VEC(NO, a, pad, oc0, out_b);                               \
+        }                                                                      \
         if (NO > 4)                                                            \
             for (; oc_to - oc0 >= 4; oc0 += 4)                                 \
                 block_##VEC(4, a, pad, oc0, out_b);                            \
+        for (; oc_to - oc0 >= 2; oc0 += 2)                                     \
+            block_##VEC(2, a, pad, oc0, out_b);                                \
         for (; oc0 < oc_to; oc0++)                                             \
             block_##VEC(1, a, pad, oc0, out_b);                                \
     }
@@ -238,7 +303,7 @@ typedef struct {
 
 /* Plain code: 4 channels x 2 rows of v4 = 8 of the 16 xmm registers. */
 CI_DEFINE_TILE(v4)
-CI_DEFINE_CHANNELS(v4, 4)
+CI_DEFINE_CHANNELS(v4, 4, epilogue)
 static void channels_generic(const ci_args *a, const float *pad, int oc_from,
                              int oc_to, float *out_b) {
     channels_v4(a, pad, oc_from, oc_to, out_b);
@@ -248,7 +313,7 @@ static void channels_generic(const ci_args *a, const float *pad, int oc_from,
 /* AVX-512: 8 channels x 2 rows = 16 zmm accumulators; per tap 2 loads of
  * input and 8 broadcast weights feed 16 FMAs. */
 CI_DEFINE_TILE(v16)
-CI_DEFINE_CHANNELS(v16, 8)
+CI_DEFINE_CHANNELS(v16, 8, epilogue)
 NN_TARGET_AVX512 static void channels_avx512(const ci_args *a,
                                              const float *pad, int oc_from,
                                              int oc_to, float *out_b) {
@@ -258,7 +323,7 @@ NN_TARGET_AVX512 static void channels_avx512(const ci_args *a,
  * independent sums than the 8 that two FMA pipes of latency 4 need, and 8
  * loads per 12 FMAs. */
 CI_DEFINE_TILE(v8)
-CI_DEFINE_CHANNELS(v8, 6)
+CI_DEFINE_CHANNELS(v8, 6, epilogue_avx2)
 NN_TARGET_AVX2 static void channels_avx2(const ci_args *a, const float *pad,
                                          int oc_from, int oc_to,
                                          float *out_b) {
