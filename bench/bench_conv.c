@@ -11,7 +11,7 @@
  *
  * bench_conv infer [threads...] instead times conv2 as inference runs it
  * (with relu and the 2x2 pooling fused): the direct kernel
- * (conv_infer_variant) against Winograd F(2x2, 5x5) (conv_winograd_variant,
+ * (conv_infer_variant) against Winograd F(4x4, 5x5) (conv_winograd_variant,
  * weight transform included, as every call pays it), at batches 1, 8 and
  * 32: microseconds per image, best and median.
  * Prints milliseconds per batch, the best and the median of repeated runs

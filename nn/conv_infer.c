@@ -404,7 +404,7 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
     return -1;
 }
 
-/* Winograd's F(2x2, 5x5) (nn/conv_winograd.c) where its rule says it
+/* Winograd's F(4x4, 5x5) (nn/conv_winograd.c) where its rule says it
  * pays (conv_winograd_applies: 5x5, at least 8 input and 16 output
  * channels and C x OC >= 256; the default CNN's second layer, not its
  * first), else the direct kernel above. */

@@ -1,59 +1,62 @@
 /*
  * conv_winograd.c: the 5x5 convolution of inference by Winograd's minimal
- * filtering F(2x2, 5x5), with the activation and a following 2x2
+ * filtering F(4x4, 5x5), with the activation and a following 2x2
  * max-pooling fused as in conv_infer.c. It does the work of the default
  * CNN's second layer (32 -> 64 channels on 14x14: 10.0 M multiply-adds of
- * the 11.4 M per image) with 36 multiplies per 2x2 outputs and channel
- * pair instead of 100: conv_infer.c's direct kernel already runs near the
- * FMA peak, so only fewer multiplies make it faster.
+ * the 11.4 M per image) with 64 multiplies per 4x4 outputs and channel
+ * pair instead of 400: conv_infer.c's direct kernel already runs near the
+ * FMA peak, so only fewer multiplies make it faster. (F(2x2, 5x5), used
+ * before, needs 36 per 2x2 outputs: on the 14x14 map 49 tiles x 36 points
+ * against 16 x 64 here, 1.7x the GEMM work; the forward pass of the
+ * default CNN at batch 5 went from 196 to 143 us with this change.)
  *
  *   in (B,C,H,W), W (OC,C,5,5), b (OC) -> out (B,OC,OH',OW')
  *   OH = H + 2*pad - 4, OW likewise; OH' = OH, or OH/2 when pooled.
  *
- * Method. The output is cut into 2x2 tiles (TY x TX per sample: all of
- * the pooled map, or ceil(OH/2) x ceil(OW/2) unpooled, the part beyond OH
- * or OW computed from zeros and dropped); tile (ty, tx) reads the 6x6
- * input patch d at padded rows 2ty.., columns 2tx... Per call:
- *   1. weights: U = G g G^T (6x6) per (c, oc)      -> U (36, CP, OCP)
+ * Method. The output is cut into 4x4 tiles (TY x TX per sample:
+ * ceil(OH'/2) x ceil(OW'/2) pooled, ceil(OH/4) x ceil(OW/4) unpooled, the
+ * part beyond the output computed from zeros and dropped); tile (ty, tx)
+ * reads the 8x8 input patch d at padded rows 4ty.., columns 4tx... Per
+ * call:
+ *   1. weights: U = G g G^T (8x8) per (c, oc)      -> U (64, CP, OCP)
  *      (U[xi] padded by one cache line, see make_args)
  *   2. per block of tiles (any samples): V = B^T d B per tile and c
- *                                                  -> V (36, tiles, CP)
- *   3. 36 independent GEMMs M[xi] = V[xi] x U[xi]  -> M (36, tiles, OCP)
- *   4. per tile and oc: Y = A^T M A (2x2), then as conv_infer.c's epilogue:
- *      pooled, the max of the 4 values (exactly one 2x2 window, since the
- *      tiles start at even rows and columns) + bias, activation, one store;
- *      unpooled, + bias, activation, 4 stores.
- * xi = 6*i + j indexes the 36 points of the transformed tile; CP and OCP
+ *                                                  -> V (64, tiles, CP)
+ *   3. 64 independent GEMMs M[xi] = V[xi] x U[xi]  -> M (64, tiles, OCP)
+ *   4. per tile and oc: Y = A^T M A (4x4), then as conv_infer.c's epilogue:
+ *      pooled, the max of each of the 4 windows (tiles start at rows and
+ *      columns that are multiples of 4, so they hold whole windows) +
+ *      bias, activation, 4 stores; unpooled, + bias, activation, 16 stores.
+ * xi = 8*i + j indexes the 64 points of the transformed tile; CP and OCP
  * are C and OC rounded up to the widest vector pair (16 and 32, whatever
  * the variant, so the scratch size does not depend on it); the padding is
  * zeros. Output channels are in vector lanes everywhere after step 1, so
  * the transforms of steps 2 and 4 and the GEMM's columns are plain vector
  * code; step 2 reads the sample as zero-bordered HWC planes
- * (HT, WT, CP), HT = 2*TY + 4, WT = 2*TX + 4, made once per sample.
+ * (HT, WT, CP), HT = 4*TY + 4, WT = 4*TX + 4, made once per sample.
  *
  * The GEMM (step 3) is where the time goes: per xi, a block of rows
  * (tiles) x C x OC, in register tiles of 6 rows x 2 vectors of output
  * channels (12 accumulators, 2 loads of U and 6 broadcasts of V per 12
  * FMAs with AVX2), summed over c in order. A block holds at most
- * CW_TB_MAX tiles, so its V and M (36 x 30 x 32 and 36 x 30 x 64 floats
- * for the default CNN: 135 and 270 KiB) stay in L2 beside U (288 KiB); the
- * slice of U one register tile reads (32 x 16 floats) stays in L1 over the
- * block's rows.
+ * CW_TB_MAX tiles (one sample of the default CNN), so its V and M
+ * (64 x 16 x 32 and 64 x 16 x 64 floats: 128 and 256 KiB) stay in L2
+ * beside U (512 KiB); the slice of U one register tile reads (32 x 16
+ * floats) stays in L1 over the block's rows.
  *
  * The weights are transformed per call (step 1): there is no per-net
  * cache, since a shared net is only read and training changes the weights
- * between calls. At batch B all samples' tiles share it (rows = 49*B for
- * the default CNN), so its cost is paid once per call: about 24 us for
- * 32 x 64 channels at one thread, 16% of a batch-1 call (bench/README.md),
- * most of it storing U (288 KiB) and transposing the filters.
+ * between calls. At batch B all samples' tiles share it (rows = 16*B for
+ * the default CNN), so its cost is paid once per call (5% of the forward
+ * pass at batch 5), most of it storing U and transposing the filters.
  *
- * Interpolation points: 0, 1, -1, 1/2, -2 and infinity. Against
- * 0, +-1, +-2 (the usual choice) the float32 error of a 32-channel sum is
- * about 2.5x lower, as tools/winograd_matrices.py estimates; that script
- * derives the matrices below (Toom-Cook, exact rationals) and checks them.
- * The error is still larger than direct summation's: a few 1e-6 of the
- * output scale instead of a few ulp (tests/unit/test_conv_infer.c states
- * the bound).
+ * Interpolation points: 0, 1, -1, 1/2, -1/2, 2, -2 and infinity, the
+ * best of the sets tools/winograd_matrices.py compares (0, +-1, +-2, +-3:
+ * 100x the error); that script derives the matrices below (Toom-Cook,
+ * exact rationals) and checks them. Its float32 estimate for a
+ * 32-channel sum is 7.6e-6 of the output scale (F(2x2, 5x5): 3.4e-6),
+ * against a few ulp for direct summation; tests/unit/test_conv_infer.c
+ * states the bound and prints the worst error it sees (6e-6).
  *
  * Threads. Step 1 shares out (c, oc vector) pairs, step 2's HWC planes
  * the samples, steps 2-4 the tile blocks. Each output value is computed
@@ -74,13 +77,16 @@
 #if defined(__clang__)
 #define CW_UNROLL _Pragma("clang loop unroll(full)")
 #else
-#define CW_UNROLL _Pragma("GCC unroll 36")
+#define CW_UNROLL _Pragma("GCC unroll 64")
 #endif
 
 enum {
+    CW_T = 8,       /* input tile side: CW_O + 5 - 1 */
+    CW_O = 4,       /* output tile side */
+    CW_P = 64,      /* points of a transformed tile, CW_T * CW_T */
     CW_MR = 6,      /* GEMM register tile: rows (tiles) */
-    CW_TB_MAX = 30, /* tiles per block, at most */
-    CW_GROUP = 32,  /* samples whose HWC planes are held at once */
+    CW_TB_MAX = 16, /* tiles per block, at most */
+    CW_GROUP = 32,  /* samples whose HWC planes are held at once, at most */
     CW_CPAD = 16,   /* C rounded up to this (the widest vector) */
     CW_OCPAD = 32,  /* OC rounded up to this (two of the widest vectors) */
 };
@@ -89,21 +95,27 @@ enum {
  * -2, infinity). Y = A^T [(G g G^T) * (B^T d B)] A. Zero entries cost
  * nothing: the loops below are unrolled over these constants, and the
  * compiler drops the terms it sees are zero. */
-static const float CW_BT[6][6] = {
-    {2, -3, -4, 3, 2, 0}, {0, -2, 1, 5, 2, 0},  {0, -2, 5, -1, -2, 0},
-    {0, 2, 1, -2, -1, 0}, {0, 1, -2, -1, 2, 0}, {0, 2, -3, -4, 3, 2},
+static const float CW_BT[CW_T][CW_T] = {
+    {4, 0, -21, 0, 21, 0, -4, 0},     {0, -4, -4, 17, 17, -4, -4, 0},
+    {0, 4, -4, -17, 17, 4, -4, 0},    {0, 4, 8, -5, -10, 1, 2, 0},
+    {0, -4, 8, 5, -10, -1, 2, 0},     {0, 2, 1, -10, -5, 8, 4, 0},
+    {0, -2, 1, 10, -5, -8, 4, 0},     {0, -4, 0, 21, 0, -21, 0, 4},
 };
-static const float CW_G[6][5] = {
-    {1.0f / 2, 0, 0, 0, 0},
-    {1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f / 6},
-    {1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6},
-    {16.0f / 15, 8.0f / 15, 4.0f / 15, 2.0f / 15, 1.0f / 15},
-    {1.0f / 30, -1.0f / 15, 2.0f / 15, -4.0f / 15, 8.0f / 15},
-    {0, 0, 0, 0, 1.0f / 2},
+static const float CW_G[CW_T][5] = {
+    {1.0f / 4, 0, 0, 0, 0},
+    {1.0f / 18, 1.0f / 18, 1.0f / 18, 1.0f / 18, 1.0f / 18},
+    {1.0f / 18, -1.0f / 18, 1.0f / 18, -1.0f / 18, 1.0f / 18},
+    {16.0f / 45, 8.0f / 45, 4.0f / 45, 2.0f / 45, 1.0f / 45},
+    {16.0f / 45, -8.0f / 45, 4.0f / 45, -2.0f / 45, 1.0f / 45},
+    {1.0f / 360, 1.0f / 180, 1.0f / 90, 1.0f / 45, 2.0f / 45},
+    {1.0f / 360, -1.0f / 180, 1.0f / 90, -1.0f / 45, 2.0f / 45},
+    {0, 0, 0, 0, 1.0f / 4},
 };
-static const float CW_AT[2][6] = {
-    {1, 1, 1, 1, 1, 0},
-    {0, 1, -1, 1.0f / 2, -2, 1},
+static const float CW_AT[CW_O][CW_T] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 1.0f / 2, -1.0f / 2, 2, -2, 0},
+    {0, 1, 1, 1.0f / 4, 1.0f / 4, 4, 4, 0},
+    {0, 1, -1, 1.0f / 8, -1.0f / 8, 8, -8, 1},
 };
 
 /* Everything about one call. */
@@ -128,17 +140,30 @@ static cw_args make_args(int C, int H, int W, int OC, int pad, bool pool) {
     a.OW = W + 2 * pad - 4;
     a.POH = pool ? a.OH / 2 : a.OH;
     a.POW = pool ? a.OW / 2 : a.OW;
-    a.TY = pool ? a.POH : (a.OH + 1) / 2;
-    a.TX = pool ? a.POW : (a.OW + 1) / 2;
-    a.HT = 2 * a.TY + 4;
-    a.WT = 2 * a.TX + 4;
+    /* A pooled tile's 4x4 outputs are 2x2 whole pooling windows. */
+    a.TY = pool ? (a.POH + 1) / 2 : (a.OH + CW_O - 1) / CW_O;
+    a.TX = pool ? (a.POW + 1) / 2 : (a.OW + CW_O - 1) / CW_O;
+    a.HT = CW_O * a.TY + 4;
+    a.WT = CW_O * a.TX + 4;
     a.CP = (int)round_up((size_t)C, CW_CPAD);
     a.OCP = (int)round_up((size_t)OC, CW_OCPAD);
-    /* One cache line more than CP * OCP: the weight transform stores 36
+    /* One cache line more than CP * OCP: the weight transform stores 64
      * vectors a U[xi] apart, and at 32 x 64 channels (8 KiB) they would
      * all fall in one set of L1 and evict each other. */
     a.US = (size_t)a.CP * a.OCP + 16;
     return a;
+}
+
+/* Floats from V[xi] to V[xi + 1] and from M[xi] to M[xi + 1]: one
+ * cache line more than a block's rows, as for U. Without it, 16 tiles of
+ * 64 output channels put M's 64 points of a tile exactly 4 KiB apart, in
+ * one set of L1, and reading them back for the output transform took
+ * more time than the GEMMs. */
+static size_t v_stride(const cw_args *a) {
+    return (size_t)CW_TB_MAX * a->CP + 16;
+}
+static size_t m_stride(const cw_args *a) {
+    return (size_t)CW_TB_MAX * a->OCP + 16;
 }
 
 /* Scratch layout, in floats, each part a multiple of 16 (64 bytes). */
@@ -150,12 +175,18 @@ typedef struct {
 static cw_layout layout(const cw_args *a, int B, int threads) {
     cw_layout l;
     l.threads = threads > 1 ? threads : 1;
-    l.group = B < CW_GROUP ? (B > 0 ? B : 1) : CW_GROUP;
-    l.u = 36 * a->US;
+    /* Enough samples for two full blocks per thread, no more: the planes
+     * are 50 KiB a sample for the default CNN, and 32 of them made most
+     * of a worker's memory at batch 16. */
+    const int tps = a->TY * a->TX;
+    int group = (2 * CW_TB_MAX * l.threads + tps - 1) / tps;
+    if (group > CW_GROUP) group = CW_GROUP;
+    l.group = B < group ? (B > 0 ? B : 1) : group;
+    l.u = CW_P * a->US;
     l.bias = (size_t)a->OCP;
     l.hwc = round_up((size_t)a->HT * a->WT * a->CP, 16);
-    l.v = (size_t)36 * CW_TB_MAX * a->CP;
-    l.m = (size_t)36 * CW_TB_MAX * a->OCP;
+    l.v = (size_t)CW_P * v_stride(a);
+    l.m = (size_t)CW_P * m_stride(a);
     l.per_thread = l.v + l.m;
     l.total = l.u + l.bias + (size_t)l.group * l.hwc +
               (size_t)l.threads * l.per_thread + 15; /* to align, in run */
@@ -163,9 +194,11 @@ static cw_layout layout(const cw_args *a, int B, int threads) {
 }
 
 bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad) {
-    /* F(2x2, 5x5) is for 5x5 kernels (stride 1, as all of ours). It pays
-     * when the 36 GEMMs are most of the work, which takes channels on both
-     * sides: measured at one thread (bench figures in bench/README.md),
+    /* Winograd is for 5x5 kernels (stride 1, as all of ours). It pays
+     * when the GEMMs are most of the work, which takes channels on both
+     * sides: measured with F(2x2, 5x5) at one thread (bench figures in
+     * bench/README.md; F(4x4, 5x5) does fewer multiplies on each of these
+     * shapes, so the rule stays a safe side of its break-even),
      * 14x14 inputs, batch 1 / 8, direct time over Winograd's: C x OC =
      * 32 x 64: 1.65 / 2.04, 16 x 16: 1.17 / 1.34, 8 x 32: 1.16 / 1.33,
      * 8 x 16: 0.98 / 1.13, 8 x 8: 0.89 / 1.03, and 32 x 8: 0.95 / 1.08
@@ -300,32 +333,33 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
             rows[j] = oc0 + j < a->OC                                          \
                           ? a->w + ((size_t)(oc0 + j) * a->C + c) * 25         \
                           : cw_zeros;                                          \
-        VEC gv[25], t[30], r[36];                                              \
+        VEC gv[25], t[CW_T * 5], r[CW_P];                                      \
         gather_##VEC(rows, gv);                                                \
-        /* t = G g (6x5): columns of g; then r = t G^T (6x6): rows of t. */    \
+        /* t = G g (8x5): columns of g; then r = t G^T (8x8): rows of t. */    \
         for (int col = 0; col < 5; col++)                                      \
-            CW_APPLY(VEC, CW_G, 6, 5, t + col, 5, gv + col, 5);                \
-        for (int row = 0; row < 6; row++)                                      \
-            CW_APPLY(VEC, CW_G, 6, 5, r + row * 6, 1, t + row * 5, 1);         \
+            CW_APPLY(VEC, CW_G, CW_T, 5, t + col, 5, gv + col, 5);             \
+        for (int row = 0; row < CW_T; row++)                                   \
+            CW_APPLY(VEC, CW_G, CW_T, 5, r + row * CW_T, 1, t + row * 5, 1);   \
         const size_t xs = a->US;                                               \
-        for (int xi = 0; xi < 36; xi++)                                        \
+        for (int xi = 0; xi < CW_P; xi++)                                      \
             CW_STOREA(VEC, u + xi * xs + (size_t)c * a->OCP + oc0, r[xi]);     \
     }                                                                          \
                                                                                \
-    /* The input tile at hwc (row 0, column 0 of its 6x6 patch), channels      \
-     * c0.. (one vector) -> v[xi * vs] (36 vectors). */                        \
+    /* The input tile at hwc (row 0, column 0 of its 8x8 patch), channels      \
+     * c0.. (one vector) -> v[xi * vs] (64 vectors). */                        \
     CW_INLINE void input_##VEC(const cw_args *a, const float *hwc, int c0,     \
                                float *v, size_t vs) {                          \
-        VEC d[36], t[36], r[36];                                               \
-        for (int i = 0; i < 6; i++)                                            \
-            for (int j = 0; j < 6; j++)                                        \
-                CW_LOADA(VEC, d[i * 6 + j],                                    \
+        VEC d[CW_P], t[CW_P], r[CW_P];                                         \
+        for (int i = 0; i < CW_T; i++)                                         \
+            for (int j = 0; j < CW_T; j++)                                     \
+                CW_LOADA(VEC, d[i * CW_T + j],                                 \
                          hwc + ((size_t)i * a->WT + j) * a->CP + c0);          \
-        for (int col = 0; col < 6; col++)                                      \
-            CW_APPLY(VEC, CW_BT, 6, 6, t + col, 6, d + col, 6);                \
-        for (int row = 0; row < 6; row++)                                      \
-            CW_APPLY(VEC, CW_BT, 6, 6, r + row * 6, 1, t + row * 6, 1);        \
-        for (int xi = 0; xi < 36; xi++) CW_STOREA(VEC, v + xi * vs, r[xi]);    \
+        for (int col = 0; col < CW_T; col++)                                   \
+            CW_APPLY(VEC, CW_BT, CW_T, CW_T, t + col, CW_T, d + col, CW_T);    \
+        for (int row = 0; row < CW_T; row++)                                   \
+            CW_APPLY(VEC, CW_BT, CW_T, CW_T, r + row * CW_T, 1,                \
+                     t + row * CW_T, 1);                                       \
+        for (int xi = 0; xi < CW_P; xi++) CW_STOREA(VEC, v + xi * vs, r[xi]);  \
     }                                                                          \
                                                                                \
     /* GEMM register tile: rows r0..r0+NR-1 of M[xi] (stride OCP), output      \
@@ -353,18 +387,19 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
         }                                                                      \
     }                                                                          \
                                                                                \
-    /* M of tile tl (36 vectors at m + xi*ms), channels oc0.. -> pooled or     \
-     * 2x2 outputs of sample s's tile (ty, tx) in out. */                      \
+    /* M of tile tl (64 vectors at m + xi*ms), channels oc0.. -> the 4x4      \
+     * outputs of sample s's tile (ty, tx) in out, or their 2x2 pooled ones. */\
     CW_INLINE void output_##VEC(const cw_args *a, const float *m, size_t ms,   \
                                 const float *bias, int oc0, int s, int ty,     \
                                 int tx, float *out) {                          \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
-        VEC x[36], t[12], y[4];                                                \
-        for (int xi = 0; xi < 36; xi++) CW_LOADA(VEC, x[xi], m + xi * ms);     \
-        for (int col = 0; col < 6; col++)                                      \
-            CW_APPLY(VEC, CW_AT, 2, 6, t + col, 6, x + col, 6);                \
-        for (int row = 0; row < 2; row++)                                      \
-            CW_APPLY(VEC, CW_AT, 2, 6, y + row * 2, 1, t + row * 6, 1);        \
+        VEC x[CW_P], t[CW_O * CW_T], y[CW_O * CW_O];                           \
+        for (int xi = 0; xi < CW_P; xi++) CW_LOADA(VEC, x[xi], m + xi * ms);   \
+        for (int col = 0; col < CW_T; col++)                                   \
+            CW_APPLY(VEC, CW_AT, CW_O, CW_T, t + col, CW_T, x + col, CW_T);    \
+        for (int row = 0; row < CW_O; row++)                                   \
+            CW_APPLY(VEC, CW_AT, CW_O, CW_T, y + row * CW_O, 1,                \
+                     t + row * CW_T, 1);                                       \
         VEC bv;                                                                \
         CW_LOADA(VEC, bv, bias + oc0);                                         \
         const bool relu = a->act == relu_forward;                              \
@@ -372,21 +407,29 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
         const size_t plane = (size_t)a->POH * a->POW;                          \
         float *o = out + ((size_t)s * a->OC + oc0) * plane;                    \
         float lanes[VL];                                                       \
-        const int outputs = a->pool ? 1 : 4;                                   \
+        int outputs = CW_O * CW_O, side = CW_O;                                \
         if (a->pool) {                                                         \
-            /* conv_infer.c's max_nan over the window in the same order:       \
-             * the first NaN wins, else the larger. */                         \
-            VEC mx = y[0];                                                     \
-            for (int k = 1; k < 4; k++) {                                      \
-                __typeof__(mx > y[k]) take =                                   \
-                    (y[k] > mx) | ((y[k] != y[k]) & (mx == mx));               \
-                mx = CW_SELECT(VEC, take, y[k], mx);                           \
+            /* Window (py, px): y[(2py + dy) * 4 + 2px + dx], folded with      \
+             * conv_infer.c's max_nan in its order (dy, dx) = (0,0), (0,1),    \
+             * (1,0), (1,1): the first NaN wins, else the larger. */           \
+            for (int k = 0; k < 4; k++) {                                      \
+                const VEC *w0 = y + (k / 2) * 2 * CW_O + (k % 2) * 2;          \
+                const VEC win[4] = {w0[0], w0[1], w0[CW_O], w0[CW_O + 1]};     \
+                VEC mx = win[0];                                               \
+                for (int q = 1; q < 4; q++) {                                  \
+                    __typeof__(mx > win[q]) take =                             \
+                        (win[q] > mx) | ((win[q] != win[q]) & (mx == mx));     \
+                    mx = CW_SELECT(VEC, take, win[q], mx);                     \
+                }                                                              \
+                x[k] = mx; /* x is free again */                               \
             }                                                                  \
-            y[0] = mx;                                                         \
+            for (int k = 0; k < 4; k++) y[k] = x[k];                           \
+            outputs = 4;                                                       \
+            side = 2;                                                          \
         }                                                                      \
         for (int k = 0; k < outputs; k++) {                                    \
-            const int oh = a->pool ? ty : 2 * ty + k / 2;                      \
-            const int ow = a->pool ? tx : 2 * tx + k % 2;                      \
+            const int oh = side * ty + k / side;                               \
+            const int ow = side * tx + k % side;                               \
             if (oh >= a->POH || ow >= a->POW) continue;                        \
             VEC val = y[k] + bv;                                               \
             if (relu) val = CW_SELECT(VEC, val > 0, val, (VEC){0});            \
@@ -399,25 +442,24 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
                                                                                \
     /* Tiles [t0, t0 + n) of the group whose first sample is s0 (HWC           \
      * planes at hwc), through steps 2 to 4; v, m: this thread's block         \
-     * buffers (36, CW_TB_MAX, CP) and (36, CW_TB_MAX, OCP). */                \
+     * buffers (64, CW_TB_MAX, CP) and (64, CW_TB_MAX, OCP). */                \
     CW_INLINE void block_##VEC(const cw_args *a, const float *u,               \
                                const float *bias, const float *hwc,            \
                                size_t hwc_size, int s0, int t0, int n,         \
                                float *v, float *m, float *out) {               \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         const int tps = a->TY * a->TX;                                         \
-        const size_t vs = (size_t)CW_TB_MAX * a->CP;                           \
-        const size_t ms = (size_t)CW_TB_MAX * a->OCP;                          \
+        const size_t vs = v_stride(a), ms = m_stride(a);                       \
         for (int tl = 0; tl < n; tl++) {                                       \
             const int t = t0 + tl, s = t / tps;                                \
             const int ty = t % tps / a->TX, tx = t % tps % a->TX;              \
             const float *p = hwc + s * hwc_size +                              \
-                             ((size_t)2 * ty * a->WT + 2 * tx) * a->CP;        \
+                             ((size_t)CW_O * ty * a->WT + CW_O * tx) * a->CP;  \
             for (int c0 = 0; c0 < a->C; c0 += VL)                              \
                 input_##VEC(a, p, c0, v + (size_t)tl * a->CP + c0, vs);        \
         }                                                                      \
         const int oc_end = (int)round_up((size_t)a->OC, 2 * VL);               \
-        for (int xi = 0; xi < 36; xi++) {                                      \
+        for (int xi = 0; xi < CW_P; xi++) {                                    \
             const float *vx = v + xi * vs;                                     \
             float *mx = m + xi * ms;                                           \
             for (int oc0 = 0; oc0 < oc_end; oc0 += 2 * VL) {                   \

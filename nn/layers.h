@@ -234,7 +234,7 @@ act_forward_fn layer_activation_fn(const nn_layer *l);
  * (B,OC,OH/2,OW/2) pooled; OH = H + 2*pad - K + 1, OW likewise. The values
  * are those of conv_forward, act and maxpool_forward in turn, up to the
  * order of the sums (a few units in the last place), or, where
- * conv_winograd_applies() and it runs Winograd's F(2x2, 5x5), up to a few
+ * conv_winograd_applies() and it runs Winograd's F(4x4, 5x5), up to a few
  * 1e-6 of the output scale. scratch holds conv_infer_scratch_floats()
  * floats (it depends on B only on the Winograd path). */
 size_t conv_infer_scratch_floats(int B, int C, int H, int W, int OC, int K,
@@ -252,7 +252,7 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
                        int Wd, int OC, int K, int pad, act_forward_fn act,
                        bool pool, float *scratch, int threads);
 
-/* Winograd F(2x2, 5x5) for the same job (nn/conv_winograd.c), K = 5.
+/* Winograd F(4x4, 5x5) for the same job (nn/conv_winograd.c), K = 5.
  * Whether conv_infer uses it for this shape (the rule and its reasons are
  * beside the code). */
 bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad);

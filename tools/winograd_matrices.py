@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """winograd_matrices.py: derives and checks the matrices of Winograd's
-minimal filtering F(2x2, 5x5) used by nn/conv_winograd.c (not part of the
+minimal filtering F(4x4, 5x5) used by nn/conv_winograd.c (or F(2x2, 5x5),
+its predecessor, with WINOGRAD_M=2 in the environment) (not part of the
 build; standard library only, exact rational arithmetic).
 
   Y (2x2) = A^T [ (G g G^T) * (B^T d B) ] A
@@ -28,8 +29,9 @@ import struct
 import sys
 from fractions import Fraction as Fr
 
-M, R = 2, 5
-N = M + R - 1  # 6
+import os
+M, R = int(os.environ.get("WINOGRAD_M", "4")), 5  # outputs per tile side, filter side
+N = M + R - 1  # input tile side: 8 for F(4x4, 5x5)
 
 
 def vander(points, cols):
@@ -160,7 +162,14 @@ def c_rows(m):
 
 
 def main():
-    chosen = [Fr(s) for s in sys.argv[1:]] or [Fr(0), Fr(1), Fr(-1), Fr(1, 2), Fr(-2)]
+    half = Fr(1, 2)
+    if M == 2:
+        candidates = [[0, 1, -1, half, -2], [0, 1, -1, 2, -2], [0, 1, -1, half, -half],
+                      [0, 1, -1, 2, -half], [0, 1, -1, 2, half]]
+    else:  # M == 4
+        candidates = [[0, 1, -1, half, -half, 2, -2], [0, 1, -1, 2, -2, 3, -3],
+                      [0, 1, -1, half, -half, 2, -3], [0, 1, -1, half, -half, 3, -3]]
+    chosen = [Fr(s) for s in sys.argv[1:]] or [Fr(p) for p in candidates[0]]
     AT, G, BT = matrices(chosen)
     rnd = random.Random(7)
     for _ in range(5):  # exact check against the direct correlation
@@ -172,12 +181,7 @@ def main():
     print("G =\n" + c_rows(G))
     print("B^T =\n" + c_rows(BT))
     print("\nestimated float32 error / (1 + max|y|), 32-channel sums:")
-    candidates = [chosen,
-                  [0, 1, -1, 2, -2],
-                  [0, 1, -1, Fr(1, 2), Fr(-1, 2)],
-                  [0, 1, -1, 2, Fr(-1, 2)],
-                  [0, 1, -1, Fr(1, 2), -2],
-                  [0, 1, -1, 2, Fr(1, 2)]]
+    candidates = [chosen] + candidates
     seen = []
     for pts in candidates:
         pts = [Fr(p) for p in pts]

@@ -49,7 +49,7 @@ START_TEST(shipped_models_keep_their_recorded_accuracy) {
 END_TEST
 
 /* nn_predict of the shipped default model (its second convolution on
- * Winograd's F(2x2, 5x5) since it applies there) names the same digit as
+ * Winograd's F(4x4, 5x5) since it applies there) names the same digit as
  * the reference forward (training kernels: im2col convolution, direct
  * sums) for each of the first 5,000 test images, on 1 and 2 threads; the
  * probabilities agree within 1e-5. */
