@@ -128,7 +128,7 @@ static timing time_infer(bool winograd, int B, int threads, int reps,
     size_t n_out = (size_t)B * s.OC * (s.H / 2) * (s.W / 2);
     size_t n_scratch =
         winograd ? conv_winograd_scratch_floats(B, s.C, s.H, s.W, s.OC, s.pad,
-                                                true, threads)
+                                                true, false, threads)
                  : conv_infer_direct_scratch_floats(s.C, s.H, s.W, s.K, s.pad,
                                                     threads);
     float *in = randoms(n_in, rng), *W = randoms((size_t)s.OC * s.C * 25, rng);
@@ -139,8 +139,9 @@ static timing time_infer(bool winograd, int B, int threads, int reps,
     for (int r = -reps / 10 - 1; r < reps; r++) { /* the first ones warm */
         double t0 = now_ms();
         if (winograd)
-            conv_winograd_variant(NULL, out, in, W, b, B, s.C, s.H, s.W, s.OC,
-                                  s.pad, relu_forward, true, scratch, threads);
+            conv_winograd_variant(NULL, out, in, W, b, NULL, B, s.C, s.H, s.W,
+                                  s.OC, s.pad, relu_forward, true, scratch,
+                                  threads);
         else
             conv_infer_variant(NULL, out, in, W, b, B, s.C, s.H, s.W, s.OC,
                                s.K, s.pad, relu_forward, true, scratch,

@@ -1,7 +1,8 @@
 /*
  * bench_infer.c: single-image inference latency of digitd's core: one
  * nn_predict call with batch 1 (forward pass and softmax, scratch memory
- * allocated per call as the server does), in microseconds.
+ * allocated per call as the server does, the net prepared as the server
+ * prepares it: nn_net_prepare), in microseconds.
  *
  * Inputs are MNIST test images from --data DIR (default $DIGITD_MNIST_DIR,
  * else ../shared/mnist) or synthetic ones, cycled so that the caches see
@@ -93,6 +94,11 @@ int main(int argc, char **argv) {
     nn_rng rng;
     nn_rng_seed(&rng, 1);
     nn_net_init(net, &rng);
+    /* As the daemon, predict and eval serve a loaded model. */
+    if (nn_net_prepare(net, &err) != 0) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
     nn_qnet *q = NULL;
     if (int8) {
         if (nn_quantize_calibrate(net, d.images, d.n < 2000 ? d.n : 2000,

@@ -370,7 +370,21 @@ static size_t conv_layer_infer_scratch(const nn_net *net, int i, int B,
     bool pool;
     conv_fused(net, i, &act, &pool);
     return conv_infer_scratch_floats(B, l->in.c, l->in.h, l->in.w, l->size,
-                                     l->kernel, l->pad, pool, threads);
+                                     l->kernel, l->pad, pool,
+                                     net->prepared[i] != NULL, threads);
+}
+
+/* The Winograd transform of the filters, where conv_infer takes that
+ * path. */
+static int conv_layer_infer_prepare(const nn_net *net, int i, float **out) {
+    const nn_layer *l = &net->layers[i];
+    *out = NULL;
+    if (!conv_winograd_applies(l->in.c, l->in.h, l->in.w, l->size, l->kernel,
+                               l->pad))
+        return 0;
+    *out = conv_winograd_weights_create(NULL, net->params + l->weights,
+                                        l->in.c, l->size);
+    return *out ? 0 : -1;
 }
 
 static int conv_layer_infer(const nn_net *net, int i, const float *in,
@@ -379,8 +393,8 @@ static int conv_layer_infer(const nn_net *net, int i, const float *in,
     act_forward_fn act;
     bool pool;
     int n = conv_fused(net, i, &act, &pool);
-    conv_infer(out, in, net->params + l->weights, net->params + l->biases, B,
-               l->in.c, l->in.h, l->in.w, l->size, l->kernel, l->pad, act,
+    conv_infer(out, in, net->params + l->weights, net->params + l->biases,
+               net->prepared[i], B, l->in.c, l->in.h, l->in.w, l->size, l->kernel, l->pad, act,
                pool, scratch, threads);
     return n;
 }
@@ -398,6 +412,7 @@ const layer_kind_desc layer_conv_desc = {
     .forward = conv_layer_forward,
     .backward = conv_layer_backward,
     .infer = conv_layer_infer,
+    .infer_prepare = conv_layer_infer_prepare,
     .infer_scratch_floats = conv_layer_infer_scratch,
     .infer_span = conv_layer_infer_span,
 };

@@ -82,10 +82,11 @@ size_t conv_infer_direct_scratch_floats(int C, int H, int W, int K, int pad,
 }
 
 size_t conv_infer_scratch_floats(int B, int C, int H, int W, int OC, int K,
-                                 int pad, bool pool, int threads) {
+                                 int pad, bool pool, bool prepared,
+                                 int threads) {
     if (conv_winograd_applies(C, H, W, OC, K, pad))
         return conv_winograd_scratch_floats(B, C, H, W, OC, pad, pool,
-                                            threads);
+                                            prepared, threads);
     return conv_infer_direct_scratch_floats(C, H, W, K, pad, threads);
 }
 
@@ -409,11 +410,12 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
  * channels and C x OC >= 256; the default CNN's second layer, not its
  * first), else the direct kernel above. */
 void conv_infer(float *out, const float *in, const float *W, const float *b,
-                int B, int C, int H, int Wd, int OC, int K, int pad,
-                act_forward_fn act, bool pool, float *scratch, int threads) {
+                const float *prepared, int B, int C, int H, int Wd, int OC,
+                int K, int pad, act_forward_fn act, bool pool, float *scratch,
+                int threads) {
     if (conv_winograd_applies(C, H, Wd, OC, K, pad) &&
-        conv_winograd_variant(NULL, out, in, W, b, B, C, H, Wd, OC, pad, act,
-                              pool, scratch, threads) == 0)
+        conv_winograd_variant(NULL, out, in, W, b, prepared, B, C, H, Wd, OC,
+                              pad, act, pool, scratch, threads) == 0)
         return;
     conv_infer_variant(NULL, out, in, W, b, B, C, H, Wd, OC, K, pad, act, pool,
                        scratch, threads);

@@ -44,11 +44,11 @@
  * beside U (512 KiB); the slice of U one register tile reads (32 x 16
  * floats) stays in L1 over the block's rows.
  *
- * The weights are transformed per call (step 1): there is no per-net
- * cache, since a shared net is only read and training changes the weights
- * between calls. At batch B all samples' tiles share it (rows = 16*B for
- * the default CNN), so its cost is paid once per call (5% of the forward
- * pass at batch 5), most of it storing U and transposing the filters.
+ * The weights are transformed per call (step 1), since training changes
+ * them between calls, unless the caller passes U made beforehand by
+ * conv_winograd_weights_create (nn_net_prepare does, for a net that is
+ * only served from then on). Per call its cost was 5% of the forward pass
+ * at batch 5, and U half of the scratch.
  *
  * Interpolation points: 0, 1, -1, 1/2, -1/2, 2, -2 and infinity, the
  * best of the sets tools/winograd_matrices.py compares (0, +-1, +-2, +-3:
@@ -65,6 +65,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -172,7 +173,8 @@ typedef struct {
     int group, threads;
 } cw_layout;
 
-static cw_layout layout(const cw_args *a, int B, int threads) {
+static cw_layout layout(const cw_args *a, int B, bool prepared,
+                        int threads) {
     cw_layout l;
     l.threads = threads > 1 ? threads : 1;
     /* Enough samples for two full blocks per thread, no more: the planes
@@ -182,7 +184,7 @@ static cw_layout layout(const cw_args *a, int B, int threads) {
     int group = (2 * CW_TB_MAX * l.threads + tps - 1) / tps;
     if (group > CW_GROUP) group = CW_GROUP;
     l.group = B < group ? (B > 0 ? B : 1) : group;
-    l.u = CW_P * a->US;
+    l.u = prepared ? 0 : CW_P * a->US;
     l.bias = (size_t)a->OCP;
     l.hwc = round_up((size_t)a->HT * a->WT * a->CP, 16);
     l.v = (size_t)CW_P * v_stride(a);
@@ -212,9 +214,9 @@ bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad) {
 }
 
 size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC, int pad,
-                                    bool pool, int threads) {
+                                    bool pool, bool prepared, int threads) {
     cw_args a = make_args(C, H, W, OC, pad, pool);
-    return layout(&a, B, threads).total;
+    return layout(&a, B, prepared, threads).total;
 }
 
 /* in_s (C,H,W) -> dst (HT,WT,CP): channels innermost, zero outside the
@@ -541,11 +543,37 @@ static const cw_impl cw_impls[] = {
     {"generic", 4, weights_generic, block_generic},
 };
 
-static void run(const cw_impl *im, const cw_args *a, const float *in,
-                float *out, int B, float *scratch, int threads) {
-    const cw_layout l = layout(a, B, threads);
+/* Step 1 alone, for every (c, oc vector) of U up to OCP (zeros past OC,
+ * which a wider variant's GEMM reads). The variants round differently (FMA
+ * or not), so U is made by the one that will read it: then the results
+ * are those of a call without U, bit for bit. */
+float *conv_winograd_weights_create(const char *variant, const float *W,
+                                    int C, int OC) {
+    const cw_impl *im = NULL;
+    for (size_t i = 0; i < sizeof cw_impls / sizeof cw_impls[0] && !im; i++)
+        if (variant ? strcmp(cw_impls[i].name, variant) == 0
+                    : nn_simd_usable(cw_impls[i].name))
+            im = &cw_impls[i];
+    if (C < 1 || OC < 1 || !im || !nn_simd_usable(im->name)) return NULL;
+    cw_args a = make_args(C, 5, 5, OC, 0, false);
+    a.w = W;
+    const size_t bytes = round_up(CW_P * a.US * sizeof(float), 64);
+    float *u = aligned_alloc(64, bytes);
+    if (!u) return NULL;
+    memset(u, 0, bytes);
+    const int oc_vecs = a.OCP / im->vl;
+    for (int k = 0; k < C * oc_vecs; k++)
+        im->weights(&a, k / oc_vecs, k % oc_vecs * im->vl, u);
+    return u;
+}
+
+static void run(const cw_impl *im, const cw_args *a, const float *u_ready,
+                const float *in, float *out, int B, float *scratch,
+                int threads) {
+    const cw_layout l = layout(a, B, u_ready != NULL, threads);
     float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *bias = u + l.u, *hwc = bias + l.bias;
+    const float *uw = u_ready ? u_ready : u; /* the U the GEMMs read */
     float *per_thread = hwc + (size_t)l.group * l.hwc;
     memset(bias, 0, l.bias * sizeof *bias);
     memcpy(bias, a->b, (size_t)a->OC * sizeof *bias);
@@ -563,10 +591,13 @@ static void run(const cw_impl *im, const cw_args *a, const float *in,
         const int tid = 0;
 #endif
         float *v = per_thread + (size_t)tid * l.per_thread, *m = v + l.v;
-        /* Step 1, once per call: every (c, oc vector) of U. */
+        /* Step 1, once per call unless prepared: every (c, oc vector) of
+         * U. */
+        if (!u_ready) {
 #pragma omp for schedule(static)
-        for (int k = 0; k < a->C * oc_vecs; k++)
-            im->weights(a, k / oc_vecs, k % oc_vecs * im->vl, u);
+            for (int k = 0; k < a->C * oc_vecs; k++)
+                im->weights(a, k / oc_vecs, k % oc_vecs * im->vl, u);
+        }
         for (int s0 = 0; s0 < B; s0 += l.group) {
             const int g = B - s0 < l.group ? B - s0 : l.group;
 #pragma omp for schedule(static)
@@ -582,16 +613,17 @@ static void run(const cw_impl *im, const cw_args *a, const float *in,
             for (int k = 0; k < blocks; k++) {
                 const int t0 = (int)((long)tiles * k / blocks);
                 const int t1 = (int)((long)tiles * (k + 1) / blocks);
-                im->block(a, u, bias, hwc, l.hwc, s0, t0, t1 - t0, v, m, out);
+                im->block(a, uw, bias, hwc, l.hwc, s0, t0, t1 - t0, v, m, out);
             }
         }
     }
 }
 
 int conv_winograd_variant(const char *variant, float *out, const float *in,
-                          const float *W, const float *b, int B, int C, int H,
-                          int Wd, int OC, int pad, act_forward_fn act,
-                          bool pool, float *scratch, int threads) {
+                          const float *W, const float *b, const float *u,
+                          int B, int C, int H, int Wd, int OC, int pad,
+                          act_forward_fn act, bool pool, float *scratch,
+                          int threads) {
     /* Any shape with an output is computed; whether it pays is
      * conv_winograd_applies's question, not this one's. */
     if (C < 1 || OC < 1 || H + 2 * pad - 4 < 1 || Wd + 2 * pad - 4 < 1)
@@ -606,7 +638,7 @@ int conv_winograd_variant(const char *variant, float *out, const float *in,
                     : !nn_simd_usable(im->name))
             continue;
         if (!nn_simd_usable(im->name)) return -1;
-        if (B > 0) run(im, &a, in, out, B, scratch, threads);
+        if (B > 0) run(im, &a, u, in, out, B, scratch, threads);
         return 0;
     }
     return -1;

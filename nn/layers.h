@@ -192,6 +192,11 @@ typedef struct layer_kind_desc {
                  float *scratch, int threads);
     size_t (*infer_scratch_floats)(const nn_net *net, int i, int B,
                                    int threads);
+    /* What `infer` can compute once from the weights of a net that is
+     * only served from then on (nn_net_prepare): a buffer for
+     * net->prepared[i] (to free()) into *out, or NULL for nothing. -1 when
+     * out of memory. NULL: nothing to prepare. */
+    int (*infer_prepare)(const nn_net *net, int i, float **out);
     /* How many layers `infer` runs from layers[i] (it decides from the
      * layers that follow), so nn_predict sizes its buffers by the outputs
      * it really writes. Required with `infer`. */
@@ -235,13 +240,18 @@ act_forward_fn layer_activation_fn(const nn_layer *l);
  * are those of conv_forward, act and maxpool_forward in turn, up to the
  * order of the sums (a few units in the last place), or, where
  * conv_winograd_applies() and it runs Winograd's F(4x4, 5x5), up to a few
- * 1e-6 of the output scale. scratch holds conv_infer_scratch_floats()
- * floats (it depends on B only on the Winograd path). */
+ * 1e-6 of the output scale. prepared: NULL, or on the Winograd path the
+ * transformed weights conv_winograd_weights_create made of W (then not
+ * redone per call, and not in scratch). scratch holds
+ * conv_infer_scratch_floats() floats (it depends on B only on the
+ * Winograd path), with prepared saying whether it will be passed. */
 size_t conv_infer_scratch_floats(int B, int C, int H, int W, int OC, int K,
-                                 int pad, bool pool, int threads);
+                                 int pad, bool pool, bool prepared,
+                                 int threads);
 void conv_infer(float *out, const float *in, const float *W, const float *b,
-                int B, int C, int H, int Wd, int OC, int K, int pad,
-                act_forward_fn act, bool pool, float *scratch, int threads);
+                const float *prepared, int B, int C, int H, int Wd, int OC,
+                int K, int pad, act_forward_fn act, bool pool, float *scratch,
+                int threads);
 /* The direct kernel alone, with a named variant ("avx512", "avx2",
  * "generic"), for tests and benchmarks: -1 (nothing done) when unknown or
  * not runnable here. scratch holds conv_infer_direct_scratch_floats(). */
@@ -256,18 +266,29 @@ int conv_infer_variant(const char *variant, float *out, const float *in,
  * Whether conv_infer uses it for this shape (the rule and its reasons are
  * beside the code). */
 bool conv_winograd_applies(int C, int H, int W, int OC, int K, int pad);
-/* Scratch floats for a batch of B: the transformed weights, B's input
- * tiles (up to 32 samples at a time) and per-thread block buffers. */
+/* Scratch floats for a batch of B: the transformed weights (unless
+ * prepared), input tiles of a few samples at a time and per-thread block
+ * buffers. */
 size_t conv_winograd_scratch_floats(int B, int C, int H, int W, int OC,
-                                    int pad, bool pool, int threads);
+                                    int pad, bool pool, bool prepared,
+                                    int threads);
+/* The transformed weights of W (OC,C,5,5), made once for a net whose
+ * weights no longer change, by a variant as conv_winograd_variant's (NULL:
+ * the best): a 64-byte-aligned buffer to free(), or NULL when out of
+ * memory or the variant is unknown or not runnable here. With them that
+ * variant gives the values it gives without, bit for bit. */
+float *conv_winograd_weights_create(const char *variant, const float *W,
+                                    int C, int OC);
 /* With a named variant as conv_infer_variant (NULL: the best this CPU
  * runs), for any shape with an output (where it does not pay too, for
- * the tests); -1 (nothing done) when the variant is unknown or not
- * runnable here, or the output would be empty. */
+ * the tests); u: NULL, or conv_winograd_weights_create(W, C, OC). -1
+ * (nothing done) when the variant is unknown or not runnable here, or the
+ * output would be empty. */
 int conv_winograd_variant(const char *variant, float *out, const float *in,
-                          const float *W, const float *b, int B, int C, int H,
-                          int Wd, int OC, int pad, act_forward_fn act,
-                          bool pool, float *scratch, int threads);
+                          const float *W, const float *b, const float *u,
+                          int B, int C, int H, int Wd, int OC, int pad,
+                          act_forward_fn act, bool pool, float *scratch,
+                          int threads);
 
 /* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
  * none). A few rows are matrix-vector products that read W once; with

@@ -91,8 +91,19 @@ nn_net *nn_net_build(const nn_layer *src, int n_layers, nn_error *err) {
 
 void nn_net_free(nn_net *net) {
     if (!net) return;
+    for (int i = 0; i < NN_MAX_LAYERS; i++) free(net->prepared[i]);
     free(net->params);
     free(net);
+}
+
+int nn_net_prepare(nn_net *net, nn_error *err) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const layer_kind_desc *d = layer_kind_find((int)net->layers[i].kind);
+        if (!d->infer_prepare || net->prepared[i]) continue;
+        if (d->infer_prepare(net, i, &net->prepared[i]) != 0)
+            return nn_fail(err, "out of memory preparing layer %d", i + 1);
+    }
+    return 0;
 }
 
 /* ================================================================== */

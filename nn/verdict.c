@@ -39,6 +39,11 @@ void digit_probs(float *probs, const float *logits, int B, int n_out,
 }
 
 int nn_net_copy_params(nn_net *dst, const nn_net *src, nn_error *err) {
+    /* New weights: what nn_net_prepare made of the old ones is stale. */
+    for (int i = 0; i < NN_MAX_LAYERS; i++) {
+        free(dst->prepared[i]);
+        dst->prepared[i] = NULL;
+    }
     if (dst->n_layers != src->n_layers)
         return nn_fail(err, "the starting model has %d layers, the new one %d",
                        src->n_layers, dst->n_layers);

@@ -130,6 +130,7 @@ int cmd_eval(int argc, char **argv) {
     if (!net) {
         return cli_fail("eval", "%s", err.msg); /* err names the file */
     }
+    (void)nn_net_prepare(net, &err); /* faster; without, the same answers */
     nn_dataset d = {0};
     if (nn_mnist_load(data, set, &d, &err)) {
         cli_fail("eval", "%s", err.msg);

@@ -44,6 +44,7 @@ int cmd_predict(int argc, char **argv) {
     if (!net) {
         return cli_fail("predict", "%s", err.msg); /* err names the file */
     }
+    (void)nn_net_prepare(net, &err); /* faster; without, the same answers */
     nn_qnet *q = NULL;
     if (v[O_INT8].on && !(q = nn_qnet_create(net, &err))) {
         nn_net_free(net);

@@ -83,6 +83,9 @@ static served_model *load_served_model(const char *path, nn_error *err) {
         nn_fail(err, "%s refused: %s", path, perr.msg);
         return NULL;
     }
+    /* Served only from now on: its kernels' per-call weight transforms
+     * are made once. Out of memory, it is served unprepared all the same. */
+    (void)nn_net_prepare(m->net, &perr);
     uint8_t digest[32];
     nn_sha256(bytes, len, digest);
     free(bytes);

@@ -274,9 +274,9 @@ START_TEST(winograd_matches_reference) {
             for (int threads = 1; threads <= 2; threads++) {
                 float *g = got[threads - 1] = alloc_nan(n_out);
                 float *scratch = alloc_floats(conv_winograd_scratch_floats(
-                    B, p.C, p.H, p.W, p.OC, p.pad, p.pool, threads));
-                int rc = conv_winograd_variant(VARIANTS[v], g, in, W, b, B,
-                                               p.C, p.H, p.W, p.OC, p.pad,
+                    B, p.C, p.H, p.W, p.OC, p.pad, p.pool, false, threads));
+                int rc = conv_winograd_variant(VARIANTS[v], g, in, W, b, NULL,
+                                               B, p.C, p.H, p.W, p.OC, p.pad,
                                                ACTS[p.act], p.pool, scratch,
                                                threads);
                 free(scratch);
@@ -299,6 +299,27 @@ START_TEST(winograd_matches_reference) {
                 ck_assert_msg(memcmp(got[0], got[1], n_out * sizeof(float)) == 0,
                               "winograd %s B=%d: 1 and 2 threads differ",
                               VARIANTS[v], B);
+            if (got[1]) {
+                /* The weights transformed once, as nn_net_prepare does:
+                 * the same values with them, from a smaller scratch. */
+                float *u = conv_winograd_weights_create(VARIANTS[v], W, p.C,
+                                                        p.OC);
+                ck_assert_ptr_nonnull(u);
+                float *g = alloc_nan(n_out);
+                float *scratch = alloc_floats(conv_winograd_scratch_floats(
+                    B, p.C, p.H, p.W, p.OC, p.pad, p.pool, true, 2));
+                ck_assert_int_eq(conv_winograd_variant(VARIANTS[v], g, in, W, b,
+                                                       u, B, p.C, p.H, p.W,
+                                                       p.OC, p.pad, ACTS[p.act],
+                                                       p.pool, scratch, 2),
+                                 0);
+                ck_assert_msg(memcmp(got[0], g, n_out * sizeof(float)) == 0,
+                              "winograd %s B=%d: prepared weights differ",
+                              VARIANTS[v], B);
+                free(scratch);
+                free(g);
+                free(u);
+            }
             free(got[0]);
             free(got[1]);
         }
@@ -326,12 +347,14 @@ START_TEST(winograd_dispatch_rule) {
     ck_assert(!conv_winograd_applies(32, 5, 14, 64, 5, 0)); /* OH 1 */
     float x[8 * 6 * 6] = {0}, w[8 * 8 * 25] = {0}, b[8] = {0}, out = NAN;
     float scratch[16];
-    ck_assert_int_eq(conv_winograd_variant("avx9000", &out, x, w, b, 1, 8, 6,
-                                           6, 8, 0, NULL, false, scratch, 1),
+    ck_assert_int_eq(conv_winograd_variant("avx9000", &out, x, w, b, NULL, 1,
+                                           8, 6, 6, 8, 0, NULL, false, scratch,
+                                           1),
                      -1);
     /* a 4x6 input has no 5x5 output without padding */
-    ck_assert_int_eq(conv_winograd_variant("generic", &out, x, w, b, 1, 8, 4,
-                                           6, 8, 0, NULL, false, scratch, 1),
+    ck_assert_int_eq(conv_winograd_variant("generic", &out, x, w, b, NULL, 1,
+                                           8, 4, 6, 8, 0, NULL, false, scratch,
+                                           1),
                      -1);
     ck_assert(isnan(out));
     /* conv_infer on conv2's shape gives Winograd's values bit for bit. */
@@ -348,14 +371,14 @@ START_TEST(winograd_dispatch_rule) {
     tu_fill(W, n_w, &rng, -1, 1);
     tu_fill(bias, (size_t)p.OC, &rng, -1, 1);
     size_t ns = conv_infer_scratch_floats(B, p.C, p.H, p.W, p.OC, 5, p.pad,
-                                          true, 2);
+                                          true, false, 2);
     ck_assert_uint_eq(ns, conv_winograd_scratch_floats(B, p.C, p.H, p.W, p.OC,
-                                                       p.pad, true, 2));
+                                                       p.pad, true, false, 2));
     float *s = alloc_floats(ns);
-    conv_infer(a, in, W, bias, B, p.C, p.H, p.W, p.OC, 5, p.pad, relu_forward,
-               true, s, 2);
-    ck_assert_int_eq(conv_winograd_variant(NULL, c, in, W, bias, B, p.C, p.H,
-                                           p.W, p.OC, p.pad, relu_forward,
+    conv_infer(a, in, W, bias, NULL, B, p.C, p.H, p.W, p.OC, 5, p.pad,
+               relu_forward, true, s, 2);
+    ck_assert_int_eq(conv_winograd_variant(NULL, c, in, W, bias, NULL, B, p.C,
+                                           p.H, p.W, p.OC, p.pad, relu_forward,
                                            true, s, 2),
                      0);
     ck_assert(memcmp(a, c, n_out * sizeof(float)) == 0);
@@ -460,6 +483,19 @@ START_TEST(predict_matches_layer_by_layer_forward) {
             snprintf(what, sizeof what, "%s B=%d threads=%d", NETS[_i].spec,
                      B, threads);
             assert_close(what, got, want, (size_t)B * NN_CLASSES, 1e-6);
+            /* Prepared for serving: the same probabilities, bit for bit. */
+            nn_net *served = nn_net_create(NETS[_i].spec, NETS[_i].act, &err);
+            ck_assert_ptr_nonnull(served);
+            memcpy(served->params, net->params, net->n_params * sizeof(float));
+            ck_assert_int_eq(nn_net_prepare(served, &err), 0);
+            ck_assert_int_eq(nn_net_prepare(served, &err), 0); /* idempotent */
+            float *again = alloc_nan((size_t)B * NN_CLASSES);
+            ck_assert_int_eq(nn_predict(served, x, B, again, threads, &err), 0);
+            ck_assert_msg(memcmp(got, again,
+                                 (size_t)B * NN_CLASSES * sizeof(float)) == 0,
+                          "%s: prepared and unprepared differ", what);
+            free(again);
+            nn_net_free(served);
             free(got);
         }
         free(x);
