@@ -370,7 +370,8 @@ static char *pixels_with(const char *token) {
 }
 
 START_TEST(test_json_numbers_agree_alone_and_in_batch) {
-    static const char *const bad[] = {"+1", ".5", "007", "1.", "-", "0x1", "1e", "--1", "1.e5"};
+    static const char *const bad[] = {"+1", ".5", "007", "1.", "-",  "0x1",
+                                      "1e", "--1", "1.e5", "00", "01", "255a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *one = pixels_with(bad[i]);
         char *batch = malloc(strlen(one) * 2 + 8);
@@ -387,12 +388,30 @@ START_TEST(test_json_numbers_agree_alone_and_in_batch) {
         free(one);
         free(batch);
     }
-    static const char *const good[] = {"0", "-0", "1", "0.5", "1e2", "2.5E-1", "1E+2", "255"};
+    static const char *const good[] = {"0",   "-0", "1",   "0.5", "1e2", "2.5E-1", "1E+2",
+                                       "255", "7",  "10",  "99",  "100", "25.5",   "2550e-1",
+                                       "0.0", "1.0", "0e5", "3E0"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char *one = pixels_with(good[i]);
         char *batch = malloc(strlen(one) + 8);
         ck_assert_ptr_nonnull(batch);
         sprintf(batch, "[%s]", one);
+        /* The single body takes the fast reader, the batch cJSON: the same
+         * input values, bit for bit. */
+        predict_inputs ia = {0}, ib = {0};
+        predict_outcome oa, ob;
+        ck_assert_int_eq(predict_parse(BODY_JSON, "application/json", (const uint8_t *)one,
+                                       strlen(one), &default_limits, &ia, &oa),
+                         0);
+        ck_assert_int_eq(predict_parse(BODY_JSON, "application/json", (const uint8_t *)batch,
+                                       strlen(batch), &default_limits, &ib, &ob),
+                         0);
+        ck_assert_int_eq(ia.n, 1);
+        ck_assert_int_eq(ib.n, 1);
+        ck_assert_msg(memcmp(ia.inputs, ib.inputs, NN_PIXELS * sizeof(float)) == 0,
+                      "%s: the fast reader's input differs from cJSON's", good[i]);
+        predict_inputs_free(&ia);
+        predict_inputs_free(&ib);
         predict_outcome a, b;
         predict_handle("application/json", (const uint8_t *)one, strlen(one), false,
                        &default_limits, test_model(), &a);
