@@ -12,8 +12,8 @@
  * bench_conv infer [threads...] instead times conv2 as inference runs it
  * (with relu and the 2x2 pooling fused): the direct kernel
  * (conv_infer_variant) against Winograd F(4x4, 5x5) (conv_winograd_variant,
- * weight transform included, as every call pays it), at batches 1, 8 and
- * 32: microseconds per image, best and median.
+ * weight transform included, as an unprepared net pays it on every call),
+ * at batches 1, 8 and 32: microseconds per image, best and median.
  * Prints milliseconds per batch, the best and the median of repeated runs
  * (on a busy machine the best is the one to compare), and GFLOP/s of the
  * best, counting 2 flops per multiply-add of the GEMMs.
