@@ -394,8 +394,8 @@ static int conv_layer_infer(const nn_net *net, int i, const float *in,
     bool pool;
     int n = conv_fused(net, i, &act, &pool);
     conv_infer(out, in, net->params + l->weights, net->params + l->biases,
-               net->prepared[i], B, l->in.c, l->in.h, l->in.w, l->size, l->kernel, l->pad, act,
-               pool, scratch, threads);
+               net->prepared[i], B, l->in.c, l->in.h, l->in.w, l->size,
+               l->kernel, l->pad, act, pool, scratch, threads);
     return n;
 }
 

@@ -543,18 +543,27 @@ static const cw_impl cw_impls[] = {
     {"generic", 4, weights_generic, block_generic},
 };
 
+/* The variant named (NULL: the best this CPU runs), or NULL when it is
+ * unknown or not runnable here. */
+static const cw_impl *find_impl(const char *variant) {
+    for (size_t i = 0; i < sizeof cw_impls / sizeof cw_impls[0]; i++) {
+        const cw_impl *im = &cw_impls[i];
+        if (variant ? strcmp(im->name, variant) != 0
+                    : !nn_simd_usable(im->name))
+            continue;
+        return nn_simd_usable(im->name) ? im : NULL;
+    }
+    return NULL;
+}
+
 /* Step 1 alone, for every (c, oc vector) of U up to OCP (zeros past OC,
  * which a wider variant's GEMM reads). The variants round differently (FMA
  * or not), so U is made by the one that will read it: then the results
  * are those of a call without U, bit for bit. */
 float *conv_winograd_weights_create(const char *variant, const float *W,
                                     int C, int OC) {
-    const cw_impl *im = NULL;
-    for (size_t i = 0; i < sizeof cw_impls / sizeof cw_impls[0] && !im; i++)
-        if (variant ? strcmp(cw_impls[i].name, variant) == 0
-                    : nn_simd_usable(cw_impls[i].name))
-            im = &cw_impls[i];
-    if (C < 1 || OC < 1 || !im || !nn_simd_usable(im->name)) return NULL;
+    const cw_impl *im = find_impl(variant);
+    if (C < 1 || OC < 1 || !im) return NULL;
     cw_args a = make_args(C, 5, 5, OC, 0, false);
     a.w = W;
     const size_t bytes = round_up(CW_P * a.US * sizeof(float), 64);
@@ -632,14 +641,8 @@ int conv_winograd_variant(const char *variant, float *out, const float *in,
     a.act = act;
     a.w = W;
     a.b = b;
-    for (size_t i = 0; i < sizeof cw_impls / sizeof cw_impls[0]; i++) {
-        const cw_impl *im = &cw_impls[i];
-        if (variant ? strcmp(im->name, variant) != 0
-                    : !nn_simd_usable(im->name))
-            continue;
-        if (!nn_simd_usable(im->name)) return -1;
-        if (B > 0) run(im, &a, u, in, out, B, scratch, threads);
-        return 0;
-    }
-    return -1;
+    const cw_impl *im = find_impl(variant);
+    if (!im) return -1;
+    if (B > 0) run(im, &a, u, in, out, B, scratch, threads);
+    return 0;
 }
