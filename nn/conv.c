@@ -12,6 +12,13 @@
  *   dW   (OC, C*K*K) += dout_b (OC, OH*OW) * col^T
  *   dcol (C*K*K, OH*OW) = W^T * dout_b, then col2im adds dcol into din_b.
  *
+ * Where conv_winograd_applies() (5x5 kernels with enough channels, such
+ * as the default CNN's conv2), both passes go to Winograd's F(4x4, 5x5)
+ * instead: conv_winograd.c's inference kernel for the forward pass (no
+ * activation, no pooling), conv_winograd_grad.c for dW and din. They
+ * equal im2col's up to a few 1e-6 of the output scale, with about a
+ * fifth of the multiplies. db is summed here either way.
+ *
  * Threads. The batch is cut into `chunks` contiguous runs of samples; each
  * chunk owns one slice of scratch (its col buffer and its partial dW) and
  * calls nn_sgemm with one thread. When there are fewer samples than
@@ -49,9 +56,19 @@ static int chunk_count(int B, int threads) {
     return B >= threads ? threads : 1;
 }
 
+/* Enough samples that the Winograd forward kernel's scratch is its
+ * largest: it holds at most a few tens of samples whatever the batch. */
+#define WINOGRAD_ANY_BATCH (1 << 20)
+
 size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
                            int threads) {
     if (threads < 1) threads = 1;
+    if (conv_winograd_applies(C, H, W, OC, K, pad)) {
+        size_t f = conv_winograd_scratch_floats(WINOGRAD_ANY_BATCH, C, H, W,
+                                                OC, pad, false, false, threads);
+        size_t g = conv_winograd_grad_scratch_floats(C, H, W, OC, pad, threads);
+        return f > g ? f : g;
+    }
     /* Per chunk: col (C*K*K, OH*OW), reused as dcol in backward, and a
      * partial dW (OC, C*K*K). At most `threads` chunks. */
     size_t per = col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K);
@@ -136,6 +153,12 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
     const int chunks = chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
 
+    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
+        conv_winograd_variant(NULL, out, in, W, b, NULL, B, C, H, Wd, OC, pad,
+                              NULL, false, scratch, threads);
+        return;
+    }
+
 #pragma omp parallel num_threads(chunks) if (chunks > 1)
     {
 #ifdef _OPENMP
@@ -202,6 +225,12 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
             for (int j = 0; j < DB_LANES; j++) sum += lane[j];
         }
         db[oc] = (float)sum;
+    }
+
+    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
+        conv_winograd_backward(din, dW, dout, in, W, B, C, H, Wd, OC, pad,
+                               scratch, threads);
+        return;
     }
 
 #pragma omp parallel num_threads(chunks) if (chunks > 1)

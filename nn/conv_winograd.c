@@ -73,6 +73,7 @@
 
 #include "layers.h"
 #include "simd.h"
+#include "winograd_matrices.h"
 
 #define CW_INLINE static inline __attribute__((always_inline))
 #if defined(__clang__)
@@ -82,41 +83,11 @@
 #endif
 
 enum {
-    CW_T = 8,       /* input tile side: CW_O + 5 - 1 */
-    CW_O = 4,       /* output tile side */
-    CW_P = 64,      /* points of a transformed tile, CW_T * CW_T */
     CW_MR = 6,      /* GEMM register tile: rows (tiles) */
     CW_TB_MAX = 16, /* tiles per block, at most */
     CW_GROUP = 32,  /* samples whose HWC planes are held at once, at most */
     CW_CPAD = 16,   /* C rounded up to this (the widest vector) */
     CW_OCPAD = 32,  /* OC rounded up to this (two of the widest vectors) */
-};
-
-/* The transforms, from tools/winograd_matrices.py (points 0, 1, -1, 1/2,
- * -2, infinity). Y = A^T [(G g G^T) * (B^T d B)] A. Zero entries cost
- * nothing: the loops below are unrolled over these constants, and the
- * compiler drops the terms it sees are zero. */
-static const float CW_BT[CW_T][CW_T] = {
-    {4, 0, -21, 0, 21, 0, -4, 0},     {0, -4, -4, 17, 17, -4, -4, 0},
-    {0, 4, -4, -17, 17, 4, -4, 0},    {0, 4, 8, -5, -10, 1, 2, 0},
-    {0, -4, 8, 5, -10, -1, 2, 0},     {0, 2, 1, -10, -5, 8, 4, 0},
-    {0, -2, 1, 10, -5, -8, 4, 0},     {0, -4, 0, 21, 0, -21, 0, 4},
-};
-static const float CW_G[CW_T][5] = {
-    {1.0f / 4, 0, 0, 0, 0},
-    {1.0f / 18, 1.0f / 18, 1.0f / 18, 1.0f / 18, 1.0f / 18},
-    {1.0f / 18, -1.0f / 18, 1.0f / 18, -1.0f / 18, 1.0f / 18},
-    {16.0f / 45, 8.0f / 45, 4.0f / 45, 2.0f / 45, 1.0f / 45},
-    {16.0f / 45, -8.0f / 45, 4.0f / 45, -2.0f / 45, 1.0f / 45},
-    {1.0f / 360, 1.0f / 180, 1.0f / 90, 1.0f / 45, 2.0f / 45},
-    {1.0f / 360, -1.0f / 180, 1.0f / 90, -1.0f / 45, 2.0f / 45},
-    {0, 0, 0, 0, 1.0f / 4},
-};
-static const float CW_AT[CW_O][CW_T] = {
-    {1, 1, 1, 1, 1, 1, 1, 0},
-    {0, 1, -1, 1.0f / 2, -1.0f / 2, 2, -2, 0},
-    {0, 1, 1, 1.0f / 4, 1.0f / 4, 4, 4, 0},
-    {0, 1, -1, 1.0f / 8, -1.0f / 8, 8, -8, 1},
 };
 
 /* Everything about one call. */

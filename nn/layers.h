@@ -79,7 +79,8 @@ void softmax_xent_backward(float *dlogits, const float *probs,
 /* ---- convolution, stride 1 (nn/conv.c) ---------------------------- */
 /* in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW),
  * OH = H + 2*pad - K + 1, OW likewise. scratch holds
- * conv_scratch_floats(...) floats (im2col buffers for `threads` threads). */
+ * conv_scratch_floats(...) floats (im2col buffers for `threads` threads,
+ * or Winograd's where conv_winograd_applies()). */
 size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
                            int threads);
 void conv_forward(float *out, const float *in, const float *W, const float *b,
@@ -289,6 +290,19 @@ int conv_winograd_variant(const char *variant, float *out, const float *in,
                           int B, int C, int H, int Wd, int OC, int pad,
                           act_forward_fn act, bool pool, float *scratch,
                           int threads);
+
+/* The gradients of the same convolution by Winograd F(4x4, 5x5), for
+ * training (nn/conv_winograd_grad.c): dout (B,OC,OH,OW) -> dW
+ * (OC,C,5,5), overwritten, and din (B,C,H,W) unless NULL, as
+ * conv_backward's up to a few 1e-6 of their scale; db is conv_backward's
+ * job. scratch holds conv_winograd_grad_scratch_floats() floats.
+ * Deterministic for a given thread count; din does not depend on it. */
+size_t conv_winograd_grad_scratch_floats(int C, int H, int W, int OC, int pad,
+                                         int threads);
+void conv_winograd_backward(float *din, float *dW, const float *dout,
+                            const float *in, const float *W, int B, int C,
+                            int H, int Wd, int OC, int pad, float *scratch,
+                            int threads);
 
 /* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
  * none). A few rows are matrix-vector products that read W once; with

@@ -9,6 +9,7 @@
  * under AddressSanitizer any use beyond that size fails too.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,11 +306,135 @@ END_TEST
  * that the size is at least one full im2col matrix per thread). */
 START_TEST(conv_scratch_covers_one_im2col_per_thread) {
     for (int threads = 1; threads <= 4; threads++) {
-        size_t n = conv_scratch_floats(32, 14, 14, 64, 5, 2, threads);
-        ck_assert_uint_ge(n, (size_t)threads * 32 * 25 * 14 * 14);
+        /* 3x3: im2col's path (5x5 with many channels is Winograd's) */
+        size_t n = conv_scratch_floats(32, 14, 14, 64, 3, 1, threads);
+        ck_assert_uint_ge(n, (size_t)threads * 32 * 9 * 14 * 14);
     }
     ck_assert_uint_eq(conv_scratch_floats(3, 9, 9, 4, 3, 1, 0),
                       conv_scratch_floats(3, 9, 9, 4, 3, 1, 1));
+}
+END_TEST
+
+/* ---- convolution by Winograd F(4x4, 5x5) in training --------------- */
+
+/* Shapes where conv_winograd_applies(), so conv_forward and conv_backward
+ * take Winograd's path: the default CNN's conv2, channel counts that are
+ * not multiples of the 16 lanes, "valid" and wider padding, outputs that
+ * are not multiples of the 4x4 tile, batch 1 (one chunk, the GEMMs get
+ * the threads) and an odd batch. */
+static const conv_case WINOGRAD_CASES[] = {
+    {3, 32, 14, 14, 64, 5, 2}, {2, 12, 9, 11, 24, 5, 0},
+    {5, 9, 6, 5, 31, 5, 1},    {1, 16, 14, 14, 16, 5, 2},
+    {7, 8, 7, 8, 40, 5, 4},
+};
+#define N_WINOGRAD ((int)(sizeof WINOGRAD_CASES / sizeof WINOGRAD_CASES[0]))
+
+/* dW and din of sum(out * dout), straight from the definition, in
+ * double. */
+static void naive_conv_grads(double *dW, double *din, const float *in,
+                             const float *W, const float *dout, conv_case c) {
+    int OH = out_h(c), OW = out_w(c);
+    memset(dW, 0, w_count(c) * sizeof *dW);
+    memset(din, 0, in_count(c) * sizeof *din);
+    for (int b = 0; b < c.B; b++)
+        for (int o = 0; o < c.OC; o++)
+            for (int y = 0; y < OH; y++)
+                for (int x = 0; x < OW; x++) {
+                    double g = dout[((b * c.OC + o) * OH + y) * OW + x];
+                    for (int ch = 0; ch < c.C; ch++)
+                        for (int i = 0; i < c.K; i++)
+                            for (int j = 0; j < c.K; j++) {
+                                int iy = y + i - c.pad, ix = x + j - c.pad;
+                                if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W)
+                                    continue;
+                                size_t wi = ((size_t)(o * c.C + ch) * c.K + i) * c.K + j;
+                                size_t ii = ((size_t)(b * c.C + ch) * c.H + iy) * c.W + ix;
+                                dW[wi] += g * in[ii];
+                                din[ii] += g * W[wi];
+                            }
+                }
+}
+
+/* Largest |got - want| over n values, as a fraction of the largest
+ * |want|; NaN anywhere counts as infinite. */
+static double scaled_error(const float *got, const double *want, size_t n) {
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - want[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > worst) worst = d;
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    }
+    return scale > 0 ? worst / scale : worst;
+}
+
+/* Winograd's float32 error grows with the channels summed and, for dW,
+ * with the tiles summed; tools/winograd_matrices.py estimates 7.6e-6 of
+ * the output scale for 32 channels (test_conv_infer.c sees 6e-6 there).
+ * Measured here (AVX2), worst of these cases: out 4.9e-6, din 3.5e-6,
+ * dW 9.8e-6 of the largest value. A transform or GEMM with a wrong index
+ * is off by about the whole scale. */
+#define WINOGRAD_TRAIN_BOUND 4e-5
+
+START_TEST(conv_winograd_training_matches_direct_convolution) {
+    const conv_case c = WINOGRAD_CASES[_i];
+    ck_assert(conv_winograd_applies(c.C, c.H, c.W, c.OC, c.K, c.pad));
+    nn_rng rng;
+    nn_rng_seed(&rng, 500 + (uint64_t)_i);
+    float *in = alloc_random(in_count(c), &rng, -1, 1);
+    float *W = alloc_random(w_count(c), &rng, -1, 1);
+    float *b = alloc_random((size_t)c.OC, &rng, -1, 1);
+    float *dout = alloc_random(out_count(c), &rng, -1, 1);
+    double *want = malloc(out_count(c) * sizeof *want);
+    double *want_dW = malloc(w_count(c) * sizeof *want_dW);
+    double *want_din = malloc(in_count(c) * sizeof *want_din);
+    ck_assert(want && want_dW && want_din);
+    naive_conv(want, in, W, b, c);
+    naive_conv_grads(want_dW, want_din, in, W, dout, c);
+
+    conv_results one = run_conv(c, in, W, b, dout, 1);
+    double e_out = scaled_error(one.out, want, out_count(c));
+    double e_din = scaled_error(one.din, want_din, in_count(c));
+    double e_dW = scaled_error(one.dW, want_dW, w_count(c));
+    printf("winograd training case %d: out %.2g din %.2g dW %.2g\n", _i, e_out,
+           e_din, e_dW);
+    ck_assert_msg(e_out < WINOGRAD_TRAIN_BOUND, "case %d: out error %g", _i, e_out);
+    ck_assert_msg(e_din < WINOGRAD_TRAIN_BOUND, "case %d: din error %g", _i, e_din);
+    ck_assert_msg(e_dW < WINOGRAD_TRAIN_BOUND, "case %d: dW error %g", _i, e_dW);
+
+    /* conv.c's promises hold on this path too: out, din and db whatever
+     * the thread count, dW run to run for one thread count. */
+    for (int threads = 2; threads <= 3; threads++) {
+        conv_results a = run_conv(c, in, W, b, dout, threads);
+        conv_results again = run_conv(c, in, W, b, dout, threads);
+        ck_assert(memcmp(a.out, one.out, out_count(c) * sizeof(float)) == 0);
+        ck_assert(memcmp(a.din, one.din, in_count(c) * sizeof(float)) == 0);
+        ck_assert(memcmp(a.db, one.db, (size_t)c.OC * sizeof(float)) == 0);
+        ck_assert(memcmp(a.dW, again.dW, w_count(c) * sizeof(float)) == 0);
+        ck_assert(scaled_error(a.dW, want_dW, w_count(c)) < WINOGRAD_TRAIN_BOUND);
+        free_results(a);
+        free_results(again);
+    }
+
+    /* Without din, dW is the same bit for bit. */
+    float *scratch = alloc_nan(conv_scratch_floats(c.C, c.H, c.W, c.OC, c.K, c.pad, 2));
+    float *dW2 = alloc_nan(w_count(c)), *db2 = alloc_nan((size_t)c.OC);
+    conv_results two = run_conv(c, in, W, b, dout, 2);
+    conv_backward(NULL, dW2, db2, dout, in, W, c.B, c.C, c.H, c.W, c.OC, c.K,
+                  c.pad, scratch, 2);
+    ck_assert(memcmp(dW2, two.dW, w_count(c) * sizeof(float)) == 0);
+    free_results(two);
+    free_results(one);
+    free(scratch);
+    free(dW2);
+    free(db2);
+    free(in);
+    free(W);
+    free(b);
+    free(dout);
+    free(want);
+    free(want_dW);
+    free(want_din);
 }
 END_TEST
 
@@ -561,6 +686,8 @@ static Suite *conv_suite(void) {
     tcase_add_test(tc, conv_backward_without_din_gives_same_weight_gradients);
     tcase_add_loop_test(tc, conv_results_across_thread_counts, 0, 2);
     tcase_add_test(tc, conv_scratch_covers_one_im2col_per_thread);
+    tcase_add_loop_test(tc, conv_winograd_training_matches_direct_convolution,
+                        0, N_WINOGRAD);
     suite_add_tcase(s, tc);
 
     TCase *tp = tcase_create("maxpool");

@@ -1,0 +1,496 @@
+/*
+ * conv_winograd_grad.c: the gradients of a 5x5 convolution (stride 1, zero
+ * padding) by Winograd's F(4x4, 5x5), for training. Where
+ * conv_winograd_applies(), conv_backward (conv.c) calls this instead of
+ * im2col + GEMM, and conv_forward calls the inference kernel
+ * (conv_winograd.c) without activation or pooling. Why: with im2col the
+ * default CNN's conv2 (32 -> 64 channels on 14x14) is 30 M of the 33.7 M
+ * multiply-adds of a training step per image (forward, dW and din, 10 M
+ * each), and its GEMMs already ran near the FMA peak; here each of the
+ * three is 2.1 M multiply-adds of GEMM plus the transforms.
+ *
+ *   in (B,C,H,W), W (OC,C,5,5), dout (B,OC,OH,OW) -> dW (OC,C,5,5), and
+ *   din (B,C,H,W) unless NULL; OH = H + 2*pad - 4, OW likewise.
+ *
+ * Method. The forward pass computes each 4x4 output tile as
+ *   Y = A^T [sum over c of U * V] A,  U = G g G^T,  V = B^T d B
+ * (winograd_matrices.h), d the tile's 8x8 input patch: tiles start every
+ * 4 rows and columns of the padded input, so patches overlap by 4. Its
+ * adjoint, with xi = 8*i + j one of the 64 points of a transformed tile:
+ *   dM = A dY A^T                      dY: the tile's 4x4 of dout, zeros
+ *                                          past OH, OW
+ *   dU[xi] (C,OC) += V[xi]^T (C,T) x dM[xi] (T,OC)   over all T tiles
+ *   dV[xi] (T,C)   = dM[xi] (T,OC) x U[xi]^T (OC,C)
+ *   din patch     += B dV B^T          overlaps summed, padding dropped
+ *   dW             = G^T dU G
+ * The two GEMMs per xi go to nn_sgemm, over blocks of about WG_TILES tiles
+ * (8 samples of 14x14), whose V (64, T, CP) and dM (64, T, OCP) take 1 and
+ * 2 MiB. The transforms read and write planes with the channels
+ * innermost (HWC, channels rounded up to WG_LANES with zeros), so they are
+ * vector code over WG_LANES channels at a time, compiled for AVX2 and for
+ * plain x86-64 and picked at run time as nn/'s other kernels.
+ *
+ * Threads and order, as conv.c's: the batch is cut into chunks by (B,
+ * threads) alone; a chunk sums its partial dU over its samples in order,
+ * and the partials are added in chunk order, so dW is the same run to run
+ * for a thread count. din does not depend on the thread count: a sample's
+ * rows of dV are computed by the same GEMM kernel over the same depth
+ * whatever block they are in.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "layers.h"
+#include "nn.h"
+#include "simd.h"
+#include "winograd_matrices.h"
+
+#define WG_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define WG_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define WG_UNROLL _Pragma("GCC unroll 64")
+#endif
+
+enum {
+    WG_LANES = 16,  /* channels per step of the transforms */
+    WG_TILES = 128, /* tiles per GEMM block, about */
+    WG_MIN_ROWS = 8, /* rows of dV's GEMM, at least (see there) */
+};
+
+/* Everything about one shape. */
+typedef struct {
+    int C, H, W, OC, pad, OH, OW;
+    int TY, TX, tps; /* tiles per sample: TY x TX */
+    int HT, WT;      /* input plane (HT, WT, CP): 4*TY + 4 x 4*TX + 4 */
+    int CP, OCP;     /* channels rounded up to WG_LANES */
+    int S;           /* samples per GEMM block */
+    size_t vs, ms;   /* floats from V[xi] to V[xi + 1], dM likewise */
+    size_t nu;       /* floats of U or of a dU: 64 x (C, OCP) */
+    size_t in_plane, dy_plane, per_chunk;
+} wg_shape;
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+static wg_shape shape_of(int C, int H, int W, int OC, int pad) {
+    wg_shape s = {.C = C, .H = H, .W = W, .OC = OC, .pad = pad};
+    s.OH = H + 2 * pad - 4;
+    s.OW = W + 2 * pad - 4;
+    s.TY = (s.OH + CW_O - 1) / CW_O;
+    s.TX = (s.OW + CW_O - 1) / CW_O;
+    s.tps = s.TY * s.TX;
+    s.HT = CW_O * s.TY + 4;
+    s.WT = CW_O * s.TX + 4;
+    s.CP = (int)round_up((size_t)C, WG_LANES);
+    s.OCP = (int)round_up((size_t)OC, WG_LANES);
+    /* S * tps >= WG_MIN_ROWS always: it is >= tps, and > WG_TILES - tps
+     * when tps < WG_TILES; so a block has room for dV's padding rows. */
+    s.S = s.tps < WG_TILES ? WG_TILES / s.tps : 1;
+    /* One cache line more than a block's rows, so that the 64 points of
+     * a tile do not all fall into one set of L1 (see conv_winograd.c). */
+    s.vs = (size_t)s.S * s.tps * s.CP + 16;
+    s.ms = (size_t)s.S * s.tps * s.OCP + 16;
+    s.nu = (size_t)CW_P * s.C * s.OCP;
+    s.in_plane = (size_t)s.HT * s.WT * s.CP;
+    s.dy_plane = (size_t)CW_O * s.TY * CW_O * s.TX * s.OCP;
+    s.per_chunk = CW_P * (s.vs + s.ms) + round_up(s.nu, 16) +
+                  round_up(s.in_plane, 16) + round_up(s.dy_plane, 16);
+    return s;
+}
+
+static int chunk_count(int B, int threads) {
+    if (threads < 1) threads = 1;
+    return B >= threads ? threads : 1;
+}
+
+size_t conv_winograd_grad_scratch_floats(int C, int H, int W, int OC, int pad,
+                                         int threads) {
+    wg_shape s = shape_of(C, H, W, OC, pad);
+    /* U, then one slice per chunk; 15 more to align to 64 bytes. */
+    return round_up(s.nu, 16) +
+           (size_t)(threads > 1 ? threads : 1) * s.per_chunk + 15;
+}
+
+/* ---- planes: NCHW samples to and from channels-innermost ----------- */
+
+/* in_s (C,H,W) -> plane (HT,WT,CP), the image at (pad, pad), zeros
+ * around it and in the padding channels. HT >= H + 2*pad, so every pixel
+ * has its place. */
+static void to_plane(const wg_shape *s, const float *in_s, float *plane) {
+    memset(plane, 0, s->in_plane * sizeof *plane);
+    for (int c = 0; c < s->C; c++)
+        for (int h = 0; h < s->H; h++) {
+            float *d = plane + ((size_t)(h + s->pad) * s->WT + s->pad) * s->CP + c;
+            const float *r = in_s + ((size_t)c * s->H + h) * s->W;
+            for (int w = 0; w < s->W; w++) d[(size_t)w * s->CP] = r[w];
+        }
+}
+
+/* dout_s (OC,OH,OW) -> plane (4*TY, 4*TX, OCP), zeros past OH, OW. */
+static void dy_to_plane(const wg_shape *s, const float *dout_s, float *plane) {
+    memset(plane, 0, s->dy_plane * sizeof *plane);
+    const size_t row = (size_t)CW_O * s->TX * s->OCP;
+    for (int oc = 0; oc < s->OC; oc++)
+        for (int h = 0; h < s->OH; h++) {
+            float *d = plane + (size_t)h * row + oc;
+            const float *r = dout_s + ((size_t)oc * s->OH + h) * s->OW;
+            for (int w = 0; w < s->OW; w++) d[(size_t)w * s->OCP] = r[w];
+        }
+}
+
+/* plane (HT,WT,CP) -> din_s (C,H,W): the image's part; what fell on the
+ * padding is dropped. */
+static void from_plane(const wg_shape *s, const float *plane, float *din_s) {
+    for (int c = 0; c < s->C; c++)
+        for (int h = 0; h < s->H; h++) {
+            const float *p =
+                plane + ((size_t)(h + s->pad) * s->WT + s->pad) * s->CP + c;
+            float *r = din_s + ((size_t)c * s->H + h) * s->W;
+            for (int w = 0; w < s->W; w++) r[w] = p[(size_t)w * s->CP];
+        }
+}
+
+/* ---- the transforms, WG_LANES channels at a time --------------------- */
+/* Each is written once as an always-inline body and compiled into an AVX2
+ * and a plain variant below. Loops over the matrices are unrolled, so the
+ * terms with a zero coefficient are dropped at compile time. */
+
+/* V[xi] rows of one tile: v[xi*vs + lane] = (B^T d B)[xi] for the 8x8
+ * patch at p (row stride rs, pixel stride ps floats). */
+WG_INLINE void input_tile(const float *p, size_t rs, size_t ps, float *v,
+                          size_t vs) {
+    float t[CW_T][CW_T][WG_LANES];
+    WG_UNROLL for (int i = 0; i < CW_T; i++)
+        WG_UNROLL for (int l = 0; l < CW_T; l++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int k = 0; k < CW_T; k++) {
+                const float b = CW_BT[i][k];
+                if (b == 0) continue;
+                const float *q = p + k * rs + l * ps;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += b * q[c];
+            }
+            memcpy(t[i][l], acc, sizeof acc);
+        }
+    WG_UNROLL for (int i = 0; i < CW_T; i++)
+        WG_UNROLL for (int j = 0; j < CW_T; j++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int l = 0; l < CW_T; l++) {
+                const float b = CW_BT[j][l];
+                if (b == 0) continue;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += b * t[i][l][c];
+            }
+            memcpy(v + (size_t)(i * CW_T + j) * vs, acc, sizeof acc);
+        }
+}
+
+/* dM rows of one tile: m[xi*ms + lane] = (A dY A^T)[xi] for the 4x4 of
+ * dout at p (row stride rs, pixel stride ps). */
+WG_INLINE void dy_tile(const float *p, size_t rs, size_t ps, float *m,
+                       size_t ms) {
+    float t[CW_T][CW_O][WG_LANES];
+    WG_UNROLL for (int k = 0; k < CW_T; k++)
+        WG_UNROLL for (int j = 0; j < CW_O; j++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int i = 0; i < CW_O; i++) {
+                const float a = CW_AT[i][k];
+                if (a == 0) continue;
+                const float *q = p + i * rs + j * ps;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += a * q[c];
+            }
+            memcpy(t[k][j], acc, sizeof acc);
+        }
+    WG_UNROLL for (int k = 0; k < CW_T; k++)
+        WG_UNROLL for (int l = 0; l < CW_T; l++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int j = 0; j < CW_O; j++) {
+                const float a = CW_AT[j][l];
+                if (a == 0) continue;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += a * t[k][j][c];
+            }
+            memcpy(m + (size_t)(k * CW_T + l) * ms, acc, sizeof acc);
+        }
+}
+
+/* The adjoint of input_tile: the patch at p (as there) += B dV B^T, dV
+ * read from v[xi*vs + lane]. */
+WG_INLINE void din_tile(const float *v, size_t vs, float *p, size_t rs,
+                        size_t ps) {
+    float t[CW_T][CW_T][WG_LANES];
+    WG_UNROLL for (int k = 0; k < CW_T; k++)
+        WG_UNROLL for (int j = 0; j < CW_T; j++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int i = 0; i < CW_T; i++) {
+                const float b = CW_BT[i][k];
+                if (b == 0) continue;
+                const float *q = v + (size_t)(i * CW_T + j) * vs;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += b * q[c];
+            }
+            memcpy(t[k][j], acc, sizeof acc);
+        }
+    WG_UNROLL for (int k = 0; k < CW_T; k++)
+        WG_UNROLL for (int l = 0; l < CW_T; l++) {
+            float *q = p + k * rs + l * ps;
+            float acc[WG_LANES];
+            memcpy(acc, q, sizeof acc);
+            WG_UNROLL for (int j = 0; j < CW_T; j++) {
+                const float b = CW_BT[j][l];
+                if (b == 0) continue;
+                for (int c = 0; c < WG_LANES; c++) acc[c] += b * t[k][j][c];
+            }
+            memcpy(q, acc, sizeof acc);
+        }
+}
+
+/* U[xi] (C, OCP), row c, output channels oc0.. oc0 + WG_LANES - 1 (zeros
+ * past OC): G g G^T of the filters W[oc][c]. */
+WG_INLINE void weights_tile(const wg_shape *s, const float *W, int c, int oc0,
+                            float *u) {
+    float g[5][5][WG_LANES] = {{{0}}};
+    for (int o = 0; o < WG_LANES && oc0 + o < s->OC; o++)
+        for (int k = 0; k < 25; k++)
+            g[k / 5][k % 5][o] = W[((size_t)(oc0 + o) * s->C + c) * 25 + k];
+    float t[CW_T][5][WG_LANES];
+    WG_UNROLL for (int i = 0; i < CW_T; i++)
+        WG_UNROLL for (int b = 0; b < 5; b++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int a = 0; a < 5; a++) {
+                const float x = CW_G[i][a];
+                if (x == 0) continue;
+                for (int o = 0; o < WG_LANES; o++) acc[o] += x * g[a][b][o];
+            }
+            memcpy(t[i][b], acc, sizeof acc);
+        }
+    const size_t row = (size_t)c * s->OCP + oc0;
+    WG_UNROLL for (int i = 0; i < CW_T; i++)
+        WG_UNROLL for (int j = 0; j < CW_T; j++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int b = 0; b < 5; b++) {
+                const float x = CW_G[j][b];
+                if (x == 0) continue;
+                for (int o = 0; o < WG_LANES; o++) acc[o] += x * t[i][b][o];
+            }
+            memcpy(u + (size_t)(i * CW_T + j) * s->C * s->OCP + row, acc,
+                   sizeof acc);
+        }
+}
+
+/* The adjoint of weights_tile: dW[oc][c] = G^T dU G for oc0.. (up to
+ * OC), dU (64, C, OCP). */
+WG_INLINE void weights_grad_tile(const wg_shape *s, const float *du, int c,
+                                 int oc0, float *dW) {
+    const size_t row = (size_t)c * s->OCP + oc0;
+    float t[5][CW_T][WG_LANES];
+    WG_UNROLL for (int a = 0; a < 5; a++)
+        WG_UNROLL for (int j = 0; j < CW_T; j++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int i = 0; i < CW_T; i++) {
+                const float x = CW_G[i][a];
+                if (x == 0) continue;
+                const float *q = du + (size_t)(i * CW_T + j) * s->C * s->OCP + row;
+                for (int o = 0; o < WG_LANES; o++) acc[o] += x * q[o];
+            }
+            memcpy(t[a][j], acc, sizeof acc);
+        }
+    float g[5][5][WG_LANES];
+    WG_UNROLL for (int a = 0; a < 5; a++)
+        WG_UNROLL for (int b = 0; b < 5; b++) {
+            float acc[WG_LANES] = {0};
+            WG_UNROLL for (int j = 0; j < CW_T; j++) {
+                const float x = CW_G[j][b];
+                if (x == 0) continue;
+                for (int o = 0; o < WG_LANES; o++) acc[o] += x * t[a][j][o];
+            }
+            memcpy(g[a][b], acc, sizeof acc);
+        }
+    for (int o = 0; o < WG_LANES && oc0 + o < s->OC; o++)
+        for (int k = 0; k < 25; k++)
+            dW[((size_t)(oc0 + o) * s->C + c) * 25 + k] = g[k / 5][k % 5][o];
+}
+
+/* ---- per sample: all tiles and channel steps ------------------------ */
+
+/* V rows r0.. of one sample from its input plane. */
+WG_INLINE void input_sample(const wg_shape *s, const float *plane, float *v,
+                            size_t r0) {
+    const size_t rs = (size_t)s->WT * s->CP;
+    for (int ty = 0; ty < s->TY; ty++)
+        for (int tx = 0; tx < s->TX; tx++) {
+            const size_t r = r0 + (size_t)ty * s->TX + tx;
+            const float *p = plane + (size_t)CW_O * ty * rs + (size_t)CW_O * tx * s->CP;
+            for (int c = 0; c < s->CP; c += WG_LANES)
+                input_tile(p + c, rs, (size_t)s->CP, v + r * s->CP + c, s->vs);
+        }
+}
+
+/* dM rows r0.. of one sample from its dout plane. */
+WG_INLINE void dy_sample(const wg_shape *s, const float *plane, float *m,
+                         size_t r0) {
+    const size_t rs = (size_t)CW_O * s->TX * s->OCP;
+    for (int ty = 0; ty < s->TY; ty++)
+        for (int tx = 0; tx < s->TX; tx++) {
+            const size_t r = r0 + (size_t)ty * s->TX + tx;
+            const float *p = plane + (size_t)CW_O * ty * rs + (size_t)CW_O * tx * s->OCP;
+            for (int c = 0; c < s->OCP; c += WG_LANES)
+                dy_tile(p + c, rs, (size_t)s->OCP, m + r * s->OCP + c, s->ms);
+        }
+}
+
+/* One sample's din plane (zeroed here) from its dV rows r0... */
+WG_INLINE void din_sample(const wg_shape *s, const float *v, size_t r0,
+                          float *plane) {
+    memset(plane, 0, s->in_plane * sizeof *plane);
+    const size_t rs = (size_t)s->WT * s->CP;
+    for (int ty = 0; ty < s->TY; ty++)
+        for (int tx = 0; tx < s->TX; tx++) {
+            const size_t r = r0 + (size_t)ty * s->TX + tx;
+            float *p = plane + (size_t)CW_O * ty * rs + (size_t)CW_O * tx * s->CP;
+            for (int c = 0; c < s->CP; c += WG_LANES)
+                din_tile(v + r * s->CP + c, s->vs, p + c, rs, (size_t)s->CP);
+        }
+}
+
+typedef struct {
+    void (*input)(const wg_shape *, const float *, float *, size_t);
+    void (*dy)(const wg_shape *, const float *, float *, size_t);
+    void (*din)(const wg_shape *, const float *, size_t, float *);
+    void (*weights)(const wg_shape *, const float *, int, int, float *);
+    void (*weights_grad)(const wg_shape *, const float *, int, int, float *);
+} wg_ops;
+
+#define WG_DEFINE(NAME, ATTR)                                                   \
+    ATTR static void input_##NAME(const wg_shape *s, const float *pl,          \
+                                  float *v, size_t r0) {                       \
+        input_sample(s, pl, v, r0);                                            \
+    }                                                                          \
+    ATTR static void dy_##NAME(const wg_shape *s, const float *pl, float *m,   \
+                               size_t r0) {                                    \
+        dy_sample(s, pl, m, r0);                                               \
+    }                                                                          \
+    ATTR static void din_##NAME(const wg_shape *s, const float *v, size_t r0,  \
+                                float *pl) {                                   \
+        din_sample(s, v, r0, pl);                                              \
+    }                                                                          \
+    ATTR static void weights_##NAME(const wg_shape *s, const float *W, int c,  \
+                                    int oc0, float *u) {                       \
+        weights_tile(s, W, c, oc0, u);                                         \
+    }                                                                          \
+    ATTR static void weights_grad_##NAME(const wg_shape *s, const float *du,   \
+                                         int c, int oc0, float *dW) {          \
+        weights_grad_tile(s, du, c, oc0, dW);                                  \
+    }                                                                          \
+    static const wg_ops ops_##NAME = {input_##NAME, dy_##NAME, din_##NAME,     \
+                                      weights_##NAME, weights_grad_##NAME};
+
+WG_DEFINE(generic, )
+#ifdef NN_SIMD_X86
+WG_DEFINE(avx2, NN_TARGET_AVX2)
+#endif
+
+static const wg_ops *pick_ops(void) {
+#ifdef NN_SIMD_X86
+    if (nn_simd_usable("avx2")) return &ops_avx2;
+#endif
+    return &ops_generic;
+}
+
+/* ---- the backward pass ------------------------------------------------ */
+
+void conv_winograd_backward(float *din, float *dW, const float *dout,
+                            const float *in, const float *W, int B, int C,
+                            int H, int Wd, int OC, int pad, float *scratch,
+                            int threads) {
+    const wg_shape s = shape_of(C, H, Wd, OC, pad);
+    const wg_ops *ops = pick_ops();
+    const int chunks = chunk_count(B, threads);
+    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
+    const int team_max = threads > 1 ? threads : 1;
+    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * s.OH * s.OW;
+    const int oc_steps = s.OCP / WG_LANES;
+    float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *slices = u + round_up(s.nu, 16);
+    /* A slice: V, dM, the chunk's dU, the input (and din) plane, the dout
+     * plane. */
+    const size_t v_off = 0, m_off = CW_P * s.vs, du_off = m_off + CW_P * s.ms;
+    const size_t in_off = du_off + round_up(s.nu, 16);
+    const size_t dy_off = in_off + round_up(s.in_plane, 16);
+
+    /* U, needed for din only. */
+    if (din) {
+#pragma omp parallel for num_threads(team_max) if (team_max > 1) schedule(static)
+        for (int k = 0; k < C * oc_steps; k++)
+            ops->weights(&s, W, k / oc_steps, k % oc_steps * WG_LANES, u);
+    }
+
+#pragma omp parallel num_threads(chunks) if (chunks > 1)
+    {
+#ifdef _OPENMP
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        int tid = 0, team = 1;
+#endif
+        for (int ch = tid; ch < chunks; ch += team) {
+            float *sl = slices + (size_t)ch * s.per_chunk;
+            float *v = sl + v_off, *m = sl + m_off, *du = sl + du_off;
+            float *plane = sl + in_off, *dy = sl + dy_off;
+            const int b0 = (int)((long)B * ch / chunks);
+            const int b1 = (int)((long)B * (ch + 1) / chunks);
+            if (b0 == b1) memset(du, 0, s.nu * sizeof *du);
+            for (int s0 = b0; s0 < b1; s0 += s.S) {
+                const int ns = b1 - s0 < s.S ? b1 - s0 : s.S;
+                const int T = ns * s.tps;
+                for (int q = 0; q < ns; q++) {
+                    const size_t r0 = (size_t)q * s.tps;
+                    to_plane(&s, in + (size_t)(s0 + q) * in_size, plane);
+                    ops->input(&s, plane, v, r0);
+                    dy_to_plane(&s, dout + (size_t)(s0 + q) * out_size, dy);
+                    ops->dy(&s, dy, m, r0);
+                }
+                /* dV's GEMM gets at least WG_MIN_ROWS rows, the extra
+                 * ones zeros: nn_sgemm computes a product of a few rows by
+                 * another loop, with other rounding, and a sample's din
+                 * must not depend on the block it falls in. */
+                const int TM = T < WG_MIN_ROWS ? WG_MIN_ROWS : T;
+                for (int xi = 0; xi < CW_P; xi++) {
+                    float *vx = v + xi * s.vs, *mx = m + xi * s.ms;
+                    if (din && TM > T)
+                        memset(mx + (size_t)T * s.OCP, 0,
+                               (size_t)(TM - T) * s.OCP * sizeof *mx);
+                    /* dU[xi] (C, OCP) (+)= V[xi]^T (C, T) x dM[xi] (T, OCP) */
+                    nn_sgemm(true, false, C, s.OCP, T, 1.0f, vx, s.CP, mx,
+                             s.OCP, s0 == b0 ? 0.0f : 1.0f,
+                             du + (size_t)xi * C * s.OCP, s.OCP, gemm_threads);
+                    /* dV[xi] (T, C) = dM[xi] (T, OC) x U[xi]^T, into V[xi],
+                     * which the line above has read for the last time. */
+                    if (din)
+                        nn_sgemm(false, true, TM, C, OC, 1.0f, mx, s.OCP,
+                                 u + (size_t)xi * C * s.OCP, s.OCP, 0.0f, vx,
+                                 s.CP, gemm_threads);
+                }
+                if (!din) continue;
+                for (int q = 0; q < ns; q++) {
+                    ops->din(&s, v, (size_t)q * s.tps, plane);
+                    from_plane(&s, plane, din + (size_t)(s0 + q) * in_size);
+                }
+            }
+        }
+    }
+
+    /* dU = the chunks' partials in chunk order, into chunk 0's; then dW. */
+    float *du = slices + du_off;
+    if (chunks > 1) {
+#pragma omp parallel for num_threads(team_max) schedule(static)
+        for (size_t i = 0; i < s.nu; i++) {
+            float sum = du[i];
+            for (int ch = 1; ch < chunks; ch++)
+                sum += slices[(size_t)ch * s.per_chunk + du_off + i];
+            du[i] = sum;
+        }
+    }
+#pragma omp parallel for num_threads(team_max) if (team_max > 1) schedule(static)
+    for (int k = 0; k < C * oc_steps; k++)
+        ops->weights_grad(&s, du, k / oc_steps, k % oc_steps * WG_LANES, dW);
+}
