@@ -29,12 +29,12 @@ static int later_wins(float later, float earlier) {
 }
 
 static void maxpool2_forward(float *out, int32_t *argmax, const float *in,
-                             size_t planes, int H, int W) {
+                             size_t p0, size_t p1, int H, int W) {
     const int OH = H / 2, OW = W / 2;
     enum { MAXW = 1024 };
     float colmax[MAXW];
     int32_t colrow[MAXW]; /* 0: the upper row won, W: the lower one */
-    for (size_t pl = 0; pl < planes; pl++) {
+    for (size_t pl = p0; pl < p1; pl++) {
         const size_t base = pl * H * W;
         for (int oh = 0; oh < OH; oh++) {
             const float *r0 = in + base + (size_t)(2 * oh) * W, *r1 = r0 + W;
@@ -65,15 +65,16 @@ static void maxpool2_forward(float *out, int32_t *argmax, const float *in,
     }
 }
 
-void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
-                     int C, int H, int W, int K) {
+/* Planes p0..p1-1 of in (B*C planes of H x W): out, argmax as for
+ * maxpool_forward, indexed from the first plane. */
+static void maxpool_planes(float *out, int32_t *argmax, const float *in,
+                           size_t p0, size_t p1, int H, int W, int K) {
     const int OH = H / K, OW = W / K;
-    const size_t planes = (size_t)B * C;
     if (K == 2) {
-        maxpool2_forward(out, argmax, in, planes, H, W);
+        maxpool2_forward(out, argmax, in, p0, p1, H, W);
         return;
     }
-    for (size_t pl = 0; pl < planes; pl++) {
+    for (size_t pl = p0; pl < p1; pl++) {
         const size_t base = pl * H * W; /* first index of this plane in `in` */
         float *out_p = out + pl * OH * OW;
         int32_t *arg_p = argmax ? argmax + pl * OH * OW : NULL;
@@ -98,14 +99,35 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
     }
 }
 
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
+                     int C, int H, int W, int K) {
+    maxpool_planes(out, argmax, in, 0, (size_t)B * C, H, W, K);
+}
+
+/* Planes p0..p1-1 of din zeroed, then each dout of those planes goes to
+ * its argmax. Windows do not overlap, so every din gets at most one dout;
+ * += keeps that true even for argmax written by hand. */
+static void maxpool_backward_planes(float *din, const float *dout,
+                                    const int32_t *argmax, size_t p0,
+                                    size_t p1, int H, int W, int K) {
+    const size_t in_plane = (size_t)H * W, out_plane = (size_t)(H / K) * (W / K);
+    memset(din + p0 * in_plane, 0, (p1 - p0) * in_plane * sizeof *din);
+    for (size_t i = p0 * out_plane; i < p1 * out_plane; i++)
+        din[argmax[i]] += dout[i];
+}
+
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                       int B, int C, int H, int W, int K) {
-    const size_t n_in = (size_t)B * C * H * W;
-    const size_t n_out = (size_t)B * C * (H / K) * (W / K);
-    memset(din, 0, n_in * sizeof *din);
-    /* Windows do not overlap, so every din gets at most one dout; += keeps
-     * that true even for argmax written by hand. */
-    for (size_t i = 0; i < n_out; i++) din[argmax[i]] += dout[i];
+    maxpool_backward_planes(din, dout, argmax, 0, (size_t)B * C, H, W, K);
+}
+
+/* The pooling layer shares out planes among threads, each plane whole:
+ * every value is computed as by one thread, and a plane's argmax points
+ * into that plane only, so the scatter of backward does not race. */
+static void plane_range(size_t planes, int part, int parts, size_t *p0,
+                        size_t *p1) {
+    *p0 = planes * (size_t)part / (size_t)parts;
+    *p1 = planes * (size_t)(part + 1) / (size_t)parts;
 }
 
 /* ================================================================== */
@@ -136,8 +158,15 @@ static void pool_layer_forward(const nn_layer *l, const float *params,
                                const float *in, float *out, int B,
                                int32_t *argmax, float *mask, nn_rng *rng,
                                float *scratch, int threads) {
-    (void)params, (void)mask, (void)rng, (void)scratch, (void)threads;
-    maxpool_forward(out, argmax, in, B, l->in.c, l->in.h, l->in.w, l->kernel);
+    (void)params, (void)mask, (void)rng, (void)scratch;
+    const size_t planes = (size_t)B * l->in.c;
+    const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
+#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
+    for (int t = 0; t < parts; t++) {
+        size_t p0, p1;
+        plane_range(planes, t, parts, &p0, &p1);
+        maxpool_planes(out, argmax, in, p0, p1, l->in.h, l->in.w, l->kernel);
+    }
 }
 
 static void pool_layer_backward(const nn_layer *l, const float *params,
@@ -147,10 +176,17 @@ static void pool_layer_backward(const nn_layer *l, const float *params,
                                 const float *mask, float *scratch,
                                 int threads) {
     (void)params, (void)grads, (void)in, (void)out, (void)mask,
-        (void)scratch, (void)threads;
-    if (din)
-        maxpool_backward(din, dout, argmax, B, l->in.c, l->in.h, l->in.w,
-                         l->kernel);
+        (void)scratch;
+    if (!din) return;
+    const size_t planes = (size_t)B * l->in.c;
+    const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
+#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
+    for (int t = 0; t < parts; t++) {
+        size_t p0, p1;
+        plane_range(planes, t, parts, &p0, &p1);
+        maxpool_backward_planes(din, dout, argmax, p0, p1, l->in.h, l->in.w,
+                                l->kernel);
+    }
 }
 
 const layer_kind_desc layer_maxpool_desc = {

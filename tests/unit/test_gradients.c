@@ -129,6 +129,65 @@ START_TEST(cnn_relu_pool) {
 }
 END_TEST
 
+/* conv5x16 after conv5x16 takes the Winograd path of training
+ * (conv_winograd_applies) and of inference (the loss above). */
+START_TEST(cnn_winograd) {
+    check_net("conv5x16,pool2,conv5x16,pool2,dense8,dense10", "relu", 1e-3f, 5e-2, 0.1);
+}
+END_TEST
+
+/* The default CNN's gradients on 8 samples with 1, 2 and 3 threads: the
+ * loss and every gradient but the convolutions' weights bit for bit
+ * (pooling and activations share out their planes and runs; each value
+ * is computed alone), the convolutions' weights up to the order of their
+ * sums over the batch. A share computed twice or never would be off by
+ * far more. */
+START_TEST(cnn_gradients_across_thread_counts) {
+    enum { B = 8 };
+    nn_error err;
+    nn_net *net = nn_net_create("conv5x32,pool2,conv5x64,pool2,dense256,dense10",
+                                "relu", &err);
+    ck_assert_msg(net != NULL, "%s", err.msg);
+    nn_rng rng;
+    nn_rng_seed(&rng, 21);
+    nn_net_init(net, &rng);
+    float *x = malloc(sizeof(float) * B * NN_PIXELS);
+    float *g1 = malloc(sizeof(float) * net->n_params);
+    float *g = malloc(sizeof(float) * net->n_params);
+    ck_assert(x && g1 && g);
+    tu_fill(x, (size_t)B * NN_PIXELS, &rng, 0, 1);
+    uint8_t labels[B];
+    for (int r = 0; r < B; r++) labels[r] = (uint8_t)nn_rng_below(&rng, 10);
+    double loss1 = net_gradients(net, x, labels, B, g1, 1, &err);
+    for (int threads = 2; threads <= 3; threads++) {
+        double loss = net_gradients(net, x, labels, B, g, threads, &err);
+        ck_assert(loss == loss1);
+        for (int i = 0; i < net->n_layers; i++) {
+            const nn_layer *l = &net->layers[i];
+            const float *a = g1 + l->weights, *b = g + l->weights;
+            if (l->kind != NN_CONV) {
+                ck_assert_msg(memcmp(a, b, l->n_weights * sizeof *a) == 0,
+                              "layer %d, %d threads", i, threads);
+            } else {
+                double worst = 0, scale = 0;
+                for (size_t k = 0; k < l->n_weights; k++) {
+                    if (fabs(a[k] - b[k]) > worst) worst = fabs(a[k] - b[k]);
+                    if (fabs(a[k]) > scale) scale = fabs(a[k]);
+                }
+                ck_assert_msg(worst <= 1e-5 * scale, "layer %d, %d threads: %g of %g",
+                              i, threads, worst, scale);
+            }
+            ck_assert(memcmp(g1 + l->biases, g + l->biases,
+                             l->n_biases * sizeof *g) == 0);
+        }
+    }
+    free(x);
+    free(g1);
+    free(g);
+    nn_net_free(net);
+}
+END_TEST
+
 /* The gradient check must be able to fail: a wrong gradient is caught. */
 START_TEST(gradcheck_catches_a_wrong_gradient) {
     nn_rng rng;
@@ -206,6 +265,8 @@ int main(void) {
     tcase_add_test(tc, mlp_relu);
     tcase_add_test(tc, cnn_tanh_dropout);
     tcase_add_test(tc, cnn_relu_pool);
+    tcase_add_test(tc, cnn_winograd);
+    tcase_add_test(tc, cnn_gradients_across_thread_counts);
     tcase_add_test(tc, gradcheck_catches_a_wrong_gradient);
     tcase_add_test(tc, sigmoid_never_overflows);
     tcase_add_test(tc, sigmoid_is_accurate);
