@@ -50,8 +50,7 @@ static size_t col_floats(int C, int H, int W, int K, int pad) {
     return round_up16((size_t)C * K * K * oh * ow);
 }
 
-/* Number of sample chunks and the threads each chunk's GEMMs may use. */
-static int chunk_count(int B, int threads) {
+int conv_chunk_count(int B, int threads) {
     if (threads < 1) threads = 1;
     return B >= threads ? threads : 1;
 }
@@ -150,7 +149,7 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
     const int CKK = C * K * K, P = OH * OW;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
     const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * CKK);
-    const int chunks = chunk_count(B, threads);
+    const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
 
     if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
@@ -203,7 +202,7 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
     const size_t colf = col_floats(C, H, Wd, K, pad);
     const size_t slice = colf + round_up16((size_t)OC * CKK);
     const size_t n_dw = (size_t)OC * CKK;
-    const int chunks = chunk_count(B, threads);
+    const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
     const int team_max = threads > 1 ? threads : 1;
 

@@ -102,11 +102,6 @@ static wg_shape shape_of(int C, int H, int W, int OC, int pad) {
     return s;
 }
 
-static int chunk_count(int B, int threads) {
-    if (threads < 1) threads = 1;
-    return B >= threads ? threads : 1;
-}
-
 size_t conv_winograd_grad_scratch_floats(int C, int H, int W, int OC, int pad,
                                          int threads) {
     wg_shape s = shape_of(C, H, W, OC, pad);
@@ -405,7 +400,7 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
                             int threads) {
     const wg_shape s = shape_of(C, H, Wd, OC, pad);
     const wg_ops *ops = pick_ops();
-    const int chunks = chunk_count(B, threads);
+    const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
     const int team_max = threads > 1 ? threads : 1;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * s.OH * s.OW;

@@ -86,6 +86,10 @@ size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
 void conv_forward(float *out, const float *in, const float *W, const float *b,
                   int B, int C, int H, int Wd, int OC, int K, int pad,
                   float *scratch, int threads);
+/* How conv_forward and conv_backward cut a batch of B among `threads`:
+ * that many contiguous chunks of samples (one when B < threads, whose
+ * GEMMs then get the threads). */
+int conv_chunk_count(int B, int threads);
 /* dout (B,OC,OH,OW) -> din (B,C,H,W) or NULL, dW (OC,C,K,K), db (OC).
  * Deterministic for a given thread count. */
 void conv_backward(float *din, float *dW, float *db, const float *dout,

@@ -271,7 +271,12 @@ static void free_results(conv_results r) {
  * to rounding across thread counts. Batch 7 does not split evenly, batch 1
  * takes the path where the GEMM gets the threads. */
 START_TEST(conv_results_across_thread_counts) {
-    static const conv_case T[] = {{7, 3, 10, 9, 5, 5, 2}, {1, 3, 10, 9, 5, 3, 1}};
+    /* The last three take Winograd's path (conv_winograd_applies), with
+     * 4 and 1 tiles per sample: blocks of other sizes, with and without
+     * padding rows in dV's GEMM, as the chunks change. */
+    static const conv_case T[] = {{7, 3, 10, 9, 5, 5, 2}, {1, 3, 10, 9, 5, 3, 1},
+                                  {7, 12, 9, 11, 24, 5, 0}, {5, 9, 6, 5, 31, 5, 1},
+                                  {1, 16, 14, 14, 16, 5, 2}};
     const conv_case c = T[_i];
     nn_rng rng;
     nn_rng_seed(&rng, 400 + (uint64_t)_i);
@@ -288,8 +293,16 @@ START_TEST(conv_results_across_thread_counts) {
         ck_assert(memcmp(a.din, one.din, in_count(c) * sizeof(float)) == 0);
         ck_assert(memcmp(a.db, one.db, (size_t)c.OC * sizeof(float)) == 0);
         ck_assert(memcmp(a.dW, again.dW, w_count(c) * sizeof(float)) == 0);
-        double d = max_abs_diff(a.dW, one.dW, w_count(c));
-        ck_assert_msg(d < 1e-4, "threads %d: dW differs by %g", threads, d);
+        /* float32 sums over the batch in other orders: a few ulp of the
+         * largest value, or on Winograd's path, where they are sums of
+         * transformed values, up to its error (measured 5.5e-6) */
+        double d = max_abs_diff(a.dW, one.dW, w_count(c)), scale = 0;
+        for (size_t k = 0; k < w_count(c); k++)
+            if (fabs(one.dW[k]) > scale) scale = fabs(one.dW[k]);
+        double tol = conv_winograd_applies(c.C, c.H, c.W, c.OC, c.K, c.pad)
+                         ? 2e-5 : 1e-6;
+        ck_assert_msg(d <= tol * scale, "threads %d: dW differs by %g of %g",
+                      threads, d, scale);
         free_results(a);
         free_results(again);
     }
@@ -402,21 +415,8 @@ START_TEST(conv_winograd_training_matches_direct_convolution) {
     ck_assert_msg(e_din < WINOGRAD_TRAIN_BOUND, "case %d: din error %g", _i, e_din);
     ck_assert_msg(e_dW < WINOGRAD_TRAIN_BOUND, "case %d: dW error %g", _i, e_dW);
 
-    /* conv.c's promises hold on this path too: out, din and db whatever
-     * the thread count, dW run to run for one thread count. */
-    for (int threads = 2; threads <= 3; threads++) {
-        conv_results a = run_conv(c, in, W, b, dout, threads);
-        conv_results again = run_conv(c, in, W, b, dout, threads);
-        ck_assert(memcmp(a.out, one.out, out_count(c) * sizeof(float)) == 0);
-        ck_assert(memcmp(a.din, one.din, in_count(c) * sizeof(float)) == 0);
-        ck_assert(memcmp(a.db, one.db, (size_t)c.OC * sizeof(float)) == 0);
-        ck_assert(memcmp(a.dW, again.dW, w_count(c) * sizeof(float)) == 0);
-        ck_assert(scaled_error(a.dW, want_dW, w_count(c)) < WINOGRAD_TRAIN_BOUND);
-        free_results(a);
-        free_results(again);
-    }
-
-    /* Without din, dW is the same bit for bit. */
+    /* Without din, dW is the same bit for bit. (The thread-count
+     * promises: conv_results_across_thread_counts.) */
     float *scratch = alloc_nan(conv_scratch_floats(c.C, c.H, c.W, c.OC, c.K, c.pad, 2));
     float *dW2 = alloc_nan(w_count(c)), *db2 = alloc_nan((size_t)c.OC);
     conv_results two = run_conv(c, in, W, b, dout, 2);
@@ -684,7 +684,7 @@ static Suite *conv_suite(void) {
     tcase_add_loop_test(tc, conv_forward_matches_direct_convolution, 0, N_CASES);
     tcase_add_loop_test(tc, conv_backward_matches_finite_differences, 0, 6);
     tcase_add_test(tc, conv_backward_without_din_gives_same_weight_gradients);
-    tcase_add_loop_test(tc, conv_results_across_thread_counts, 0, 2);
+    tcase_add_loop_test(tc, conv_results_across_thread_counts, 0, 5);
     tcase_add_test(tc, conv_scratch_covers_one_im2col_per_thread);
     tcase_add_loop_test(tc, conv_winograd_training_matches_direct_convolution,
                         0, N_WINOGRAD);
