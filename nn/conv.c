@@ -16,8 +16,10 @@
  * as the default CNN's conv2), both passes go to Winograd's F(4x4, 5x5)
  * instead: conv_winograd.c's inference kernel for the forward pass (no
  * activation, no pooling), conv_winograd_grad.c for dW and din. They
- * equal im2col's up to a few 1e-6 of the output scale, with about a
- * fifth of the multiplies. db is summed here either way.
+ * equal im2col's up to a few 1e-6 of their scale (dW: about 1e-5), with
+ * about a fifth of the multiplies; there dW differs between thread
+ * counts by up to that error too, not only in the last bits. db is
+ * summed here either way.
  *
  * Threads. The batch is cut into `chunks` contiguous runs of samples; each
  * chunk owns one slice of scratch (its col buffer and its partial dW) and

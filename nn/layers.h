@@ -298,7 +298,8 @@ int conv_winograd_variant(const char *variant, float *out, const float *in,
 /* The gradients of the same convolution by Winograd F(4x4, 5x5), for
  * training (nn/conv_winograd_grad.c): dout (B,OC,OH,OW) -> dW
  * (OC,C,5,5), overwritten, and din (B,C,H,W) unless NULL, as
- * conv_backward's up to a few 1e-6 of their scale; db is conv_backward's
+ * conv_backward's up to a few 1e-6 of their scale (din) and about 1e-5
+ * (dW, a sum over the whole batch); db is conv_backward's
  * job. scratch holds conv_winograd_grad_scratch_floats() floats.
  * Deterministic for a given thread count; din does not depend on it. */
 size_t conv_winograd_grad_scratch_floats(int C, int H, int W, int OC, int pad,
