@@ -72,6 +72,7 @@ typedef struct {
     size_t vs, ms;   /* floats from V[xi] to V[xi + 1], dM likewise */
     size_t nu;       /* floats of U or of a dU: 64 x (C, OCP) */
     size_t in_plane, dy_plane, per_chunk;
+    size_t m_off, du_off, in_off, dy_off; /* in a slice; V is at 0 */
 } wg_shape;
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
@@ -97,8 +98,13 @@ static wg_shape shape_of(int C, int H, int W, int OC, int pad) {
     s.nu = (size_t)CW_P * s.C * s.OCP;
     s.in_plane = (size_t)s.HT * s.WT * s.CP;
     s.dy_plane = (size_t)CW_O * s.TY * CW_O * s.TX * s.OCP;
-    s.per_chunk = CW_P * (s.vs + s.ms) + round_up(s.nu, 16) +
-                  round_up(s.in_plane, 16) + round_up(s.dy_plane, 16);
+    /* A chunk's slice: V, dM, its dU, the input (and din) plane, the
+     * dout plane. */
+    s.m_off = CW_P * s.vs;
+    s.du_off = s.m_off + CW_P * s.ms;
+    s.in_off = s.du_off + round_up(s.nu, 16);
+    s.dy_off = s.in_off + round_up(s.in_plane, 16);
+    s.per_chunk = s.dy_off + round_up(s.dy_plane, 16);
     return s;
 }
 
@@ -407,11 +413,6 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
     const int oc_steps = s.OCP / WG_LANES;
     float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *slices = u + round_up(s.nu, 16);
-    /* A slice: V, dM, the chunk's dU, the input (and din) plane, the dout
-     * plane. */
-    const size_t v_off = 0, m_off = CW_P * s.vs, du_off = m_off + CW_P * s.ms;
-    const size_t in_off = du_off + round_up(s.nu, 16);
-    const size_t dy_off = in_off + round_up(s.in_plane, 16);
 
     /* U, needed for din only. */
     if (din) {
@@ -429,8 +430,8 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
 #endif
         for (int ch = tid; ch < chunks; ch += team) {
             float *sl = slices + (size_t)ch * s.per_chunk;
-            float *v = sl + v_off, *m = sl + m_off, *du = sl + du_off;
-            float *plane = sl + in_off, *dy = sl + dy_off;
+            float *v = sl, *m = sl + s.m_off, *du = sl + s.du_off;
+            float *plane = sl + s.in_off, *dy = sl + s.dy_off;
             const int b0 = (int)((long)B * ch / chunks);
             const int b1 = (int)((long)B * (ch + 1) / chunks);
             if (b0 == b1) memset(du, 0, s.nu * sizeof *du);
@@ -475,13 +476,13 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
     }
 
     /* dU = the chunks' partials in chunk order, into chunk 0's; then dW. */
-    float *du = slices + du_off;
+    float *du = slices + s.du_off;
     if (chunks > 1) {
 #pragma omp parallel for num_threads(team_max) schedule(static)
         for (size_t i = 0; i < s.nu; i++) {
             float sum = du[i];
             for (int ch = 1; ch < chunks; ch++)
-                sum += slices[(size_t)ch * s.per_chunk + du_off + i];
+                sum += slices[(size_t)ch * s.per_chunk + s.du_off + i];
             du[i] = sum;
         }
     }
