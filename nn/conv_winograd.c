@@ -296,9 +296,14 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
     ((VEC)(((__typeof__(mask))(a) & (mask)) |                                  \
            ((__typeof__(mask))(b) & ~(mask))))
 
-#define CW_DEFINE(VEC)                                                         \
+/* TARGET: the variant's target on every helper too. GCC lowers a vector
+ * comparison by the target of the function it is written in, before
+ * inlining: without it the AVX-512 pooling compiled to scalar code, half
+ * of the layer's time. */
+#define CW_DEFINE(VEC, TARGET)                                                 \
     /* Weights of channel c, output channels oc0.. (one vector, zero past      \
      * OC) -> U[xi][c][oc0..]. */                                              \
+    TARGET                                                                     \
     CW_INLINE void weights_##VEC(const cw_args *a, int c, int oc0, float *u) { \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         const float *rows[VL];                                                 \
@@ -320,6 +325,7 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
                                                                                \
     /* The input tile at hwc (row 0, column 0 of its 8x8 patch), channels      \
      * c0.. (one vector) -> v[xi * vs] (64 vectors). */                        \
+    TARGET                                                                     \
     CW_INLINE void input_##VEC(const cw_args *a, const float *hwc, int c0,     \
                                float *v, size_t vs) {                          \
         VEC d[CW_P], t[CW_P], r[CW_P];                                         \
@@ -337,6 +343,7 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
                                                                                \
     /* GEMM register tile: rows r0..r0+NR-1 of M[xi] (stride OCP), output      \
      * channels oc0.. (two vectors) = V rows (stride CP) x U[xi]. */           \
+    TARGET                                                                     \
     CW_INLINE void gemm_tile_##VEC(const int NR, const float *restrict v,      \
                                    const float *restrict u, int C, int CP,     \
                                    int OCP, float *restrict m) {               \
@@ -362,6 +369,7 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
                                                                                \
     /* M of tile tl (64 vectors at m + xi*ms), channels oc0.. -> the 4x4      \
      * outputs of sample s's tile (ty, tx) in out, or their 2x2 pooled ones. */\
+    TARGET                                                                     \
     CW_INLINE void output_##VEC(const cw_args *a, const float *m, size_t ms,   \
                                 const float *bias, int oc0, int s, int ty,     \
                                 int tx, float *out) {                          \
@@ -416,6 +424,7 @@ CW_INLINE void gather_v8(const float *const *rows, v8 *gv) {
     /* Tiles [t0, t0 + n) of the group whose first sample is s0 (HWC           \
      * planes at hwc), through steps 2 to 4; v, m: this thread's block         \
      * buffers (64, CW_TB_MAX, CP) and (64, CW_TB_MAX, OCP). */                \
+    TARGET                                                                     \
     CW_INLINE void block_##VEC(const cw_args *a, const float *u,               \
                                const float *bias, const float *hwc,            \
                                size_t hwc_size, int s0, int t0, int n,         \
@@ -497,12 +506,12 @@ typedef struct {
         block_##VEC(a, u, bias, hwc, hwc_size, s0, t0, n, v, m, out);          \
     }
 
-CW_DEFINE(v4)
+CW_DEFINE(v4, )
 CW_WRAP(v4, generic, )
 #ifdef NN_SIMD_X86
-CW_DEFINE(v16)
+CW_DEFINE(v16, NN_TARGET_AVX512)
 CW_WRAP(v16, avx512, NN_TARGET_AVX512)
-CW_DEFINE(v8)
+CW_DEFINE(v8, NN_TARGET_AVX2)
 CW_WRAP(v8, avx2, NN_TARGET_AVX2)
 #endif
 
