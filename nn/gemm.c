@@ -342,9 +342,14 @@ GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
             GEMM_UNROLL for (int o = 0; o < NO; o++) {                         \
                 if (o >= nb)                                                   \
                     break;                                                     \
-                float s = 0.0f;                                                \
-                for (int l = 0; l < VL; l++)                                   \
-                    s += acc[r][o][l];                                         \
+                /* lanes summed as a tree: a chain of VL adds per              \
+                 * output was half of a batch-1 dense layer */                 \
+                float h[VL];                                                   \
+                VEC_STORE(h, acc[r][o]);                                       \
+                for (int w = VL / 2; w > 0; w /= 2)                            \
+                    for (int l = 0; l < w; l++)                                \
+                        h[l] += h[l + w];                                      \
+                float s = h[0];                                                \
                 for (int k = KV; k < K; k++)                                   \
                     s += a_at(g, i0 + r, k) * br[o][k];                        \
                 c_update(crow + j + o, s, g->alpha, g->beta);                  \
