@@ -27,8 +27,9 @@
  * (8 samples of 14x14), whose V (64, T, CP) and dM (64, T, OCP) take 1 and
  * 2 MiB. The transforms read and write planes with the channels
  * innermost (HWC, channels rounded up to WG_LANES with zeros), so they are
- * vector code over WG_LANES channels at a time, compiled for AVX2 and for
- * plain x86-64 and picked at run time as nn/'s other kernels.
+ * vector code over WG_LANES channels at a time (one zmm, or two ymm),
+ * compiled for AVX-512, AVX2 and plain x86-64 and picked at run time as
+ * nn/'s other kernels.
  *
  * Threads and order, as conv.c's: the batch is cut into chunks by (B,
  * threads) alone; a chunk sums its partial dU over its samples in order,
@@ -156,9 +157,10 @@ static void from_plane(const wg_shape *s, const float *plane, float *din_s) {
 }
 
 /* ---- the transforms, WG_LANES channels at a time --------------------- */
-/* Each is written once as an always-inline body and compiled into an AVX2
- * and a plain variant below. Loops over the matrices are unrolled, so the
- * terms with a zero coefficient are dropped at compile time. */
+/* Each is written once as an always-inline body and compiled into an
+ * AVX-512, an AVX2 and a plain variant below. Loops over the matrices are
+ * unrolled, so the terms with a zero coefficient are dropped at compile
+ * time. */
 
 /* V[xi] rows of one tile: v[xi*vs + lane] = (B^T d B)[xi] for the 8x8
  * patch at p (row stride rs, pixel stride ps floats). */
@@ -389,10 +391,12 @@ typedef struct {
 WG_DEFINE(generic, )
 #ifdef NN_SIMD_X86
 WG_DEFINE(avx2, NN_TARGET_AVX2)
+WG_DEFINE(avx512, NN_TARGET_AVX512)
 #endif
 
 static const wg_ops *pick_ops(void) {
 #ifdef NN_SIMD_X86
+    if (nn_simd_usable("avx512")) return &ops_avx512;
     if (nn_simd_usable("avx2")) return &ops_avx2;
 #endif
     return &ops_generic;
