@@ -204,6 +204,77 @@ START_TEST(conv_infer_refuses_unknown_variants) {
 }
 END_TEST
 
+/* The pooling epilogues in vectors (AVX2, AVX-512, and Winograd's output
+ * transform in each variant) must keep the plain code's rule on
+ * non-finite values: in a window the first NaN wins, else the largest.
+ * Inputs with NaN and infinities (which make NaN in sums) through every
+ * runnable variant, pooled, against the plain variant: the same NaN
+ * positions, and the other values equal within rounding (the plain
+ * variant has no FMA) or Winograd's tolerance. */
+START_TEST(pooling_keeps_the_nan_rule_in_every_variant) {
+    enum { C = 8, H = 21, W = 21, OC = 20, K = 5, PAD = 2, B = 2 };
+    const int POH = (H + 2 * PAD - K + 1) / 2, POW = (W + 2 * PAD - K + 1) / 2;
+    const size_t n_in = (size_t)B * C * H * W, n_out = (size_t)B * OC * POH * POW;
+    nn_rng rng;
+    nn_rng_seed(&rng, 4242 + (uint64_t)_i);
+    float *in = alloc_floats(n_in), *w = alloc_floats((size_t)OC * C * K * K);
+    float *b = alloc_floats(OC);
+    tu_fill(in, n_in, &rng, -1, 1);
+    tu_fill(w, (size_t)OC * C * K * K, &rng, -1, 1);
+    tu_fill(b, OC, &rng, -1, 1);
+    static const float specials[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 6; k++)
+        in[(size_t)(nn_rng_uniform(&rng) * (float)(n_in - 1))] = specials[k % 3];
+    const bool winograd = _i >= 2;
+    act_forward_fn act = _i % 2 ? relu_forward : NULL;
+    float *want = alloc_nan(n_out);
+    size_t scratch_n = conv_winograd_scratch_floats(B, C, H, W, OC, PAD, true,
+                                                    false, 2);
+    size_t direct_n = conv_infer_direct_scratch_floats(C, H, W, K, PAD, 2);
+    if (direct_n > scratch_n) scratch_n = direct_n;
+    float *scratch = alloc_floats(scratch_n);
+    int rc = winograd ? conv_winograd_variant("generic", want, in, w, b, NULL, B,
+                                              C, H, W, OC, PAD, act, true,
+                                              scratch, 2)
+                      : conv_infer_variant("generic", want, in, w, b, B, C, H,
+                                           W, OC, K, PAD, act, true, scratch, 2);
+    ck_assert_int_eq(rc, 0);
+    size_t nans = 0;
+    for (size_t i = 0; i < n_out; i++) nans += isnan(want[i]) != 0;
+    /* ReLU maps NaN to 0 (v > 0 ? v : 0), so only without it are some left */
+    ck_assert_msg(act ? nans == 0 : nans > 0 && nans < n_out,
+                  "%zu of %zu outputs NaN", nans, n_out);
+    for (int v = 0; v < N_VARIANTS - 1; v++) {
+        float *got = alloc_nan(n_out);
+        rc = winograd ? conv_winograd_variant(VARIANTS[v], got, in, w, b, NULL,
+                                              B, C, H, W, OC, PAD, act, true,
+                                              scratch, 2)
+                      : conv_infer_variant(VARIANTS[v], got, in, w, b, B, C, H,
+                                           W, OC, K, PAD, act, true, scratch, 2);
+        if (rc == 0)
+            for (size_t i = 0; i < n_out; i++) {
+                ck_assert_msg(!isnan(got[i]) == !isnan(want[i]),
+                              "%s %s act=%d: output %zu is %g, plain code %g",
+                              VARIANTS[v], winograd ? "winograd" : "direct",
+                              act != NULL, i, (double)got[i], (double)want[i]);
+                if (isnan(want[i])) continue;
+                double d = fabs((double)got[i] - (double)want[i]);
+                ck_assert_msg(got[i] == want[i] ||
+                                  d <= (winograd ? 1e-4 : 1e-5) *
+                                           (1 + fabs(want[i])),
+                              "%s: output %zu is %g, plain code %g",
+                              VARIANTS[v], i, (double)got[i], (double)want[i]);
+            }
+        free(got);
+    }
+    free(scratch);
+    free(want);
+    free(in);
+    free(w);
+    free(b);
+}
+END_TEST
+
 /* ---- Winograd F(4x4, 5x5) ------------------------------------------- */
 
 /* 5x5 kernels, 1 to 40 input channels, 1 to 70 output channels (also
@@ -511,6 +582,7 @@ static Suite *infer_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, conv_infer_matches_reference, 0, 40);
     tcase_add_test(tc, conv_infer_refuses_unknown_variants);
+    tcase_add_loop_test(tc, pooling_keeps_the_nan_rule_in_every_variant, 0, 4);
     tcase_add_loop_test(tc, winograd_matches_reference, 0, 40);
     tcase_add_test(tc, winograd_dispatch_rule);
     tcase_add_loop_test(tc, dense_infer_matches_reference, 0, 5);
