@@ -391,12 +391,27 @@ typedef struct {
 WG_DEFINE(generic, )
 #ifdef NN_SIMD_X86
 WG_DEFINE(avx2, NN_TARGET_AVX2)
+/* Not under AddressSanitizer: these fully unrolled bodies are the slowest
+ * file of the sanitizer and fuzzing builds to compile (about ten minutes
+ * per variant there), and the AVX2 instance checks the same source. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WG_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WG_SANITIZED 1
+#endif
+#endif
+#ifndef WG_SANITIZED
+#define WG_HAVE_AVX512 1
 WG_DEFINE(avx512, NN_TARGET_AVX512)
+#endif
 #endif
 
 static const wg_ops *pick_ops(void) {
 #ifdef NN_SIMD_X86
+#ifdef WG_HAVE_AVX512
     if (nn_simd_usable("avx512")) return &ops_avx512;
+#endif
     if (nn_simd_usable("avx2")) return &ops_avx2;
 #endif
     return &ops_generic;
