@@ -1,5 +1,6 @@
 /* Architecture strings, shapes, parameter layout and inference. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,26 @@ START_TEST(mlp_spec_expands_with_activation) {
     ck_assert_uint_eq(net->n_params, 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
     ck_assert_uint_eq(net->layers[2].weights, 784 * 256 + 256);
     nn_net_free(net);
+}
+END_TEST
+
+/* The inference kernels read W in 64-byte vectors: every weight tensor of
+ * the shipped architectures must start on a cache line (nn/network.c). */
+START_TEST(weights_start_on_cache_lines) {
+    static const char *const archs[] = {
+        "784-256-128-10", "conv5x32,pool2,conv5x64,pool2,dense256,dense10",
+        "conv5x32,pool2,conv5x64,pool2,dense256,dropout0.5,dense11"};
+    for (int a = 0; a < 3; a++) {
+        nn_error err;
+        nn_net *net = nn_net_create(archs[a], "relu", &err);
+        ck_assert_msg(net != NULL, "%s", err.msg);
+        for (int i = 0; i < net->n_layers; i++)
+            if (net->layers[i].n_weights > 0)
+                ck_assert_msg((uintptr_t)(net->params + net->layers[i].weights) % 64 == 0,
+                              "%s: layer %d's weights at %p", archs[a], i + 1,
+                              (void *)(net->params + net->layers[i].weights));
+        nn_net_free(net);
+    }
 }
 END_TEST
 
@@ -140,6 +161,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, mlp_spec_expands_with_activation);
     tcase_add_test(tc, cnn_spec_shapes);
+    tcase_add_test(tc, weights_start_on_cache_lines);
     tcase_add_test(tc, explicit_activations_are_kept);
     tcase_add_test(tc, bad_specs_are_refused_with_reasons);
     tcase_add_test(tc, predict_gives_distributions_and_batches_agree);
