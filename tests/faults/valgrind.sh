@@ -13,6 +13,7 @@
 # large products take over ten minutes under memcheck, and the tests that
 # run whole CNNs many times over (batch invariance: 366 s alone; the
 # inference kernels; int8): ASan and UBSan run them; "" runs them all).
+# VALGRIND_LIMIT: seconds one program may take under memcheck (default 900).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build-valgrind}
@@ -34,8 +35,17 @@ cmake --build "$build" -j "$(nproc)" >/dev/null
 out=$build/valgrind
 rm -rf "$out"
 mkdir -p "$out"
-vg=(valgrind --vgdb=no --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-    --show-leak-kinds=definite --track-origins=yes --num-callers=30 -q)
+# --fair-sched=yes: valgrind runs one thread at a time, and by default a
+# thread coming back from a system call can wait forever for the lock while
+# others spin on it (test_model_repo's readers held its reloading thread,
+# back from fsync, for over half an hour). The ticket lock hands it over in
+# turn: that test takes 9 s.
+vg=(valgrind --vgdb=no --fair-sched=yes --error-exitcode=99 --leak-check=full
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=yes
+    --num-callers=30 -q)
+# A program that hangs under memcheck fails by name after this many seconds
+# instead of running into CI's own limit.
+limit=${VALGRIND_LIMIT:-900}
 unset DIGITD_MNIST_DIR
 export CK_FORK=no CK_DEFAULT_TIMEOUT=3600
 failed=()
@@ -45,8 +55,11 @@ run() {  # run NAME CMD...: one program under memcheck
   local name=$1
   shift
   local t0=$SECONDS rc=0
-  "${vg[@]}" --log-file="$out/$name.log" "$@" >"$out/$name.out" 2>&1 || rc=$?
-  if [[ $rc -eq 0 || $rc -eq 77 ]]; then
+  timeout -k 10 "$limit" "${vg[@]}" --log-file="$out/$name.log" "$@" >"$out/$name.out" 2>&1 || rc=$?
+  if [[ $rc -eq 124 ]]; then
+    printf '%-32s FAILED (over %ds under memcheck): %s/%s.out\n' "$name" "$limit" "$out" "$name"
+    failed+=("$name")
+  elif [[ $rc -eq 0 || $rc -eq 77 ]]; then
     printf '%-32s ok (%ds%s)\n' "$name" $((SECONDS - t0)) "$([[ $rc -eq 77 ]] && echo ', skipped')"
   else
     printf '%-32s FAILED (exit %d): %s/%s.log\n' "$name" "$rc" "$out" "$name"
@@ -93,9 +106,12 @@ run_group() {
   local name=$1 script=$2
   shift 2
   local t0=$SECONDS rc=0
-  /usr/bin/python3 "$script" --digitd "$wrapper" --source "$src" --work "$out/$name" "$@" \
-    >"$out/$name.out" 2>&1 || rc=$?
-  if [[ $rc -eq 0 || $rc -eq 77 ]]; then
+  timeout -k 10 "$limit" /usr/bin/python3 "$script" --digitd "$wrapper" --source "$src" \
+    --work "$out/$name" "$@" >"$out/$name.out" 2>&1 || rc=$?
+  if [[ $rc -eq 124 ]]; then
+    printf '%-32s FAILED (over %ds under memcheck): %s\n' "$name" "$limit" "$out/$name.out"
+    failed+=("$name")
+  elif [[ $rc -eq 0 || $rc -eq 77 ]]; then
     printf '%-32s ok (%ds)\n' "$name" $((SECONDS - t0))
   else
     printf '%-32s FAILED (exit %d): %s\n' "$name" "$rc" "$out/$name.out"
