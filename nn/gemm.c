@@ -74,13 +74,21 @@
 #define GEMM_MAX_MR 8
 #define GEMM_MAX_NV 2
 
+/* Forced inline, so the tile sizes become constants; not under the
+ * sanitizers (NN_SANITIZED, see simd.h). */
+#if defined(NN_SANITIZED)
+#define GEMM_INLINE static inline
+#else
 #define GEMM_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* Unrolls a loop of constant trip count (at most 16) completely: loops over
  * the accumulators must, or they stay in memory instead of registers.
  * clang would otherwise interleave a one-vector-wide loop by 2 first and
  * then leave it rolled (measured: 3x slower 8 x 16 kernel). */
-#if defined(__clang__)
+#if defined(NN_SANITIZED)
+#define GEMM_UNROLL
+#elif defined(__clang__)
 #define GEMM_UNROLL                                                            \
     _Pragma("clang loop unroll(full) vectorize(disable) interleave_count(1)")
 #else
