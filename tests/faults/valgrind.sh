@@ -51,20 +51,30 @@ export CK_FORK=no CK_DEFAULT_TIMEOUT=3600
 failed=()
 start=$SECONDS
 
+# bounded NAME REPORT CMD...: CMD within $limit seconds, its output in
+# NAME.out; a line saying how it went, REPORT named when it failed
+bounded() {
+  local name=$1 report=$2
+  shift 2
+  local t0=$SECONDS rc=0
+  timeout -k 10 "$limit" "$@" >"$out/$name.out" 2>&1 || rc=$?
+  if [[ $rc -eq 0 || $rc -eq 77 ]]; then
+    printf '%-32s ok (%ds%s)\n' "$name" $((SECONDS - t0)) "$([[ $rc -eq 77 ]] && echo ', skipped')"
+    return 0
+  fi
+  if [[ $rc -eq 124 ]]; then
+    printf '%-32s FAILED (over %ds under memcheck): %s\n' "$name" "$limit" "$out/$name.out"
+  else
+    printf '%-32s FAILED (exit %d): %s\n' "$name" "$rc" "$report"
+  fi
+  failed+=("$name")
+  return 1
+}
+
 run() {  # run NAME CMD...: one program under memcheck
   local name=$1
   shift
-  local t0=$SECONDS rc=0
-  timeout -k 10 "$limit" "${vg[@]}" --log-file="$out/$name.log" "$@" >"$out/$name.out" 2>&1 || rc=$?
-  if [[ $rc -eq 124 ]]; then
-    printf '%-32s FAILED (over %ds under memcheck): %s/%s.out\n' "$name" "$limit" "$out" "$name"
-    failed+=("$name")
-  elif [[ $rc -eq 0 || $rc -eq 77 ]]; then
-    printf '%-32s ok (%ds%s)\n' "$name" $((SECONDS - t0)) "$([[ $rc -eq 77 ]] && echo ', skipped')"
-  else
-    printf '%-32s FAILED (exit %d): %s/%s.log\n' "$name" "$rc" "$out" "$name"
-    failed+=("$name")
-  fi
+  bounded "$name" "$out/$name.log" "${vg[@]}" --log-file="$out/$name.log" "$@" || true
 }
 
 echo "== unit tests"
@@ -105,19 +115,8 @@ chmod +x "$wrapper"
 run_group() {
   local name=$1 script=$2
   shift 2
-  local t0=$SECONDS rc=0
-  timeout -k 10 "$limit" /usr/bin/python3 "$script" --digitd "$wrapper" --source "$src" \
-    --work "$out/$name" "$@" >"$out/$name.out" 2>&1 || rc=$?
-  if [[ $rc -eq 124 ]]; then
-    printf '%-32s FAILED (over %ds under memcheck): %s\n' "$name" "$limit" "$out/$name.out"
-    failed+=("$name")
-  elif [[ $rc -eq 0 || $rc -eq 77 ]]; then
-    printf '%-32s ok (%ds)\n' "$name" $((SECONDS - t0))
-  else
-    printf '%-32s FAILED (exit %d): %s\n' "$name" "$rc" "$out/$name.out"
-    grep -E "^FAIL" "$out/$name.out" | head -5
-    failed+=("$name")
-  fi
+  bounded "$name" "$out/$name.out" /usr/bin/python3 "$script" --digitd "$wrapper" \
+    --source "$src" --work "$out/$name" "$@" || { grep -E "^FAIL" "$out/$name.out" | head -5 || true; }
 }
 for g in "${groups[@]}"; do
   run_group "http_$g" "$src/tests/http/test_http.py" --group "$g" \
