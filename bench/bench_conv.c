@@ -105,7 +105,7 @@ static timing time_pass(layer_bufs *l1, layer_bufs *l2, int which, int threads,
             conv_shape s = l->s;
             if (which == 0)
                 conv_forward(l->out, l->in, l->W, l->b, l->B, s.C, s.H, s.W,
-                             s.OC, s.K, s.pad, l->scratch, threads);
+                             s.OC, s.K, s.pad, NULL, l->scratch, threads);
             else
                 conv_backward(k ? l->din : NULL, l->dW, l->db, l->dout, l->in,
                               l->W, l->B, s.C, s.H, s.W, s.OC, s.K, s.pad,

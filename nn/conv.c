@@ -14,8 +14,9 @@
  *
  * Where conv_winograd_applies() (5x5 kernels with enough channels, such
  * as the default CNN's conv2), both passes go to Winograd's F(4x4, 5x5)
- * instead: conv_winograd.c's inference kernel for the forward pass (no
- * activation, no pooling), conv_winograd_grad.c for dW and din. They
+ * instead: conv_winograd.c's inference kernel for the forward pass (with
+ * the activation when one is asked for, no pooling),
+ * conv_winograd_grad.c for dW and din. They
  * equal im2col's up to a few 1e-6 of their scale (dW: about 1e-5), with
  * about a fifth of the multiplies; there dW differs between thread
  * counts by up to that error too, not only in the last bits. db is
@@ -146,7 +147,7 @@ static void col2im(float *din_b, const float *dcol, int C, int H, int W, int K,
 
 void conv_forward(float *out, const float *in, const float *W, const float *b,
                   int B, int C, int H, int Wd, int OC, int K, int pad,
-                  float *scratch, int threads) {
+                  act_forward_fn act, float *scratch, int threads) {
     const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
     const int CKK = C * K * K, P = OH * OW;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
@@ -156,7 +157,7 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
 
     if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
         conv_winograd_variant(NULL, out, in, W, b, NULL, B, C, H, Wd, OC, pad,
-                              NULL, false, scratch, threads);
+                              act, false, scratch, threads);
         return;
     }
 
@@ -186,6 +187,7 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
                 }
                 nn_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, src, P, 1.0f,
                          out_b, P, gemm_threads);
+                if (act) act(out_b, out_b, out_size);
             }
         }
     }
@@ -358,7 +360,16 @@ static void conv_layer_forward(const nn_layer *l, const float *params,
                                float *scratch, int threads) {
     (void)argmax, (void)mask, (void)rng;
     conv_forward(out, in, params + l->weights, params + l->biases, B, l->in.c,
-                 l->in.h, l->in.w, l->size, l->kernel, l->pad, scratch,
+                 l->in.h, l->in.w, l->size, l->kernel, l->pad, NULL, scratch,
+                 threads);
+}
+
+static void conv_layer_forward_act(const nn_layer *l, const float *params,
+                                   const float *in, float *out, int B,
+                                   act_forward_fn act, float *scratch,
+                                   int threads) {
+    conv_forward(out, in, params + l->weights, params + l->biases, B, l->in.c,
+                 l->in.h, l->in.w, l->size, l->kernel, l->pad, act, scratch,
                  threads);
 }
 
@@ -440,6 +451,7 @@ const layer_kind_desc layer_conv_desc = {
     .fans = conv_fans,
     .scratch_floats = conv_layer_scratch,
     .forward = conv_layer_forward,
+    .forward_act = conv_layer_forward_act,
     .backward = conv_layer_backward,
     .infer = conv_layer_infer,
     .infer_prepare = conv_layer_infer_prepare,

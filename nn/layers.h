@@ -52,6 +52,8 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
                     int threads);
 
 /* ---- element-wise activations (nn/activations.c) ------------------ */
+/* An element-wise function of n values; out may alias in. */
+typedef void (*act_forward_fn)(float *out, const float *in, size_t n);
 /* n values; backward uses the forward output `out`, so din = dout * f'(x)
  * is computed without keeping x. din may alias dout. */
 void relu_forward(float *out, const float *in, size_t n);
@@ -78,14 +80,16 @@ void softmax_xent_backward(float *dlogits, const float *probs,
 
 /* ---- convolution, stride 1 (nn/conv.c) ---------------------------- */
 /* in (B,C,H,W), W (OC,C,K,K), b (OC) -> out (B,OC,OH,OW),
- * OH = H + 2*pad - K + 1, OW likewise. scratch holds
+ * OH = H + 2*pad - K + 1, OW likewise, then act(out) unless act is NULL
+ * (applied to each sample while it is still in cache: training fuses the
+ * activation after a convolution this way). scratch holds
  * conv_scratch_floats(...) floats (im2col buffers for `threads` threads,
  * or Winograd's where conv_winograd_applies()). */
 size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
                            int threads);
 void conv_forward(float *out, const float *in, const float *W, const float *b,
                   int B, int C, int H, int Wd, int OC, int K, int pad,
-                  float *scratch, int threads);
+                  act_forward_fn act, float *scratch, int threads);
 /* How conv_forward and conv_backward cut a batch of B among `threads`:
  * that many contiguous chunks of samples (one when B < threads, whose
  * GEMMs then get the threads). */
@@ -152,9 +156,6 @@ enum {
     LAYER_NEEDS_MASK = 1 << 5,   /* training keeps a float per output */
 };
 
-/* An element-wise function of n values; out may alias in. */
-typedef void (*act_forward_fn)(float *out, const float *in, size_t n);
-
 typedef struct layer_kind_desc {
     nn_layer_kind kind;
     /* Name in messages and the start of its architecture token ("conv"). */
@@ -186,6 +187,24 @@ typedef struct layer_kind_desc {
                      const float *in, const float *out, const float *dout,
                      float *din, int B, const int32_t *argmax,
                      const float *mask, float *scratch, int threads);
+    /* Fusions training makes (train.c) to save whole passes over
+     * activations that do not fit in cache (the default CNN's first is
+     * 12.8 MB at batch 128). NULL: this kind does not fuse.
+     * forward_act: forward, then the element-wise act on out while each
+     * part is still in cache. The activation layer after this one then
+     * shares this one's output buffer and does nothing; so `backward` of
+     * a kind with forward_act must not read its `out`.
+     * backward_relu: backward of a layer whose input is a relu's output,
+     * with the relu's derivative applied as well (din = 0 where that input
+     * is not > 0); the relu layer's own backward is then skipped. Its
+     * result equals the two backwards run one after the other, bit for
+     * bit. */
+    void (*forward_act)(const nn_layer *l, const float *params,
+                        const float *in, float *out, int B,
+                        act_forward_fn act, float *scratch, int threads);
+    void (*backward_relu)(const nn_layer *l, const float *in, const float *out,
+                          const float *dout, float *din, int B,
+                          const int32_t *argmax, int threads);
     /* Inference kernel, or NULL to run `forward` without training state.
      * Runs layers[i] of net, and may fuse the layers after it (a
      * convolution takes its activation and 2x2 pooling along): in (B,

@@ -106,19 +106,29 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
 
 /* Planes p0..p1-1 of din zeroed, then each dout of those planes goes to
  * its argmax. Windows do not overlap, so every din gets at most one dout;
- * += keeps that true even for argmax written by hand. */
+ * += keeps that true even for argmax written by hand. With relu_out (the
+ * pooling's output, when its input is a relu's), a dout goes through only
+ * where that output is > 0: the relu's derivative at the winner, whose
+ * value the output is. Everywhere else the relu's backward would multiply
+ * a zero. */
 static void maxpool_backward_planes(float *din, const float *dout,
-                                    const int32_t *argmax, size_t p0,
+                                    const int32_t *argmax,
+                                    const float *relu_out, size_t p0,
                                     size_t p1, int H, int W, int K) {
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)(H / K) * (W / K);
     memset(din + p0 * in_plane, 0, (p1 - p0) * in_plane * sizeof *din);
-    for (size_t i = p0 * out_plane; i < p1 * out_plane; i++)
-        din[argmax[i]] += dout[i];
+    if (relu_out)
+        for (size_t i = p0 * out_plane; i < p1 * out_plane; i++)
+            din[argmax[i]] += relu_out[i] > 0 ? dout[i] : 0.0f;
+    else
+        for (size_t i = p0 * out_plane; i < p1 * out_plane; i++)
+            din[argmax[i]] += dout[i];
 }
 
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                       int B, int C, int H, int W, int K) {
-    maxpool_backward_planes(din, dout, argmax, 0, (size_t)B * C, H, W, K);
+    maxpool_backward_planes(din, dout, argmax, NULL, 0, (size_t)B * C, H, W,
+                            K);
 }
 
 /* The pooling layer shares out planes among threads, each plane whole:
@@ -169,6 +179,22 @@ static void pool_layer_forward(const nn_layer *l, const float *params,
     }
 }
 
+/* Backward of the layer; relu_out: as maxpool_backward_planes's. */
+static void pool_backward_shared(const nn_layer *l, const float *relu_out,
+                                 const float *dout, float *din, int B,
+                                 const int32_t *argmax, int threads) {
+    if (!din) return;
+    const size_t planes = (size_t)B * l->in.c;
+    const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
+#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
+    for (int t = 0; t < parts; t++) {
+        size_t p0, p1;
+        plane_range(planes, t, parts, &p0, &p1);
+        maxpool_backward_planes(din, dout, argmax, relu_out, p0, p1, l->in.h,
+                                l->in.w, l->kernel);
+    }
+}
+
 static void pool_layer_backward(const nn_layer *l, const float *params,
                                 float *grads, const float *in,
                                 const float *out, const float *dout,
@@ -177,16 +203,15 @@ static void pool_layer_backward(const nn_layer *l, const float *params,
                                 int threads) {
     (void)params, (void)grads, (void)in, (void)out, (void)mask,
         (void)scratch;
-    if (!din) return;
-    const size_t planes = (size_t)B * l->in.c;
-    const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
-#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
-    for (int t = 0; t < parts; t++) {
-        size_t p0, p1;
-        plane_range(planes, t, parts, &p0, &p1);
-        maxpool_backward_planes(din, dout, argmax, p0, p1, l->in.h, l->in.w,
-                                l->kernel);
-    }
+    pool_backward_shared(l, NULL, dout, din, B, argmax, threads);
+}
+
+static void pool_layer_backward_relu(const nn_layer *l, const float *in,
+                                     const float *out, const float *dout,
+                                     float *din, int B, const int32_t *argmax,
+                                     int threads) {
+    (void)in;
+    pool_backward_shared(l, out, dout, din, B, argmax, threads);
 }
 
 const layer_kind_desc layer_maxpool_desc = {
@@ -199,4 +224,5 @@ const layer_kind_desc layer_maxpool_desc = {
     .layout = pool_layout,
     .forward = pool_layer_forward,
     .backward = pool_layer_backward,
+    .backward_relu = pool_layer_backward_relu,
 };

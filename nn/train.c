@@ -60,10 +60,33 @@ typedef struct {
     float *best;                      /* (n_params) weights of the best epoch */
     float *scratch;
     int *order;                       /* (n) sample order this epoch */
+    /* Fusions (layers.h, forward_act and backward_relu), per layer i:
+     * act_by_prev[i]: activation layer i is applied by layer i-1's
+     * forward, and act[i + 1] is act[i]; relu_by_next[i]: relu layer i's
+     * derivative is applied by layer i+1's backward. */
+    bool act_by_prev[NN_MAX_LAYERS];
+    bool relu_by_next[NN_MAX_LAYERS];
 } trainer;
 
+/* Which fusions the layers of net allow (trainer's act_by_prev and
+ * relu_by_next). */
+static void plan_fusions(trainer *t, const nn_net *net) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *l = &net->layers[i];
+        const layer_kind_desc *prev =
+            i > 0 ? layer_kind_find((int)net->layers[i - 1].kind) : NULL;
+        const layer_kind_desc *next =
+            i + 1 < net->n_layers ? layer_kind_find((int)net->layers[i + 1].kind)
+                                  : NULL;
+        const bool act = layer_activation_fn(l) != NULL;
+        t->act_by_prev[i] = act && prev && prev->forward_act;
+        t->relu_by_next[i] = l->kind == NN_RELU && next && next->backward_relu;
+    }
+}
+
 static void trainer_free(trainer *t, const nn_net *net) {
-    for (int i = 0; i <= net->n_layers; i++) free(t->act[i]);
+    for (int i = 0; i <= net->n_layers; i++)
+        if (i == 0 || t->act[i] != t->act[i - 1]) free(t->act[i]);
     for (int i = 0; i < net->n_layers; i++) {
         free(t->argmax[i]);
         free(t->mask[i]);
@@ -84,6 +107,7 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
                         int threads, nn_error *err) {
     memset(t, 0, sizeof *t);
     t->B = B;
+    plan_fusions(t, net);
     size_t wide = NN_PIXELS, scratch = 0;
     t->act[0] = malloc((size_t)B * NN_PIXELS * sizeof(float));
     int ok = t->act[0] != NULL;
@@ -93,7 +117,8 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
         if (o > wide) wide = o;
         size_t s = layer_scratch_floats(l, threads);
         if (s > scratch) scratch = s;
-        t->act[i + 1] = malloc((size_t)B * o * sizeof(float));
+        t->act[i + 1] = t->act_by_prev[i] ? t->act[i]
+                                          : malloc((size_t)B * o * sizeof(float));
         ok &= t->act[i + 1] != NULL;
         unsigned flags = layer_kind_find((int)l->kind)->flags;
         if (flags & LAYER_NEEDS_ARGMAX) {
@@ -133,9 +158,19 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
  * the number of correct predictions to *correct. */
 static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
                           int threads, int *correct) {
-    for (int i = 0; i < net->n_layers; i++)
-        layer_forward(&net->layers[i], net->params, t->act[i], t->act[i + 1],
-                      B, t->argmax[i], t->mask[i], rng, t->scratch, threads);
+    const int n = net->n_layers;
+    for (int i = 0; i < n; i++) {
+        const nn_layer *l = &net->layers[i];
+        if (t->act_by_prev[i]) continue; /* done by layer i-1 */
+        if (i + 1 < n && t->act_by_prev[i + 1])
+            layer_kind_find((int)l->kind)
+                ->forward_act(l, net->params, t->act[i], t->act[i + 1], B,
+                              layer_activation_fn(&net->layers[i + 1]),
+                              t->scratch, threads);
+        else
+            layer_forward(l, net->params, t->act[i], t->act[i + 1], B,
+                          t->argmax[i], t->mask[i], rng, t->scratch, threads);
+    }
     const float *logits = t->act[net->n_layers];
     const int K = nn_net_outputs(net); /* 10, or 11 with "not a digit" */
     softmax_forward(t->probs, logits, B, K);
@@ -149,12 +184,21 @@ static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
 
     float *dout = t->grad_a, *din = t->grad_b;
     softmax_xent_backward(dout, t->probs, t->labels, B, K);
-    for (int i = net->n_layers - 1; i >= 0; i--) {
-        /* The first layer's input gradient is never needed. */
-        float *d = i > 0 ? din : NULL;
-        layer_backward(&net->layers[i], net->params, t->grads, t->act[i],
-                       t->act[i + 1], dout, d, B, t->argmax[i], t->mask[i],
-                       t->scratch, threads);
+    for (int i = n - 1; i >= 0; i--) {
+        const nn_layer *l = &net->layers[i];
+        if (t->relu_by_next[i]) continue; /* done by layer i+1 */
+        const bool relu_before = i > 0 && t->relu_by_next[i - 1];
+        /* The first layer's input gradient is never needed, nor that of
+         * a relu first whose derivative this layer applies. */
+        float *d = i > relu_before ? din : NULL;
+        if (relu_before)
+            layer_kind_find((int)l->kind)
+                ->backward_relu(l, t->act[i], t->act[i + 1], dout, d, B,
+                                t->argmax[i], threads);
+        else
+            layer_backward(l, net->params, t->grads, t->act[i], t->act[i + 1],
+                           dout, d, B, t->argmax[i], t->mask[i], t->scratch,
+                           threads);
         float *tmp = dout;
         dout = din;
         din = tmp;

@@ -113,7 +113,7 @@ START_TEST(conv_forward_matches_direct_convolution) {
         float *scratch = alloc_nan(
             conv_scratch_floats(c.C, c.H, c.W, c.OC, c.K, c.pad, threads));
         conv_forward(out, in, W, b, c.B, c.C, c.H, c.W, c.OC, c.K, c.pad,
-                     scratch, threads);
+                     NULL, scratch, threads);
         for (size_t i = 0; i < out_count(c); i++) {
             /* float32 sums of at most C*K*K + 1 terms of size <= 1 */
             double tol = 1e-6 * (c.C * c.K * c.K + 1);
@@ -144,7 +144,7 @@ static double conv_loss(void *p) {
     conv_loss_ctx *x = p;
     conv_case c = x->c;
     conv_forward(x->out, x->in, x->W, x->b, c.B, c.C, c.H, c.W, c.OC, c.K,
-                 c.pad, x->scratch, x->threads);
+                 c.pad, NULL, x->scratch, x->threads);
     double s = 0;
     for (size_t i = 0; i < out_count(c); i++) s += (double)x->out[i] * x->R[i];
     return s;
@@ -251,8 +251,8 @@ static conv_results run_conv(conv_case c, const float *in, const float *W,
                       alloc_nan(w_count(c)), alloc_nan((size_t)c.OC)};
     float *scratch =
         alloc_nan(conv_scratch_floats(c.C, c.H, c.W, c.OC, c.K, c.pad, threads));
-    conv_forward(r.out, in, W, b, c.B, c.C, c.H, c.W, c.OC, c.K, c.pad, scratch,
-                 threads);
+    conv_forward(r.out, in, W, b, c.B, c.C, c.H, c.W, c.OC, c.K, c.pad, NULL,
+                 scratch, threads);
     conv_backward(r.din, r.dW, r.db, dout, in, W, c.B, c.C, c.H, c.W, c.OC, c.K,
                   c.pad, scratch, threads);
     free(scratch);

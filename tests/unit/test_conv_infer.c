@@ -108,8 +108,8 @@ static void reference_conv(float *out, const float *in, const float *W,
     float *full = alloc_floats(n);
     float *scratch = alloc_floats(
         conv_scratch_floats(p.C, p.H, p.W, p.OC, p.K, p.pad, 1));
-    conv_forward(full, in, W, b, B, p.C, p.H, p.W, p.OC, p.K, p.pad, scratch,
-                 1);
+    conv_forward(full, in, W, b, B, p.C, p.H, p.W, p.OC, p.K, p.pad, NULL,
+                 scratch, 1);
     if (ACTS[p.act]) ACTS[p.act](full, full, n);
     if (p.pool)
         maxpool_forward(out, NULL, full, B, p.OC, OH, OW, 2);

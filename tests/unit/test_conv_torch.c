@@ -59,8 +59,8 @@ START_TEST(conv_and_pool_match_pytorch) {
         float *db = malloc((size_t)OC * sizeof *db);
         ck_assert(scratch && out && pooled && arg && dpool && din && dw && db);
 
-        conv_forward(out, x, weight, bias, B, C, H, W, OC, K, pad, scratch,
-                     threads);
+        conv_forward(out, x, weight, bias, B, C, H, W, OC, K, pad, NULL,
+                     scratch, threads);
         tu_assert_close("conv.out", out, want_out, n_out, RTOL);
         maxpool_forward(pooled, arg, out, B, OC, OH, OW, P);
         tu_assert_close("pool.out", pooled, want_pool, n_pool, RTOL);

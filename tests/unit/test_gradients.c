@@ -188,6 +188,115 @@ START_TEST(cnn_gradients_across_thread_counts) {
 }
 END_TEST
 
+/* Training fuses layers (layers.h: forward_act, backward_relu; train.c):
+ * an activation into the convolution before it, a relu's derivative into
+ * the pooling after it. The same operations on the same values, so
+ * net_gradients must equal the plain layer-by-layer passes below bit for
+ * bit: loss and every gradient, on nets where each fusion happens alone,
+ * together, on both convolution paths (im2col and Winograd), and after a
+ * relu that is the first layer. */
+static double layer_by_layer(const nn_net *net, const float *x,
+                             const uint8_t *labels, int B, float *grads,
+                             int threads) {
+    const int n = net->n_layers, K = nn_net_outputs(net);
+    float *act[NN_MAX_LAYERS + 1];
+    int32_t *argmax[NN_MAX_LAYERS];
+    size_t wide = NN_PIXELS, scratch_n = 1;
+    act[0] = malloc((size_t)B * NN_PIXELS * sizeof(float));
+    ck_assert(act[0]);
+    memcpy(act[0], x, (size_t)B * NN_PIXELS * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        size_t o = nn_shape_size(net->layers[i].out);
+        size_t s = layer_scratch_floats(&net->layers[i], threads);
+        wide = o > wide ? o : wide;
+        scratch_n = s > scratch_n ? s : scratch_n;
+        act[i + 1] = malloc((size_t)B * o * sizeof(float));
+        argmax[i] = malloc((size_t)B * o * sizeof(int32_t));
+        ck_assert(act[i + 1] && argmax[i]);
+    }
+    float *scratch = malloc(scratch_n * sizeof(float));
+    float *dout = malloc((size_t)B * wide * sizeof(float));
+    float *din = malloc((size_t)B * wide * sizeof(float));
+    float *probs = malloc((size_t)B * K * sizeof(float));
+    ck_assert(scratch && dout && din && probs);
+    for (int i = 0; i < n; i++)
+        layer_forward(&net->layers[i], net->params, act[i], act[i + 1], B,
+                      argmax[i], NULL, NULL, scratch, threads);
+    softmax_forward(probs, act[n], B, K);
+    double loss = (double)xent_loss(act[n], labels, B, K) * B / B;
+    softmax_xent_backward(dout, probs, labels, B, K);
+    for (int i = n - 1; i >= 0; i--) {
+        layer_backward(&net->layers[i], net->params, grads, act[i],
+                       act[i + 1], dout, i > 0 ? din : NULL, B, argmax[i],
+                       NULL, scratch, threads);
+        float *tmp = dout;
+        dout = din;
+        din = tmp;
+    }
+    for (int i = 0; i <= n; i++) free(act[i]);
+    for (int i = 0; i < n; i++) free(argmax[i]);
+    free(scratch);
+    free(dout);
+    free(din);
+    free(probs);
+    return loss;
+}
+
+START_TEST(fused_training_equals_layer_by_layer) {
+    static const struct {
+        const char *spec, *act;
+    } nets[] = {
+        /* im2col conv1 + relu + pool, Winograd conv2 + relu + pool */
+        {"conv5x32,pool2,conv5x64,pool2,dense256,dense10", "relu"},
+        /* an activation fused into im2col and into Winograd, no relu */
+        {"conv3x16,conv5x16,dense12,dense10", "sigmoid"},
+        {"conv3x16,conv5x16,pool2,dense10", "tanh"},
+        /* a relu's derivative into the pooling, the relu after no conv */
+        {"conv3x4,pool2,relu,pool2,dense10", "relu"},
+        /* and a relu that is the first layer */
+        {"relu,pool2,conv3x4,relu,pool2,dense10", "relu"},
+    };
+    int built = 0;
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
+        enum { B = 5 };
+        nn_error err;
+        nn_net *net = nn_net_create(nets[k].spec, nets[k].act, &err);
+        if (!net) continue;
+        built++;
+        nn_rng rng;
+        nn_rng_seed(&rng, 40 + k);
+        nn_net_init(net, &rng);
+        for (int i = 0; i < net->n_layers; i++) {
+            nn_layer *l = &net->layers[i];
+            tu_fill(net->params + l->biases, l->n_biases, &rng, -0.1f, 0.1f);
+        }
+        float *x = malloc(sizeof(float) * B * NN_PIXELS);
+        float *g = calloc(net->n_params, sizeof(float));
+        float *want = calloc(net->n_params, sizeof(float));
+        ck_assert(x && g && want);
+        /* inputs centred on 0, so relus and pools meet both signs */
+        tu_fill(x, (size_t)B * NN_PIXELS, &rng, -1, 1);
+        uint8_t labels[B];
+        for (int r = 0; r < B; r++) labels[r] = (uint8_t)nn_rng_below(&rng, 10);
+        for (int threads = 1; threads <= 2; threads++) {
+            double loss = net_gradients(net, x, labels, B, g, threads, &err);
+            double want_loss = layer_by_layer(net, x, labels, B, want, threads);
+            ck_assert_msg(loss == want_loss, "%s: loss %.9g, want %.9g",
+                          nets[k].spec, loss, want_loss);
+            for (size_t i = 0; i < net->n_params; i++)
+                ck_assert_msg(memcmp(&g[i], &want[i], sizeof g[i]) == 0,
+                              "%s, %d threads: parameter %zu: %.9g, want %.9g",
+                              nets[k].spec, threads, i, g[i], want[i]);
+        }
+        free(x);
+        free(g);
+        free(want);
+        nn_net_free(net);
+    }
+    ck_assert_int_eq(built, 5);
+}
+END_TEST
+
 /* The gradient check must be able to fail: a wrong gradient is caught. */
 START_TEST(gradcheck_catches_a_wrong_gradient) {
     nn_rng rng;
@@ -267,6 +376,7 @@ int main(void) {
     tcase_add_test(tc, cnn_relu_pool);
     tcase_add_test(tc, cnn_winograd);
     tcase_add_test(tc, cnn_gradients_across_thread_counts);
+    tcase_add_test(tc, fused_training_equals_layer_by_layer);
     tcase_add_test(tc, gradcheck_catches_a_wrong_gradient);
     tcase_add_test(tc, sigmoid_never_overflows);
     tcase_add_test(tc, sigmoid_is_accurate);
