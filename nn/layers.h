@@ -106,6 +106,11 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
  * the index into in of each maximum (may be NULL for inference). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
                      int C, int H, int W, int K);
+/* maxpool_forward with K = 2 by a named kernel ("avx512", "avx2",
+ * "generic"), so tests can check every variant on one machine. Returns -1
+ * (and does nothing) when the variant is unknown or cannot run here. */
+int maxpool2_forward_variant(const char *variant, float *out, int32_t *argmax,
+                             const float *in, int B, int C, int H, int W);
 /* din (B,C,H,W) is zeroed, then each dout goes to its argmax. */
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                       int B, int C, int H, int W, int K);

@@ -546,6 +546,54 @@ START_TEST(maxpool_ties_follow_row_major_order) {
 }
 END_TEST
 
+/* Every runnable 2x2 variant (AVX-512, AVX2, plain) against a plain scan
+ * in row-major order, the first NaN winning: widths from 1 to 40 windows
+ * (whole vectors and short last ones), odd sides, values drawn from a few
+ * with NaN and infinities among them, so ties and NaN meet everywhere. */
+START_TEST(maxpool2_variants_follow_the_definition) {
+    static const char *variants[] = {"avx512", "avx2", "generic"};
+    static const float vals[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1, 2, -1};
+    nn_rng rng;
+    nn_rng_seed(&rng, 78);
+    int ran = 0;
+    for (int W = 2; W <= 81; W += 1 + (W > 20) * 6) {
+        const int H = 5, B = 2, C = 1, OH = H / 2, OW = W / 2;
+        const size_t n_in = (size_t)B * C * H * W, n_out = (size_t)B * C * OH * OW;
+        float *in = alloc_nan(n_in), *out = alloc_nan(n_out);
+        int32_t *arg = malloc(n_out * sizeof *arg);
+        ck_assert_ptr_nonnull(arg);
+        for (size_t i = 0; i < n_in; i++)
+            in[i] = nn_rng_below(&rng, 4) ? (float)nn_rng_below(&rng, 3)
+                                          : vals[nn_rng_below(&rng, 8)];
+        for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+            if (maxpool2_forward_variant(variants[v], out, arg, in, B, C, H, W))
+                continue;
+            ran++;
+            for (int pl = 0; pl < B * C; pl++)
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        int best = -1;
+                        for (int kh = 0; kh < 2; kh++)
+                            for (int kw = 0; kw < 2; kw++) {
+                                int i = (pl * H + 2 * oh + kh) * W + 2 * ow + kw;
+                                if (best < 0 || in[i] > in[best] ||
+                                    (isnan(in[i]) && !isnan(in[best])))
+                                    best = i;
+                            }
+                        int o = (pl * OH + oh) * OW + ow;
+                        ck_assert_msg(arg[o] == best, "%s W=%d window %d: %d, want %d",
+                                      variants[v], W, o, arg[o], best);
+                        ck_assert(memcmp(&out[o], &in[best], sizeof *out) == 0);
+                    }
+        }
+        free(in);
+        free(out);
+        free(arg);
+    }
+    ck_assert_int_gt(ran, 20); /* at least the plain variant on every width */
+}
+END_TEST
+
 typedef struct {
     pool_case p;
     float *in, *out, *R;
@@ -695,6 +743,7 @@ static Suite *conv_suite(void) {
     tcase_add_test(tp, maxpool_ties_pick_first_and_nan_wins);
     tcase_add_test(tp, maxpool_ties_follow_row_major_order);
     tcase_add_loop_test(tp, maxpool_backward_matches_finite_differences, 0, N_POOLS);
+    tcase_add_test(tp, maxpool2_variants_follow_the_definition);
     suite_add_tcase(s, tp);
 
     TCase *td = tcase_create("dropout");
