@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "optim.h"
+#include "simd.h"
 
 double optim_lr(const nn_train_config *cfg, int epoch, long step,
                            long total_steps) {
@@ -35,6 +36,16 @@ void optim_weight_decay(const nn_net *net, float *grads, float wd) {
     }
 }
 
+/* The loops below are threaded and vectorised; under the sanitizers
+ * (NN_SANITIZED, simd.h) clang cannot vectorise the instrumented loops and
+ * warns that it did not, so there they are only threaded. */
+#if defined(NN_SANITIZED)
+#define OPTIM_LOOP _Pragma("omp parallel for num_threads(threads) schedule(static)")
+#else
+#define OPTIM_LOOP                                                             \
+    _Pragma("omp parallel for simd num_threads(threads) schedule(static)")
+#endif
+
 /* One step over all parameters. step counts from 1 (Adam's bias
  * correction needs it). */
 void optim_step(const nn_train_config *cfg, float *p, const float *g,
@@ -44,12 +55,12 @@ void optim_step(const nn_train_config *cfg, float *p, const float *g,
     int threads = cfg->threads > 1 && n >= ((size_t)1 << 16) ? cfg->threads : 1;
     switch (cfg->optimizer) {
     case NN_SGD:
-#pragma omp parallel for simd num_threads(threads) schedule(static)
+        OPTIM_LOOP
         for (size_t i = 0; i < n; i++) p[i] -= lr * g[i];
         break;
     case NN_MOMENTUM: {
         float mu = cfg->momentum;
-#pragma omp parallel for simd num_threads(threads) schedule(static)
+        OPTIM_LOOP
         for (size_t i = 0; i < n; i++) {
             m[i] = mu * m[i] + g[i];
             p[i] -= lr * m[i];
@@ -62,7 +73,7 @@ void optim_step(const nn_train_config *cfg, float *p, const float *g,
         double c1 = 1 - pow(b1, (double)step), c2 = 1 - pow(b2, (double)step);
         float a = (float)(lr * sqrt(c2) / c1);
         float e = (float)(eps * sqrt(c2));
-#pragma omp parallel for simd num_threads(threads) schedule(static)
+        OPTIM_LOOP
         for (size_t i = 0; i < n; i++) {
             m[i] = b1 * m[i] + (1 - b1) * g[i];
             v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
