@@ -377,16 +377,6 @@ static size_t conv_layer_scratch(const nn_layer *l, int threads) {
                                l->pad, threads);
 }
 
-static void conv_layer_forward(const nn_layer *l, const float *params,
-                               const float *in, float *out, int B,
-                               int32_t *argmax, float *mask, nn_rng *rng,
-                               float *scratch, int threads) {
-    (void)argmax, (void)mask, (void)rng;
-    conv_forward(out, in, params + l->weights, params + l->biases, B, l->in.c,
-                 l->in.h, l->in.w, l->size, l->kernel, l->pad, NULL, scratch,
-                 threads);
-}
-
 static void conv_layer_forward_act(const nn_layer *l, const float *params,
                                    const float *in, float *out, int B,
                                    act_forward_fn act, float *scratch,
@@ -394,6 +384,14 @@ static void conv_layer_forward_act(const nn_layer *l, const float *params,
     conv_forward(out, in, params + l->weights, params + l->biases, B, l->in.c,
                  l->in.h, l->in.w, l->size, l->kernel, l->pad, act, scratch,
                  threads);
+}
+
+static void conv_layer_forward(const nn_layer *l, const float *params,
+                               const float *in, float *out, int B,
+                               int32_t *argmax, float *mask, nn_rng *rng,
+                               float *scratch, int threads) {
+    (void)argmax, (void)mask, (void)rng;
+    conv_layer_forward_act(l, params, in, out, B, NULL, scratch, threads);
 }
 
 static void conv_layer_backward(const nn_layer *l, const float *params,

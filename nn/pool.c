@@ -38,12 +38,11 @@ static inline int later_wins(float later, float earlier) {
     return (later > earlier) | ((later != later) & (earlier == earlier));
 }
 
-/* Windows [k0, OW) of one row: input rows r0 and r1 = r0 + W, whose
+/* The OW windows of one row, plain: input rows r0 and r1 = r0 + W, whose
  * first element has the flat index `first`. */
-static inline void pool2_row_tail(const float *r0, const float *r1, float *o,
-                                  int32_t *arg, int32_t first, int W, int k0,
-                                  int OW) {
-    for (int k = k0; k < OW; k++) {
+static void pool2_row_generic(const float *r0, const float *r1, float *o,
+                              int32_t *arg, int32_t first, int W, int OW) {
+    for (int k = 0; k < OW; k++) {
         const float v[4] = {r0[2 * k], r0[2 * k + 1], r1[2 * k], r1[2 * k + 1]};
         const int32_t off[4] = {0, 1, W, W + 1};
         float best = v[0];
@@ -59,7 +58,7 @@ static inline void pool2_row_tail(const float *r0, const float *r1, float *o,
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 #define POOL_SHUF __builtin_shufflevector
-/* even and odd lanes of the 2*VL floats at p */
+/* The even and odd lanes of x and y, read as one row of 2*VL floats. */
 #define POOL_EVEN16(x, y) POOL_SHUF(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
 #define POOL_ODD16(x, y) POOL_SHUF(x, y, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
 #define POOL_EVEN8(x, y) POOL_SHUF(x, y, 0, 2, 4, 6, 8, 10, 12, 14)
@@ -157,11 +156,6 @@ NN_TARGET_AVX2 static inline void pool2_tail_avx2(const float *r0,
     if (arg) _mm256_maskstore_epi32(arg, mo, (__m256i)idx);
 }
 #endif
-
-static void pool2_row_generic(const float *r0, const float *r1, float *o,
-                              int32_t *arg, int32_t first, int W, int OW) {
-    pool2_row_tail(r0, r1, o, arg, first, W, 0, OW);
-}
 
 typedef void (*pool2_row_fn)(const float *r0, const float *r1, float *o,
                              int32_t *arg, int32_t first, int W, int OW);

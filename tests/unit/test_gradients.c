@@ -223,6 +223,7 @@ static double layer_by_layer(const nn_net *net, const float *x,
         layer_forward(&net->layers[i], net->params, act[i], act[i + 1], B,
                       argmax[i], NULL, NULL, scratch, threads);
     softmax_forward(probs, act[n], B, K);
+    /* as train_batch sums it and net_gradients divides it, for equal bits */
     double loss = (double)xent_loss(act[n], labels, B, K) * B / B;
     softmax_xent_backward(dout, probs, labels, B, K);
     for (int i = n - 1; i >= 0; i--) {
@@ -259,13 +260,11 @@ START_TEST(fused_training_equals_layer_by_layer) {
         /* and a relu that is the first layer */
         {"relu,pool2,conv3x4,relu,pool2,dense10", "relu"},
     };
-    int built = 0;
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
         enum { B = 3 };
         nn_error err;
         nn_net *net = nn_net_create(nets[k].spec, nets[k].act, &err);
-        if (!net) continue;
-        built++;
+        ck_assert_msg(net != NULL, "%s: %s", nets[k].spec, err.msg);
         nn_rng rng;
         nn_rng_seed(&rng, 40 + k);
         nn_net_init(net, &rng);
@@ -296,7 +295,6 @@ START_TEST(fused_training_equals_layer_by_layer) {
         free(want);
         nn_net_free(net);
     }
-    ck_assert_int_eq(built, 5);
 }
 END_TEST
 
