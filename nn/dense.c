@@ -1,5 +1,6 @@
 /* dense.c: the fully connected layer, out = in W^T + b, as GEMMs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,10 +39,17 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
 
 /* Inference answers must not depend on which other inputs share the batch
  * (the daemon's dynamic batcher groups requests as they arrive): every
- * element is one dot product in an order that depends only on I
- * (nn_sgemm_dot), and W is read from memory once per call, whatever B. */
-void dense_infer(float *out, const float *in, const float *W, const float *b,
-                 int B, int I, int O, act_forward_fn act, int threads) {
+ * element is summed in an order that depends only on I, and W is read
+ * from memory at most once per input.
+ *   Wt NULL: W (O, I); each element is one dot product (nn_sgemm_dot), W
+ *            read once per call whatever B.
+ *   Wt (I, O), W transposed: each element is a sum over the inputs in
+ *            order, skipping zero inputs (nn_sgemm_sparse_a), so an input
+ *            row with z non-zeros reads z rows of Wt: an MNIST-like image
+ *            is about 80% background zeros. */
+void dense_infer(float *out, const float *in, const float *W, const float *Wt,
+                 const float *b, int B, int I, int O, act_forward_fn act,
+                 int threads) {
     if (threads > 1 && (size_t)I * O < DENSE_PAR_MIN_WEIGHTS) threads = 1;
     /* Output blocks of 16 (one cache line of out), shared by the actual
      * team: each thread streams its part of W. */
@@ -59,12 +67,24 @@ void dense_infer(float *out, const float *in, const float *W, const float *b,
         if (o0 < o1) {
             for (int r = 0; r < B; r++)
                 memcpy(out + (size_t)r * O + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));
-            nn_sgemm_dot(B, o1 - o0, I, in, I, W + (size_t)o0 * I, I, 1.0f, out + o0, O);
+            if (Wt)
+                nn_sgemm_sparse_a(B, o1 - o0, I, in, I, Wt + o0, O, 1.0f,
+                                  out + o0, O);
+            else
+                nn_sgemm_dot(B, o1 - o0, I, in, I, W + (size_t)o0 * I, I, 1.0f,
+                             out + o0, O);
             if (act)
                 for (int r = 0; r < B; r++)
                     act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, (size_t)(o1 - o0));
         }
     }
+}
+
+/* W (O, I) -> Wt (I, O). */
+static void transpose(float *Wt, const float *W, int I, int O) {
+    for (int o = 0; o < O; o++)
+        for (int k = 0; k < I; k++)
+            Wt[(size_t)k * O + o] = W[(size_t)o * I + k];
 }
 
 /* ================================================================== */
@@ -126,13 +146,49 @@ static int dense_layer_infer_span(const nn_net *net, int i) {
     return dense_fused_act(net, i) ? 2 : 1;
 }
 
+/* A dense layer that reads the image itself (the first layer) takes the
+ * sparse path: the image's background is zeros. Its Wt is made once by
+ * nn_net_prepare, else per call in scratch; later layers read ReLU maps
+ * or batches where reading W once is cheaper. */
+static bool dense_reads_image(int i) { return i == 0; }
+
+static size_t dense_layer_infer_scratch(const nn_net *net, int i, int B,
+                                        int threads) {
+    (void)B;
+    (void)threads;
+    return dense_reads_image(i) && !net->prepared[i]
+               ? net->layers[i].n_weights
+               : 0;
+}
+
+static int dense_layer_infer_prepare(const nn_net *net, int i, float **out) {
+    const nn_layer *l = &net->layers[i];
+    *out = NULL;
+    if (!dense_reads_image(i))
+        return 0;
+    *out = malloc(l->n_weights * sizeof(float));
+    if (!*out)
+        return -1;
+    transpose(*out, net->params + l->weights, (int)nn_shape_size(l->in),
+              l->size);
+    return 0;
+}
+
 static int dense_layer_infer(const nn_net *net, int i, const float *in,
                              float *out, int B, float *scratch, int threads) {
-    (void)scratch;
     const nn_layer *l = &net->layers[i];
+    const int I = (int)nn_shape_size(l->in);
+    const float *W = net->params + l->weights, *Wt = NULL;
+    if (dense_reads_image(i)) {
+        Wt = net->prepared[i];
+        if (!Wt) {
+            transpose(scratch, W, I, l->size);
+            Wt = scratch;
+        }
+    }
     act_forward_fn act = dense_fused_act(net, i);
-    dense_infer(out, in, net->params + l->weights, net->params + l->biases, B,
-                (int)nn_shape_size(l->in), l->size, act, threads);
+    dense_infer(out, in, W, Wt, net->params + l->biases, B, I, l->size, act,
+                threads);
     return act ? 2 : 1;
 }
 
@@ -149,4 +205,6 @@ const layer_kind_desc layer_dense_desc = {
     .backward = dense_layer_backward,
     .infer = dense_layer_infer,
     .infer_span = dense_layer_infer_span,
+    .infer_scratch_floats = dense_layer_infer_scratch,
+    .infer_prepare = dense_layer_infer_prepare,
 };

@@ -472,6 +472,71 @@ GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
         }                                                                      \
     }
 
+/* sparse_rows_VEC: C rows m0..m1-1, columns n0..n1-1, C = A B + beta C
+ * with B stored (K, N), reading a row of B only where A's element is not
+ * zero (nn_sgemm_sparse_a). Per block of columns, A's row is scanned in
+ * segments: the non-zero positions are listed without branches, then
+ * each listed row of B is added, so the zeros cost no load and no
+ * mispredicted branch. Every element is summed over k in ascending order
+ * whatever the blocks. */
+enum { SPARSE_SEG = 512 };
+#define GEMM_DEFINE_SPARSE_ROWS(VEC)                                           \
+    GEMM_INLINE void sparse_block_##VEC(const gemm_args *g, const int NV,      \
+                                        const float *arow, int j,              \
+                                        float *crow) {                         \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        VEC acc[8];                                                            \
+        GEMM_UNROLL for (int v = 0; v < NV; v++)                               \
+            acc[v] = (VEC){0};                                                 \
+        int idx[SPARSE_SEG];                                                   \
+        for (int k0 = 0; k0 < g->K; k0 += SPARSE_SEG) {                        \
+            const int kn = g->K - k0 < SPARSE_SEG ? g->K - k0 : SPARSE_SEG;    \
+            int nz = 0;                                                        \
+            for (int k = 0; k < kn; k++) {                                     \
+                idx[nz] = k0 + k;                                              \
+                nz += arow[k0 + k] != 0.0f;                                    \
+            }                                                                  \
+            for (int t = 0; t < nz; t++) {                                     \
+                const float s = arow[idx[t]];                                  \
+                const float *brow = g->B + (size_t)idx[t] * g->ldb + j;        \
+                GEMM_UNROLL for (int v = 0; v < NV; v++) {                     \
+                    VEC bv;                                                    \
+                    VEC_LOAD(bv, brow + VL * v);                               \
+                    acc[v] += s * bv;                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        GEMM_UNROLL for (int v = 0; v < NV; v++) {                             \
+            VEC out = acc[v];                                                  \
+            if (g->beta != 0.0f) {                                             \
+                VEC old;                                                       \
+                VEC_LOAD(old, crow + j + VL * v);                              \
+                out = acc[v] + g->beta * old;                                  \
+            }                                                                  \
+            VEC_STORE(crow + j + VL * v, out);                                 \
+        }                                                                      \
+    }                                                                          \
+    GEMM_INLINE void sparse_rows_##VEC(const gemm_args *g, int m0, int m1,     \
+                                       int n0, int n1) {                       \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        for (int i = m0; i < m1; i++) {                                        \
+            const float *arow = g->A + (size_t)i * g->lda;                     \
+            float *crow = g->C + (size_t)i * g->ldc;                           \
+            int j = n0;                                                        \
+            for (; j + 8 * VL <= n1; j += 8 * VL)                              \
+                sparse_block_##VEC(g, 8, arow, j, crow);                       \
+            for (; j + VL <= n1; j += VL)                                      \
+                sparse_block_##VEC(g, 1, arow, j, crow);                       \
+            for (; j < n1; j++) {                                              \
+                float s = 0.0f;                                                \
+                for (int k = 0; k < g->K; k++)                                 \
+                    if (arow[k] != 0.0f)                                       \
+                        s += arow[k] * g->B[(size_t)k * g->ldb + j];           \
+                c_update(crow + j, s, 1.0f, g->beta);                          \
+            }                                                                  \
+        }                                                                      \
+    }
+
 GEMM_DEFINE_MICRO_KERNEL(v16)
 GEMM_DEFINE_MICRO_KERNEL(v8)
 GEMM_DEFINE_MICRO_KERNEL(v4)
@@ -484,6 +549,9 @@ GEMM_DEFINE_DOT_BLOCK(v4)
 GEMM_DEFINE_DIRECT_ROWS(v16)
 GEMM_DEFINE_DIRECT_ROWS(v8)
 GEMM_DEFINE_DIRECT_ROWS(v4)
+GEMM_DEFINE_SPARSE_ROWS(v16)
+GEMM_DEFINE_SPARSE_ROWS(v8)
+GEMM_DEFINE_SPARSE_ROWS(v4)
 
 /* The width is a constant in every caller, so these choices fold away. */
 GEMM_INLINE void micro_kernel(const int VL, const int MR, const int NV, int kc,
@@ -506,6 +574,16 @@ GEMM_INLINE void direct_rows(const int VL, const gemm_args *g, int m0, int m1,
         direct_rows_v8(g, m0, m1, n0, n1);
     else
         direct_rows_v4(g, m0, m1, n0, n1);
+}
+
+GEMM_INLINE void sparse_rows(const int VL, const gemm_args *g, int m0, int m1,
+                             int n0, int n1) {
+    if (VL == 16)
+        sparse_rows_v16(g, m0, m1, n0, n1);
+    else if (VL == 8)
+        sparse_rows_v8(g, m0, m1, n0, n1);
+    else
+        sparse_rows_v4(g, m0, m1, n0, n1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -580,6 +658,7 @@ typedef struct {
     int mr, nr; /* tile of the micro-kernel */
     void (*slice)(const gemm_args *g, int m0, int m1, int n0, int n1);
     void (*direct)(const gemm_args *g, int m0, int m1, int n0, int n1);
+    void (*sparse)(const gemm_args *g, int m0, int m1, int n0, int n1);
 } gemm_impl;
 
 /* Each variant has a second, one-vector-wide tile for a C of at most one
@@ -597,6 +676,10 @@ static void slice_generic(const gemm_args *g, int m0, int m1, int n0, int n1) {
 }
 static void direct_generic(const gemm_args *g, int m0, int m1, int n0, int n1) {
     direct_rows(4, g, m0, m1, n0, n1);
+}
+static void sparse_generic(const gemm_args *g, int m0, int m1, int n0,
+                           int n1) {
+    sparse_rows(4, g, m0, m1, n0, n1);
 }
 
 #ifdef NN_SIMD_X86
@@ -617,6 +700,10 @@ GEMM_TARGET_AVX512 static void direct_avx512(const gemm_args *g, int m0,
                                              int m1, int n0, int n1) {
     direct_rows(16, g, m0, m1, n0, n1);
 }
+GEMM_TARGET_AVX512 static void sparse_avx512(const gemm_args *g, int m0,
+                                             int m1, int n0, int n1) {
+    sparse_rows(16, g, m0, m1, n0, n1);
+}
 
 /* AVX2: 6 x 16 tile of v8 = 12 of the 16 ymm registers as accumulators. */
 GEMM_TARGET_AVX2 static void slice_avx2(const gemm_args *g, int m0, int m1,
@@ -630,14 +717,18 @@ GEMM_TARGET_AVX2 static void direct_avx2(const gemm_args *g, int m0, int m1,
                                          int n0, int n1) {
     direct_rows(8, g, m0, m1, n0, n1);
 }
+GEMM_TARGET_AVX2 static void sparse_avx2(const gemm_args *g, int m0, int m1,
+                                         int n0, int n1) {
+    sparse_rows(8, g, m0, m1, n0, n1);
+}
 #endif
 
 static const gemm_impl gemm_impls[] = {
 #ifdef GEMM_X86
-    {"avx512", 8, 32, slice_avx512, direct_avx512},
-    {"avx2", 6, 16, slice_avx2, direct_avx2},
+    {"avx512", 8, 32, slice_avx512, direct_avx512, sparse_avx512},
+    {"avx2", 6, 16, slice_avx2, direct_avx2, sparse_avx2},
 #endif
-    {"generic", 4, 8, slice_generic, direct_generic},
+    {"generic", 4, 8, slice_generic, direct_generic, sparse_generic},
 };
 
 /* Whether this CPU runs the variant. Read-only: no state is kept. */
@@ -756,6 +847,23 @@ void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
         .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
     };
     im->direct(&g, 0, M, 0, N);
+}
+
+/* C (M, N) = A (M, K) B + beta C, B stored (K, N), skipping A's zeros:
+ * declared in layers.h. */
+void nn_sgemm_sparse_a(int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    const gemm_impl *im = &gemm_impls[0];
+    while (!gemm_impl_usable(im))
+        im++;
+    if (M <= 0 || N <= 0)
+        return;
+    gemm_args g = {
+        .ta = false, .tb = false, .N = N, .K = K, .alpha = 1.0f, .beta = beta,
+        .A = A, .B = B, .C = C,
+        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
+    };
+    im->sparse(&g, 0, M, 0, N);
 }
 
 /* nn_sgemm with a named variant: declared in layers.h. */

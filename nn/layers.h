@@ -42,6 +42,16 @@ int nn_sgemm_variant(const char *variant, bool trans_a, bool trans_b, int M,
 void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
 
+/* C (M, N) = A (M, K) x B + beta C, B stored (K, N), by the direct path,
+ * for an A that is mostly zeros (an image's background): a row of B is
+ * read only where A's element is not 0, so a row of A with z non-zeros
+ * costs z rows of B. Every element is summed over k in ascending order
+ * (one chain per element), so the answer depends on neither M nor the
+ * zeros skipped (0 * b adds nothing to a sum started at +0, for finite
+ * B). */
+void nn_sgemm_sparse_a(int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
+
 /* ---- dense (nn/dense.c) ------------------------------------------- */
 /* in (B,I), W (O,I), b (O) -> out (B,O) */
 void dense_forward(float *out, const float *in, const float *W, const float *b,
@@ -336,10 +346,12 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
 /* Dense layer for inference (nn/dense.c): dense_forward then act (NULL:
  * none). A few rows are matrix-vector products that read W once; with
  * threads > 1 the outputs are shared out, each thread streaming its own
- * rows of W, so one image uses both cores' caches. in (B,I), W (O,I),
- * b (O) -> out (B,O). */
-void dense_infer(float *out, const float *in, const float *W, const float *b,
-                 int B, int I, int O, act_forward_fn act, int threads);
+ * rows of W, so one image uses both cores' caches. Given Wt (W
+ * transposed, (I, O)), it is used instead, skipping the zeros of in (for
+ * inputs that are mostly zeros). in (B,I), W (O,I), b (O) -> out (B,O). */
+void dense_infer(float *out, const float *in, const float *W, const float *Wt,
+                 const float *b, int B, int I, int O, act_forward_fn act,
+                 int threads);
 
 /* ---- a whole network's gradient (nn/train.c) ---------------------- */
 /* Mean softmax cross-entropy of net on x (B,784) against labels (B), and

@@ -165,8 +165,9 @@ void nn_net_free(nn_net *net);
 
 /* For a net that will only be served from now on (its weights no longer
  * change): computes once what the inference kernels would redo on every
- * call (the Winograd transform of 5x5 filters), so nn_predict is faster
- * and needs less scratch. Same results as without. Idempotent; 0, or -1
+ * call (the Winograd transform of 5x5 filters, the transposed weights of
+ * a first dense layer), so nn_predict is faster and needs less scratch.
+ * Same results as without. Idempotent; 0, or -1
  * with err when out of memory (the net stays usable, unprepared). */
 int nn_net_prepare(nn_net *net, nn_error *err);
 

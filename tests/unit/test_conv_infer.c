@@ -475,28 +475,38 @@ START_TEST(dense_infer_matches_reference) {
     float *W = alloc_floats((size_t)I * O), *b = alloc_floats((size_t)O);
     tu_fill(W, (size_t)I * O, &rng, -0.1f, 0.1f);
     tu_fill(b, (size_t)O, &rng, -1, 1);
+    float *Wt = alloc_floats((size_t)I * O);
+    for (int o = 0; o < O; o++)
+        for (int k = 0; k < I; k++)
+            Wt[(size_t)k * O + o] = W[(size_t)o * I + k];
     for (int bi = 0; bi < 5; bi++) {
         int B = batches[bi];
         float *in = alloc_floats((size_t)B * I);
         tu_fill(in, (size_t)B * I, &rng, -1, 1);
+        tu_sparsify_rows(in, B, I, 0.6f); /* for the path given Wt */
         for (int a = 0; a < 4; a++) {
             float *want = alloc_nan((size_t)B * O);
             dense_forward(want, in, W, b, B, I, O, 1);
             if (ACTS[a]) ACTS[a](want, want, (size_t)B * O);
             for (int threads = 1; threads <= 2; threads++) {
-                float *got = alloc_nan((size_t)B * O);
-                dense_infer(got, in, W, b, B, I, O, ACTS[a], threads);
-                char what[120];
-                snprintf(what, sizeof what, "dense %dx%d B=%d act=%s threads=%d",
-                         I, O, B, ACT_NAMES[a], threads);
-                assert_close(what, got, want, (size_t)B * O, 1e-5);
-                free(got);
+                for (int t = 0; t < 2; t++) {
+                    float *got = alloc_nan((size_t)B * O);
+                    dense_infer(got, in, W, t ? Wt : NULL, b, B, I, O, ACTS[a],
+                                threads);
+                    char what[120];
+                    snprintf(what, sizeof what,
+                             "dense %dx%d B=%d act=%s threads=%d %s", I, O, B,
+                             ACT_NAMES[a], threads, t ? "Wt" : "W");
+                    assert_close(what, got, want, (size_t)B * O, 1e-5);
+                    free(got);
+                }
             }
             free(want);
         }
         free(in);
     }
     free(W);
+    free(Wt);
     free(b);
 }
 END_TEST
@@ -545,6 +555,7 @@ START_TEST(predict_matches_layer_by_layer_forward) {
         int B = batches[bi];
         float *x = alloc_floats((size_t)B * NN_PIXELS);
         tu_fill(x, (size_t)B * NN_PIXELS, &rng, 0, 1);
+        tu_sparsify_rows(x, B, NN_PIXELS, 0.8f); /* images' background */
         float *want = alloc_nan((size_t)B * NN_CLASSES);
         reference_predict(net, x, B, want);
         for (int threads = 1; threads <= 2; threads++) {

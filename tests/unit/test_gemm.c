@@ -69,7 +69,15 @@ static bool check_product(const char *variant, bool ta, bool tb, int M, int N,
     ck_assert_ptr_nonnull(c0);
     memcpy(c0, C.v, sizeof(float) * (size_t)M * C.ld);
 
-    if (variant && strcmp(variant, "dot") == 0) {
+    if (variant && strcmp(variant, "sparse") == 0) {
+        ck_assert(!ta && !tb && alpha == 1.0f);
+        /* mostly zeros, as an image's background: 7 in 10 */
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < K; k++)
+                if ((i * 7 + k * 3) % 10 < 7)
+                    A.v[(size_t)i * A.ld + k] = 0.0f;
+        nn_sgemm_sparse_a(M, N, K, A.v, A.ld, B.v, B.ld, beta, C.v, C.ld);
+    } else if (variant && strcmp(variant, "dot") == 0) {
         ck_assert(!ta && tb && alpha == 1.0f);
         nn_sgemm_dot(M, N, K, A.v, A.ld, B.v, B.ld, beta, C.v, C.ld);
     } else if (variant) {
@@ -169,6 +177,39 @@ START_TEST(test_dot_any_rows) {
                       "row %d alone differs from row %d of %d", i, i, M);
     }
     free(A.v), free(B.v);
+}
+END_TEST
+
+/* nn_sgemm_sparse_a (the first dense layer's inference): any number of
+ * rows and columns (whole 8-vector blocks, single vectors, scalar
+ * columns), depths across its 512-long segments, beta 0 (C NaN) and 1;
+ * a row alone must give bitwise what it gives among others. */
+START_TEST(test_sparse_a_any_rows) {
+    static const int depths[] = {1, 3, 17, 129, 511, 512, 513, 1100};
+    for (int mi = 0; mi < N_ODD; mi++)
+        for (int ni = 0; ni < N_ODD; ni++)
+            for (int ki = 0; ki < 8; ki++) {
+                int M = odd_sizes[mi], N = odd_sizes[ni], K = depths[ki];
+                uint64_t seed = (uint64_t)(100 * mi + 10 * ni + ki);
+                check_product("sparse", false, false, M, N, K, 1.0f, 0.0f, 1, true, 1, seed);
+                check_product("sparse", false, false, M, N, K, 1.0f, 1.0f, 0, false, 1, seed);
+            }
+    enum { M = 13, N = 300, K = 784 };
+    nn_rng rng;
+    nn_rng_seed(&rng, 6);
+    mat A = mat_new(M, K, 0, &rng), B = mat_new(K, N, 0, &rng);
+    for (size_t e = 0; e < (size_t)M * K; e++)
+        if (A.v[e] < 0.5f)
+            A.v[e] = 0.0f;
+    float *all = malloc(sizeof(float) * M * N), one[N];
+    ck_assert_ptr_nonnull(all);
+    nn_sgemm_sparse_a(M, N, K, A.v, K, B.v, N, 0.0f, all, N);
+    for (int i = 0; i < M; i++) {
+        nn_sgemm_sparse_a(1, N, K, A.v + (size_t)i * K, K, B.v, N, 0.0f, one, N);
+        ck_assert_msg(memcmp(one, all + i * N, sizeof one) == 0,
+                      "row %d alone differs from row %d of %d", i, i, M);
+    }
+    free(all), free(A.v), free(B.v);
 }
 END_TEST
 
@@ -342,6 +383,7 @@ static Suite *gemm_suite(void) {
     tcase_add_loop_test(tc, test_beta_zero_ignores_nan, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_large_blocked, 0, N_VARIANTS);
     tcase_add_test(tc, test_dot_any_rows);
+    tcase_add_test(tc, test_sparse_a_any_rows);
     tcase_add_test(tc, test_mlp_shapes_public);
     tcase_add_test(tc, test_empty_depth_and_zero_alpha);
     tcase_add_loop_test(tc, test_threads_bitwise_identical, 0, N_VARIANTS);

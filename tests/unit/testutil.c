@@ -42,6 +42,13 @@ void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi) {
         x[i] = lo + (hi - lo) * nn_rng_uniform(rng);
 }
 
+void tu_sparsify_rows(float *x, int rows, int cols, float keep) {
+    for (int r = 1; r < rows; r += 2)
+        for (int c = 0; c < cols; c++)
+            if (x[(size_t)r * cols + c] < keep)
+                x[(size_t)r * cols + c] = 0.0f;
+}
+
 double tu_gradcheck(float *x, size_t n, const float *analytic,
                     double (*loss)(void *ctx), void *ctx, float h) {
     double worst = 0;

@@ -22,6 +22,11 @@ int tu_mnist_sets(nn_dataset *train, nn_dataset *test, const char *what);
 /* Fills n floats uniformly in [lo, hi). */
 void tu_fill(float *x, size_t n, nn_rng *rng, float lo, float hi);
 
+/* Like an image's background: every other of the `rows` rows of `cols`
+ * floats (the odd ones) keeps only its values >= keep (uniform [0, 1)
+ * values with keep 0.8 leave about 20% non-zero), the rest becoming 0. */
+void tu_sparsify_rows(float *x, int rows, int cols, float keep);
+
 /* Central finite differences: for each of the n entries of x, perturbs it
  * by +-h, calls loss(ctx) and compares (L+ - L-)/2h with analytic[i].
  * Returns the largest |num - ana| / max(1e-3, |num| + |ana|). x is
