@@ -20,12 +20,14 @@
  *   dM = A dY A^T                      dY: the tile's 4x4 of dout, zeros
  *                                          past OH, OW
  *   dU[xi] (C,OC) += V[xi]^T (C,T) x dM[xi] (T,OC)   over all T tiles
- *   dV[xi] (T,C)   = dM[xi] (T,OC) x U[xi]^T (OC,C)
+ *   dV[xi] (T,C)   = dM[xi] (T,OC) x U[xi]^T (OC,C)  U^T stored (OC,CP)
  *   din patch     += B dV B^T          overlaps summed, padding dropped
  *   dW             = G^T dU G
- * The two GEMMs per xi go to nn_sgemm, over blocks of about WG_TILES tiles
- * (8 samples of 14x14), whose V (64, T, CP) and dM (64, T, OCP) take 1 and
- * 2 MiB. The transforms read and write planes with the channels
+ * The two GEMMs per xi run on a register tile of their own (wg_gemm), over
+ * blocks of about WG_TILES tiles (8 samples of 14x14), whose V (64, T, CP)
+ * and dM (64, T, OCP) take 1 and 2 MiB. They are small (32 x 64 x 128 for
+ * the default CNN's conv2): nn_sgemm's packing made them run at 53-88
+ * GFLOP/s on one core. The transforms read and write planes with the channels
  * innermost (HWC, channels rounded up to WG_LANES with zeros), so they are
  * vector code over WG_LANES channels at a time (one zmm, or two ymm),
  * compiled for AVX-512, AVX2 and plain x86-64 and picked at run time as
@@ -34,9 +36,9 @@
  * Threads and order, as conv.c's: the batch is cut into chunks by (B,
  * threads) alone; a chunk sums its partial dU over its samples in order,
  * and the partials are added in chunk order, so dW is the same run to run
- * for a thread count. din does not depend on the thread count: a sample's
- * rows of dV are computed by the same GEMM kernel over the same depth
- * whatever block they are in.
+ * for a thread count. din does not depend on the thread count: each
+ * element of dV is one sum over the output channels in order, whatever
+ * block its sample is in.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -63,7 +65,6 @@
 enum {
     WG_LANES = 16,  /* channels per step of the transforms */
     WG_TILES = 128, /* tiles per GEMM block, about */
-    WG_MIN_ROWS = 8, /* rows of dV's GEMM, at least (see there) */
 };
 
 /* Everything about one shape. */
@@ -74,7 +75,8 @@ typedef struct {
     int CP, OCP;     /* channels rounded up to WG_LANES */
     int S;           /* samples per GEMM block */
     size_t vs, ms;   /* floats from V[xi] to V[xi + 1], dM likewise */
-    size_t nu;       /* floats of U or of a dU: 64 x (C, OCP) */
+    size_t nu;       /* floats of a dU: 64 x (C, OCP) */
+    size_t nut;      /* floats of U^T: 64 x (OCP, CP) */
     size_t in_plane, dy_plane, per_chunk;
     size_t m_off, du_off, in_off, dy_off; /* in a slice; V is at 0 */
 } wg_shape;
@@ -92,14 +94,13 @@ static wg_shape shape_of(int C, int H, int W, int OC, int pad) {
     s.WT = CW_O * s.TX + 4;
     s.CP = (int)round_up((size_t)C, WG_LANES);
     s.OCP = (int)round_up((size_t)OC, WG_LANES);
-    /* S * tps >= WG_MIN_ROWS always: it is >= tps, and > WG_TILES - tps
-     * when tps < WG_TILES; so a block has room for dV's padding rows. */
     s.S = s.tps < WG_TILES ? WG_TILES / s.tps : 1;
     /* One cache line more than a block's rows, so that the 64 points of
      * a tile do not all fall into one set of L1 (see conv_winograd.c). */
     s.vs = (size_t)s.S * s.tps * s.CP + 16;
     s.ms = (size_t)s.S * s.tps * s.OCP + 16;
     s.nu = (size_t)CW_P * s.C * s.OCP;
+    s.nut = (size_t)CW_P * s.OCP * s.CP;
     s.in_plane = (size_t)s.HT * s.WT * s.CP;
     s.dy_plane = (size_t)CW_O * s.TY * CW_O * s.TX * s.OCP;
     /* A chunk's slice: V, dM, its dU, the input (and din) plane, the
@@ -115,8 +116,8 @@ static wg_shape shape_of(int C, int H, int W, int OC, int pad) {
 size_t conv_winograd_grad_scratch_floats(int C, int H, int W, int OC, int pad,
                                          int threads) {
     wg_shape s = shape_of(C, H, W, OC, pad);
-    /* U, then one slice per chunk; 15 more to align to 64 bytes. */
-    return round_up(s.nu, 16) +
+    /* U, U^T, then one slice per chunk; 15 more to align to 64 bytes. */
+    return round_up(s.nu, 16) + round_up(s.nut, 16) +
            (size_t)(threads > 1 ? threads : 1) * s.per_chunk + 15;
 }
 
@@ -317,6 +318,82 @@ WG_INLINE void weights_grad_tile(const wg_shape *s, const float *du, int c,
             dW[((size_t)(oc0 + o) * s->C + c) * 25 + k] = g[k / 5][k % 5][o];
 }
 
+/* ---- the GEMMs -------------------------------------------------------- */
+
+/* wg_gemm_VEC: C (M, N) = A (M, K) x B (K, N), plus C's old values when
+ * add, for N a multiple of WG_LANES. A is read one element at a time,
+ * A[m][k] = a[m*am + k*ak], so V[xi]^T and dM[xi] are used where they
+ * lie; B's rows (ldb apart) and C's (ldc) are contiguous. Register tile:
+ * MR rows x 2 vectors (8 x 32 columns in zmm, 6 x 16 in ymm or 6 x 8 in
+ * xmm), broadcasting A. Each element is one sum over k in order, so a
+ * row's result does not depend on the rows beside it. */
+#define WG_DEFINE_GEMM(VEC)                                                    \
+    WG_INLINE void gemm_tile_##VEC(const int NR, const int NV, int K,          \
+                                   const float *a, size_t am, size_t ak,       \
+                                   const float *b, size_t ldb, float *c,       \
+                                   size_t ldc, bool add) {                     \
+        enum { VL = sizeof(VEC) / sizeof(float) };                             \
+        VEC acc[8][2];                                                         \
+        WG_UNROLL for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] =         \
+            (VEC){0};                                                          \
+        for (int k = 0; k < K; k++) {                                          \
+            VEC b0, b1 = {0};                                                  \
+            VEC_LOAD(b0, b + (size_t)k * ldb);                                 \
+            if (NV > 1) VEC_LOAD(b1, b + (size_t)k * ldb + VL);                \
+            WG_UNROLL for (int r = 0; r < NR; r++) {                           \
+                const float x = a[(size_t)r * am + (size_t)k * ak];            \
+                acc[r][0] += x * b0;                                           \
+                if (NV > 1) acc[r][1] += x * b1;                               \
+            }                                                                  \
+        }                                                                      \
+        WG_UNROLL for (int r = 0; r < NR; r++)                                 \
+            WG_UNROLL for (int v = 0; v < NV; v++) {                           \
+                float *cp = c + (size_t)r * ldc + v * VL;                      \
+                VEC out = acc[r][v];                                           \
+                if (add) {                                                     \
+                    VEC old;                                                   \
+                    VEC_LOAD(old, cp);                                         \
+                    out = old + out;                                           \
+                }                                                              \
+                VEC_STORE(cp, out);                                            \
+            }                                                                  \
+    }                                                                          \
+    WG_INLINE void wg_gemm_##VEC(int M, int N, int K, const float *a,          \
+                                 size_t am, size_t ak, const float *b,         \
+                                 size_t ldb, float *c, size_t ldc, bool add) { \
+        enum { VL = sizeof(VEC) / sizeof(float), MR = VL == 16 ? 8 : 6 };      \
+        for (int n0 = 0; n0 < N; n0 += 2 * VL) {                               \
+            const bool two = N - n0 >= 2 * VL;                                 \
+            int m0 = 0;                                                        \
+            for (; m0 + MR <= M; m0 += MR) {                                   \
+                const float *am0 = a + (size_t)m0 * am;                        \
+                float *cm0 = c + (size_t)m0 * ldc + n0;                        \
+                if (two)                                                       \
+                    gemm_tile_##VEC(MR, 2, K, am0, am, ak, b + n0, ldb, cm0,   \
+                                    ldc, add);                                 \
+                else                                                           \
+                    gemm_tile_##VEC(MR, 1, K, am0, am, ak, b + n0, ldb, cm0,   \
+                                    ldc, add);                                 \
+            }                                                                  \
+            for (; m0 < M; m0++) {                                             \
+                const float *am0 = a + (size_t)m0 * am;                        \
+                float *cm0 = c + (size_t)m0 * ldc + n0;                        \
+                if (two)                                                       \
+                    gemm_tile_##VEC(1, 2, K, am0, am, ak, b + n0, ldb, cm0,    \
+                                    ldc, add);                                 \
+                else                                                           \
+                    gemm_tile_##VEC(1, 1, K, am0, am, ak, b + n0, ldb, cm0,    \
+                                    ldc, add);                                 \
+            }                                                                  \
+        }                                                                      \
+    }
+
+WG_DEFINE_GEMM(v4)
+#if defined(NN_SIMD_X86)
+WG_DEFINE_GEMM(v8)
+WG_DEFINE_GEMM(v16)
+#endif
+
 /* ---- per sample: all tiles and channel steps ------------------------ */
 
 /* V rows r0.. of one sample from its input plane. */
@@ -365,9 +442,11 @@ typedef struct {
     void (*din)(const wg_shape *, const float *, size_t, float *);
     void (*weights)(const wg_shape *, const float *, int, int, float *);
     void (*weights_grad)(const wg_shape *, const float *, int, int, float *);
+    void (*gemm)(int, int, int, const float *, size_t, size_t, const float *,
+                 size_t, float *, size_t, bool);
 } wg_ops;
 
-#define WG_DEFINE(NAME, ATTR)                                                   \
+#define WG_DEFINE(NAME, ATTR, VEC)                                              \
     ATTR static void input_##NAME(const wg_shape *s, const float *pl,          \
                                   float *v, size_t r0) {                       \
         input_sample(s, pl, v, r0);                                            \
@@ -388,14 +467,20 @@ typedef struct {
                                          int c, int oc0, float *dW) {          \
         weights_grad_tile(s, du, c, oc0, dW);                                  \
     }                                                                          \
-    static const wg_ops ops_##NAME = {input_##NAME, dy_##NAME, din_##NAME,     \
-                                      weights_##NAME, weights_grad_##NAME};
+    ATTR static void gemm_##NAME(int M, int N, int K, const float *a,          \
+                                 size_t am, size_t ak, const float *b,         \
+                                 size_t ldb, float *c, size_t ldc, bool add) { \
+        wg_gemm_##VEC(M, N, K, a, am, ak, b, ldb, c, ldc, add);                \
+    }                                                                          \
+    static const wg_ops ops_##NAME = {input_##NAME,   dy_##NAME,               \
+                                      din_##NAME,     weights_##NAME,          \
+                                      weights_grad_##NAME, gemm_##NAME};
 
-WG_DEFINE(generic, )
+WG_DEFINE(generic, , v4)
 #if defined(NN_SIMD_X86)
 #define WG_HAVE_X86 1
-WG_DEFINE(avx2, NN_TARGET_AVX2)
-WG_DEFINE(avx512, NN_TARGET_AVX512)
+WG_DEFINE(avx2, NN_TARGET_AVX2, v8)
+WG_DEFINE(avx512, NN_TARGET_AVX512, v16)
 #endif
 
 static const wg_ops *pick_ops(void) {
@@ -415,18 +500,35 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
     const wg_shape s = shape_of(C, H, Wd, OC, pad);
     const wg_ops *ops = pick_ops();
     const int chunks = conv_chunk_count(B, threads);
-    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
+    /* one chunk on several threads: they share its 64 points instead */
+    const int xi_threads = chunks == 1 && threads > 1 ? threads : 1;
     const int team_max = threads > 1 ? threads : 1;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * s.OH * s.OW;
     const int oc_steps = s.OCP / WG_LANES;
     float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    float *slices = u + round_up(s.nu, 16);
+    float *ut = u + round_up(s.nu, 16);
+    float *slices = ut + round_up(s.nut, 16);
 
-    /* U, needed for din only. */
+    /* U and its transpose U^T, needed for din only; U^T's padding
+     * columns (c >= C) are zeros, so dV's are. */
     if (din) {
-#pragma omp parallel for num_threads(team_max) if (team_max > 1) schedule(static)
-        for (int k = 0; k < C * oc_steps; k++)
-            ops->weights(&s, W, k / oc_steps, k % oc_steps * WG_LANES, u);
+#pragma omp parallel num_threads(team_max) if (team_max > 1)
+        {
+#pragma omp for schedule(static)
+            for (int k = 0; k < C * oc_steps; k++)
+                ops->weights(&s, W, k / oc_steps, k % oc_steps * WG_LANES, u);
+#pragma omp for schedule(static)
+            for (int xi = 0; xi < CW_P; xi++) {
+                const float *ux = u + (size_t)xi * C * s.OCP;
+                float *utx = ut + (size_t)xi * s.OCP * s.CP;
+                for (int oc = 0; oc < s.OCP; oc++) {
+                    for (int c = 0; c < C; c++)
+                        utx[(size_t)oc * s.CP + c] = ux[(size_t)c * s.OCP + oc];
+                    for (int c = C; c < s.CP; c++)
+                        utx[(size_t)oc * s.CP + c] = 0.0f;
+                }
+            }
+        }
     }
 
 #pragma omp parallel num_threads(chunks) if (chunks > 1)
@@ -453,26 +555,20 @@ void conv_winograd_backward(float *din, float *dW, const float *dout,
                     dy_to_plane(&s, dout + (size_t)(s0 + q) * out_size, dy);
                     ops->dy(&s, dy, m, r0);
                 }
-                /* dV's GEMM gets at least WG_MIN_ROWS rows, the extra
-                 * ones zeros: nn_sgemm computes a product of a few rows by
-                 * another loop, with other rounding, and a sample's din
-                 * must not depend on the block it falls in. */
-                const int TM = T < WG_MIN_ROWS ? WG_MIN_ROWS : T;
+#pragma omp parallel for num_threads(xi_threads) if (xi_threads > 1) schedule(static)
                 for (int xi = 0; xi < CW_P; xi++) {
                     float *vx = v + xi * s.vs, *mx = m + xi * s.ms;
-                    if (din && TM > T)
-                        memset(mx + (size_t)T * s.OCP, 0,
-                               (size_t)(TM - T) * s.OCP * sizeof *mx);
                     /* dU[xi] (C, OCP) (+)= V[xi]^T (C, T) x dM[xi] (T, OCP) */
-                    nn_sgemm(true, false, C, s.OCP, T, 1.0f, vx, s.CP, mx,
-                             s.OCP, s0 == b0 ? 0.0f : 1.0f,
-                             du + (size_t)xi * C * s.OCP, s.OCP, gemm_threads);
-                    /* dV[xi] (T, C) = dM[xi] (T, OC) x U[xi]^T, into V[xi],
-                     * which the line above has read for the last time. */
+                    ops->gemm(C, s.OCP, T, vx, 1, (size_t)s.CP, mx,
+                              (size_t)s.OCP, du + (size_t)xi * C * s.OCP,
+                              (size_t)s.OCP, s0 != b0);
+                    /* dV[xi] (T, CP) = dM[xi] (T, OC) x U^T[xi] (OC, CP),
+                     * into V[xi], which the line above has read for the
+                     * last time. */
                     if (din)
-                        nn_sgemm(false, true, TM, C, OC, 1.0f, mx, s.OCP,
-                                 u + (size_t)xi * C * s.OCP, s.OCP, 0.0f, vx,
-                                 s.CP, gemm_threads);
+                        ops->gemm(T, s.CP, OC, mx, (size_t)s.OCP, 1,
+                                  ut + (size_t)xi * s.OCP * s.CP, (size_t)s.CP,
+                                  vx, (size_t)s.CP, false);
                 }
                 if (!din) continue;
                 for (int q = 0; q < ns; q++) {

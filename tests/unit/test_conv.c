@@ -334,11 +334,12 @@ END_TEST
  * take Winograd's path: the default CNN's conv2, channel counts that are
  * not multiples of the 16 lanes, "valid" and wider padding, outputs that
  * are not multiples of the 4x4 tile, batch 1 (one chunk, the GEMMs get
- * the threads) and an odd batch. */
+ * the threads), an odd batch, and a batch of several GEMM blocks per
+ * chunk (20 samples of 16 tiles: blocks of 8, so dU is added to). */
 static const conv_case WINOGRAD_CASES[] = {
     {3, 32, 14, 14, 64, 5, 2}, {2, 12, 9, 11, 24, 5, 0},
     {5, 9, 6, 5, 31, 5, 1},    {1, 16, 14, 14, 16, 5, 2},
-    {7, 8, 7, 8, 40, 5, 4},
+    {7, 8, 7, 8, 40, 5, 4},    {20, 16, 14, 14, 16, 5, 2},
 };
 #define N_WINOGRAD ((int)(sizeof WINOGRAD_CASES / sizeof WINOGRAD_CASES[0]))
 
