@@ -24,14 +24,17 @@
  *   din patch     += B dV B^T          overlaps summed, padding dropped
  *   dW             = G^T dU G
  * The two GEMMs per xi run on a register tile of their own (wg_gemm), over
- * blocks of about WG_TILES tiles (8 samples of 14x14), whose V (64, T, CP)
- * and dM (64, T, OCP) take 1 and 2 MiB. They are small (32 x 64 x 128 for
- * the default CNN's conv2): nn_sgemm's packing made them run at 53-88
- * GFLOP/s on one core. The transforms read and write planes with the channels
- * innermost (HWC, channels rounded up to WG_LANES with zeros), so they are
- * vector code over WG_LANES channels at a time (one zmm, or two ymm),
- * compiled for AVX-512, AVX2 and plain x86-64 and picked at run time as
- * nn/'s other kernels.
+ * blocks of about WG_TILES tiles (2 samples of 14x14), whose V (64, T, CP)
+ * and dM (64, T, OCP) take 256 and 512 KiB, so they are still in L2 when
+ * the GEMMs read them. Blocks of 128 tiles (3 MiB) ran conv2's backward
+ * about 15% slower (bench_conv, 1 and 2 threads). The products are small
+ * (32 x 64 x 32 for the default CNN's conv2): nn_sgemm's packing on every
+ * call ran them at 53-88 GFLOP/s on one core.
+ * The transforms read and write planes with the channels innermost
+ * (HWC, channels rounded up to WG_LANES with zeros), so they are vector
+ * code over WG_LANES channels at a time (one zmm, or two ymm), compiled
+ * for AVX-512, AVX2 and plain x86-64 and picked at run time as nn/'s
+ * other kernels.
  *
  * Threads and order, as conv.c's: the batch is cut into chunks by (B,
  * threads) alone; a chunk sums its partial dU over its samples in order,
@@ -64,7 +67,7 @@
 
 enum {
     WG_LANES = 16,  /* channels per step of the transforms */
-    WG_TILES = 128, /* tiles per GEMM block, about */
+    WG_TILES = 32,  /* tiles per GEMM block, about */
 };
 
 /* Everything about one shape. */
@@ -324,26 +327,26 @@ WG_INLINE void weights_grad_tile(const wg_shape *s, const float *du, int c,
  * add, for N a multiple of WG_LANES. A is read one element at a time,
  * A[m][k] = a[m*am + k*ak], so V[xi]^T and dM[xi] are used where they
  * lie; B's rows (ldb apart) and C's (ldc) are contiguous. Register tile:
- * MR rows x 2 vectors (8 x 32 columns in zmm, 6 x 16 in ymm or 6 x 8 in
- * xmm), broadcasting A. Each element is one sum over k in order, so a
- * row's result does not depend on the rows beside it. */
+ * NV vectors of columns (up to 4) x ACC/NV rows, broadcasting A: 24 zmm
+ * accumulators (6 x 64 or 12 x 32 columns) or 12 ymm/xmm (6 x 2
+ * vectors). Each element is one sum over k in order, so a row's result
+ * does not depend on the rows beside it. */
 #define WG_DEFINE_GEMM(VEC)                                                    \
     WG_INLINE void gemm_tile_##VEC(const int NR, const int NV, int K,          \
                                    const float *a, size_t am, size_t ak,       \
                                    const float *b, size_t ldb, float *c,       \
                                    size_t ldc, bool add) {                     \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
-        VEC acc[8][2];                                                         \
-        WG_UNROLL for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] =         \
-            (VEC){0};                                                          \
+        VEC acc[12][4];                                                        \
+        WG_UNROLL for (int r = 0; r < NR; r++)                                 \
+            WG_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (VEC){0};       \
         for (int k = 0; k < K; k++) {                                          \
-            VEC b0, b1 = {0};                                                  \
-            VEC_LOAD(b0, b + (size_t)k * ldb);                                 \
-            if (NV > 1) VEC_LOAD(b1, b + (size_t)k * ldb + VL);                \
+            VEC bv[4];                                                         \
+            WG_UNROLL for (int v = 0; v < NV; v++)                             \
+                VEC_LOAD(bv[v], b + (size_t)k * ldb + v * VL);                 \
             WG_UNROLL for (int r = 0; r < NR; r++) {                           \
                 const float x = a[(size_t)r * am + (size_t)k * ak];            \
-                acc[r][0] += x * b0;                                           \
-                if (NV > 1) acc[r][1] += x * b1;                               \
+                WG_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v]; \
             }                                                                  \
         }                                                                      \
         WG_UNROLL for (int r = 0; r < NR; r++)                                 \
@@ -358,33 +361,39 @@ WG_INLINE void weights_grad_tile(const wg_shape *s, const float *du, int c,
                 VEC_STORE(cp, out);                                            \
             }                                                                  \
     }                                                                          \
+    /* Rows m0.. of columns n0.. (NV vectors): whole tiles, then rows one  */ \
+    /* at a time. */                                                           \
+    WG_INLINE void gemm_cols_##VEC(const int NV, int M, int K, const float *a, \
+                                   size_t am, size_t ak, const float *b,       \
+                                   size_t ldb, float *c, size_t ldc,           \
+                                   bool add) {                                 \
+        enum { VL = sizeof(VEC) / sizeof(float), ACC = VL == 16 ? 24 : 12 };   \
+        const int MR = ACC / NV > 12 ? 12 : ACC / NV;                          \
+        int m0 = 0;                                                            \
+        for (; m0 + MR <= M; m0 += MR)                                         \
+            gemm_tile_##VEC(MR, NV, K, a + (size_t)m0 * am, am, ak, b, ldb,    \
+                            c + (size_t)m0 * ldc, ldc, add);                   \
+        for (; m0 < M; m0++)                                                   \
+            gemm_tile_##VEC(1, NV, K, a + (size_t)m0 * am, am, ak, b, ldb,     \
+                            c + (size_t)m0 * ldc, ldc, add);                   \
+    }                                                                          \
     WG_INLINE void wg_gemm_##VEC(int M, int N, int K, const float *a,          \
                                  size_t am, size_t ak, const float *b,         \
                                  size_t ldb, float *c, size_t ldc, bool add) { \
-        enum { VL = sizeof(VEC) / sizeof(float), MR = VL == 16 ? 8 : 6 };      \
-        for (int n0 = 0; n0 < N; n0 += 2 * VL) {                               \
-            const bool two = N - n0 >= 2 * VL;                                 \
-            int m0 = 0;                                                        \
-            for (; m0 + MR <= M; m0 += MR) {                                   \
-                const float *am0 = a + (size_t)m0 * am;                        \
-                float *cm0 = c + (size_t)m0 * ldc + n0;                        \
-                if (two)                                                       \
-                    gemm_tile_##VEC(MR, 2, K, am0, am, ak, b + n0, ldb, cm0,   \
-                                    ldc, add);                                 \
-                else                                                           \
-                    gemm_tile_##VEC(MR, 1, K, am0, am, ak, b + n0, ldb, cm0,   \
-                                    ldc, add);                                 \
-            }                                                                  \
-            for (; m0 < M; m0++) {                                             \
-                const float *am0 = a + (size_t)m0 * am;                        \
-                float *cm0 = c + (size_t)m0 * ldc + n0;                        \
-                if (two)                                                       \
-                    gemm_tile_##VEC(1, 2, K, am0, am, ak, b + n0, ldb, cm0,    \
-                                    ldc, add);                                 \
-                else                                                           \
-                    gemm_tile_##VEC(1, 1, K, am0, am, ak, b + n0, ldb, cm0,    \
-                                    ldc, add);                                 \
-            }                                                                  \
+        enum { VL = sizeof(VEC) / sizeof(float), NVMAX = VL == 16 ? 4 : 2 };   \
+        for (int n0 = 0; n0 < N;) {                                            \
+            const int nv = (N - n0) / VL < NVMAX ? (N - n0) / VL : NVMAX;      \
+            const float *bn = b + n0;                                          \
+            float *cn = c + n0;                                                \
+            if (nv >= 4)                                                       \
+                gemm_cols_##VEC(4, M, K, a, am, ak, bn, ldb, cn, ldc, add);    \
+            else if (nv == 3)                                                  \
+                gemm_cols_##VEC(3, M, K, a, am, ak, bn, ldb, cn, ldc, add);    \
+            else if (nv == 2)                                                  \
+                gemm_cols_##VEC(2, M, K, a, am, ak, bn, ldb, cn, ldc, add);    \
+            else                                                               \
+                gemm_cols_##VEC(1, M, K, a, am, ak, bn, ldb, cn, ldc, add);    \
+            n0 += (nv >= 4 ? 4 : nv) * VL;                                     \
         }                                                                      \
     }
 

@@ -335,7 +335,7 @@ END_TEST
  * not multiples of the 16 lanes, "valid" and wider padding, outputs that
  * are not multiples of the 4x4 tile, batch 1 (one chunk, the GEMMs get
  * the threads), an odd batch, and a batch of several GEMM blocks per
- * chunk (20 samples of 16 tiles: blocks of 8, so dU is added to). */
+ * chunk (20 samples of 16 tiles), so dU is added to. */
 static const conv_case WINOGRAD_CASES[] = {
     {3, 32, 14, 14, 64, 5, 2}, {2, 12, 9, 11, 24, 5, 0},
     {5, 9, 6, 5, 31, 5, 1},    {1, 16, 14, 14, 16, 5, 2},
