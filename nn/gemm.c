@@ -822,48 +822,51 @@ static void sgemm_with(const gemm_impl *im, bool trans_a, bool trans_b, int M,
     sgemm_run(im, &g, M, N, threads);
 }
 
-void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta,
-              float *C, int ldc, int threads) {
+/* The fastest variant this CPU runs. */
+static const gemm_impl *best_impl(void) {
     const gemm_impl *im = &gemm_impls[0];
     while (!gemm_impl_usable(im))
         im++; /* the last one, plain code, is always usable */
-    sgemm_with(im, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-               ldc, threads);
+    return im;
+}
+
+void nn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc, int threads) {
+    sgemm_with(best_impl(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+               beta, C, ldc, threads);
+}
+
+/* The arguments of a direct-path product C (M, N) = A (M, K) op(B) + beta C
+ * with B stored (N, K) (tb) or (K, N). */
+static gemm_args direct_args(bool tb, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C,
+                             int ldc) {
+    return (gemm_args){
+        .ta = false, .tb = tb, .N = N, .K = K, .alpha = 1.0f, .beta = beta,
+        .A = A, .B = B, .C = C,
+        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
+    };
 }
 
 /* C (M, N) = A (M, K) B^T + beta C by the direct path whatever M:
  * declared in layers.h. */
 void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc) {
-    const gemm_impl *im = &gemm_impls[0];
-    while (!gemm_impl_usable(im))
-        im++;
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {
-        .ta = false, .tb = true, .N = N, .K = K, .alpha = 1.0f, .beta = beta,
-        .A = A, .B = B, .C = C,
-        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
-    };
-    im->direct(&g, 0, M, 0, N);
+    gemm_args g = direct_args(true, N, K, A, lda, B, ldb, beta, C, ldc);
+    best_impl()->direct(&g, 0, M, 0, N);
 }
 
 /* C (M, N) = A (M, K) B + beta C, B stored (K, N), skipping A's zeros:
  * declared in layers.h. */
 void nn_sgemm_sparse_a(int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
-    const gemm_impl *im = &gemm_impls[0];
-    while (!gemm_impl_usable(im))
-        im++;
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {
-        .ta = false, .tb = false, .N = N, .K = K, .alpha = 1.0f, .beta = beta,
-        .A = A, .B = B, .C = C,
-        .lda = (size_t)lda, .ldb = (size_t)ldb, .ldc = (size_t)ldc,
-    };
-    im->sparse(&g, 0, M, 0, N);
+    gemm_args g = direct_args(false, N, K, A, lda, B, ldb, beta, C, ldc);
+    best_impl()->sparse(&g, 0, M, 0, N);
 }
 
 /* nn_sgemm with a named variant: declared in layers.h. */

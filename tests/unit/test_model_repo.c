@@ -161,6 +161,11 @@ START_TEST(test_reload_swaps_atomically) {
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, reader, &s);
     tu_write_model("repo/alpha/3/" MODEL_REPO_FILE, "alpha-three", 6);
     for (int i = 0; i < 20; i++) ck_assert_msg(model_repo_load(r, "alpha", &err) == REPO_OK, "%s", err.msg);
+    /* The readers may not have been scheduled since the first reload (a
+     * busy machine failed here once): reload until one has seen version
+     * 3, up to a bound, so that a reload readers cannot see still fails. */
+    for (int i = 0; i < 5000 && atomic_load(&s.seen3) == 0; i++)
+        ck_assert_msg(model_repo_load(r, "alpha", &err) == REPO_OK, "%s", err.msg);
     atomic_store(&s.stop, 1);
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
     ck_assert_int_eq(atomic_load(&s.failures), 0);
