@@ -393,8 +393,15 @@ static void run(const ci_impl *im, const ci_args *a, const float *in,
     const size_t out_size = (size_t)a->OC * a->POH * a->POW;
     const size_t slice = pad_floats(a->C, a->H, a->W, a->K, a->pad);
     if (threads < 1) threads = 1;
-    if (threads == 1 || B >= threads) {
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    if (nn_serial(threads)) {
+        for (int s = 0; s < B; s++) {
+            pad_sample(a, in + (size_t)s * in_size, scratch);
+            im->channels(a, scratch, 0, a->OC, out + (size_t)s * out_size);
+        }
+        return;
+    }
+    if (B >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int s = 0; s < B; s++) {
 #ifdef _OPENMP
             float *pad = scratch + (size_t)omp_get_thread_num() * slice;

@@ -556,56 +556,79 @@ float *conv_winograd_weights_create(const char *variant, const float *W,
     return u;
 }
 
-static void run(const cw_impl *im, const cw_args *a, const float *u_ready,
-                const float *in, float *out, int B, float *scratch,
-                int threads) {
-    const cw_layout l = layout(a, B, u_ready != NULL, threads);
-    float *u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    float *bias = u + l.u, *hwc = bias + l.bias;
-    const float *uw = u_ready ? u_ready : u; /* the U the GEMMs read */
-    float *per_thread = hwc + (size_t)l.group * l.hwc;
-    memset(bias, 0, l.bias * sizeof *bias);
-    memcpy(bias, a->b, (size_t)a->OC * sizeof *bias);
+/* What one call of the forward pass shares between its threads. */
+typedef struct {
+    const cw_impl *im;
+    const cw_args *a;
+    const cw_layout *l;
+    const float *u_ready; /* prepared U, or NULL: made in u */
+    float *u, *bias, *hwc, *per_thread;
+    const float *in;
+    float *out;
+    int B;
+} cw_call;
+
+/* Thread tid's part of the pass. The `omp for` loops bind to the
+ * caller's team, or run whole when there is none (nn_serial). */
+static void run_part(const cw_call *c, int tid) {
+    const cw_impl *im = c->im;
+    const cw_args *a = c->a;
+    const cw_layout *l = c->l;
+    const float *uw = c->u_ready ? c->u_ready : c->u; /* the U the GEMMs read */
     const size_t in_size = (size_t)a->C * a->H * a->W;
     const int tps = a->TY * a->TX;
     /* U's rows past C are never read, its columns up to the GEMM's last
      * pair of vectors are (as zeros). */
     const int oc_vecs =
         (int)round_up((size_t)a->OC, 2 * (size_t)im->vl) / im->vl;
-#pragma omp parallel num_threads(l.threads) if (l.threads > 1)
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
-        float *v = per_thread + (size_t)tid * l.per_thread, *m = v + l.v;
-        /* Step 1, once per call unless prepared: every (c, oc vector) of
-         * U. */
-        if (!u_ready) {
+    float *v = c->per_thread + (size_t)tid * l->per_thread, *m = v + l->v;
+    /* Step 1, once per call unless prepared: every (c, oc vector) of U. */
+    if (!c->u_ready) {
 #pragma omp for schedule(static)
-            for (int k = 0; k < a->C * oc_vecs; k++)
-                im->weights(a, k / oc_vecs, k % oc_vecs * im->vl, u);
-        }
-        for (int s0 = 0; s0 < B; s0 += l.group) {
-            const int g = B - s0 < l.group ? B - s0 : l.group;
+        for (int k = 0; k < a->C * oc_vecs; k++)
+            im->weights(a, k / oc_vecs, k % oc_vecs * im->vl, c->u);
+    }
+    for (int s0 = 0; s0 < c->B; s0 += l->group) {
+        const int g = c->B - s0 < l->group ? c->B - s0 : l->group;
 #pragma omp for schedule(static)
-            for (int s = 0; s < g; s++)
-                to_hwc(a, in + (size_t)(s0 + s) * in_size, hwc + s * l.hwc);
-            /* Blocks: as few as CW_TB_MAX allows, a multiple of the thread
-             * count, of equal size (to one tile). */
-            const int tiles = g * tps;
-            int blocks = (tiles + CW_TB_MAX - 1) / CW_TB_MAX;
-            blocks = (blocks + l.threads - 1) / l.threads * l.threads;
-            if (blocks > tiles) blocks = tiles;
+        for (int s = 0; s < g; s++)
+            to_hwc(a, c->in + (size_t)(s0 + s) * in_size, c->hwc + s * l->hwc);
+        /* Blocks: as few as CW_TB_MAX allows, a multiple of the thread
+         * count, of equal size (to one tile). */
+        const int tiles = g * tps;
+        int blocks = (tiles + CW_TB_MAX - 1) / CW_TB_MAX;
+        blocks = (blocks + l->threads - 1) / l->threads * l->threads;
+        if (blocks > tiles) blocks = tiles;
 #pragma omp for schedule(static)
-            for (int k = 0; k < blocks; k++) {
-                const int t0 = (int)((long)tiles * k / blocks);
-                const int t1 = (int)((long)tiles * (k + 1) / blocks);
-                im->block(a, uw, bias, hwc, l.hwc, s0, t0, t1 - t0, v, m, out);
-            }
+        for (int k = 0; k < blocks; k++) {
+            const int t0 = (int)((long)tiles * k / blocks);
+            const int t1 = (int)((long)tiles * (k + 1) / blocks);
+            im->block(a, uw, c->bias, c->hwc, l->hwc, s0, t0, t1 - t0, v, m,
+                      c->out);
         }
     }
+}
+
+static void run(const cw_impl *im, const cw_args *a, const float *u_ready,
+                const float *in, float *out, int B, float *scratch,
+                int threads) {
+    const cw_layout l = layout(a, B, u_ready != NULL, threads);
+    cw_call c = {.im = im, .a = a, .l = &l, .u_ready = u_ready, .in = in,
+                 .out = out, .B = B};
+    c.u = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    c.bias = c.u + l.u;
+    c.hwc = c.bias + l.bias;
+    c.per_thread = c.hwc + (size_t)l.group * l.hwc;
+    memset(c.bias, 0, l.bias * sizeof *c.bias);
+    memcpy(c.bias, a->b, (size_t)a->OC * sizeof *c.bias);
+    if (nn_serial(l.threads)) {
+        run_part(&c, 0);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(l.threads)
+    run_part(&c, omp_get_thread_num());
+#endif
 }
 
 int conv_winograd_variant(const char *variant, float *out, const float *in,

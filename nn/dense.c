@@ -37,6 +37,23 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
  * microseconds): below, one thread streams W faster than two start. */
 #define DENSE_PAR_MIN_WEIGHTS (1 << 17)
 
+/* Outputs [o0, o1) of dense_infer, for one thread. */
+static void dense_infer_part(float *out, const float *in, const float *W,
+                             const float *Wt, const float *b, int B, int I,
+                             int O, act_forward_fn act, int o0, int o1) {
+    if (o0 >= o1) return;
+    for (int r = 0; r < B; r++)
+        memcpy(out + (size_t)r * O + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));
+    if (Wt)
+        nn_sgemm_sparse_a(B, o1 - o0, I, in, I, Wt + o0, O, 1.0f, out + o0, O);
+    else
+        nn_sgemm_dot(B, o1 - o0, I, in, I, W + (size_t)o0 * I, I, 1.0f,
+                     out + o0, O);
+    if (act)
+        for (int r = 0; r < B; r++)
+            act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, (size_t)(o1 - o0));
+}
+
 /* Inference answers must not depend on which other inputs share the batch
  * (the daemon's dynamic batcher groups requests as they arrive): every
  * element is summed in an order that depends only on I, and W is read
@@ -55,29 +72,18 @@ void dense_infer(float *out, const float *in, const float *W, const float *Wt,
      * team: each thread streams its part of W. */
     const int blocks = (O + 15) / 16;
     if (threads > blocks) threads = blocks;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-#ifdef _OPENMP
-        int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        int tid = 0, team = 1;
-#endif
-        int o0, o1;
-        nn_share(O, tid, team, 16, &o0, &o1);
-        if (o0 < o1) {
-            for (int r = 0; r < B; r++)
-                memcpy(out + (size_t)r * O + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));
-            if (Wt)
-                nn_sgemm_sparse_a(B, o1 - o0, I, in, I, Wt + o0, O, 1.0f,
-                                  out + o0, O);
-            else
-                nn_sgemm_dot(B, o1 - o0, I, in, I, W + (size_t)o0 * I, I, 1.0f,
-                             out + o0, O);
-            if (act)
-                for (int r = 0; r < B; r++)
-                    act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, (size_t)(o1 - o0));
-        }
+    if (nn_serial(threads)) {
+        dense_infer_part(out, in, W, Wt, b, B, I, O, act, 0, O);
+        return;
     }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        int o0, o1;
+        nn_share(O, omp_get_thread_num(), omp_get_num_threads(), 16, &o0, &o1);
+        dense_infer_part(out, in, W, Wt, b, B, I, O, act, o0, o1);
+    }
+#endif
 }
 
 /* W (O, I) -> Wt (I, O). */

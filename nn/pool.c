@@ -305,7 +305,11 @@ static void pool_layer_forward(const nn_layer *l, const float *params,
     (void)params, (void)mask, (void)rng, (void)scratch;
     const size_t planes = (size_t)B * l->in.c;
     const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
-#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
+    if (nn_serial(parts)) {
+        maxpool_planes(out, argmax, in, 0, planes, l->in.h, l->in.w, l->kernel);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static)
     for (int t = 0; t < parts; t++) {
         size_t p0, p1;
         plane_range(planes, t, parts, &p0, &p1);
@@ -320,7 +324,12 @@ static void pool_backward_shared(const nn_layer *l, const float *relu_out,
     if (!din) return;
     const size_t planes = (size_t)B * l->in.c;
     const int parts = threads > 1 && planes >= (size_t)threads ? threads : 1;
-#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
+    if (nn_serial(parts)) {
+        maxpool_backward_planes(din, dout, argmax, relu_out, 0, planes,
+                                l->in.h, l->in.w, l->kernel);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static)
     for (int t = 0; t < parts; t++) {
         size_t p0, p1;
         plane_range(planes, t, parts, &p0, &p1);

@@ -685,12 +685,12 @@ int int8_qnet_logits(const nn_qnet *q, const float *x, int batch, float *logits,
     c.act[0] = mem;
     c.act[1] = mem + as * (size_t)c.chunk;
     c.scratch = c.act[1] + as * (size_t)c.chunk;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
+    if (nn_serial(threads)) {
+        fn(&c, 0, 1); /* its orphaned barriers have no team: they return */
+    } else {
 #ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
         fn(&c, omp_get_thread_num(), omp_get_num_threads());
-#else
-        fn(&c, 0, 1);
 #endif
     }
     free(mem);
