@@ -9,6 +9,8 @@
  * different inputs; the weights are freshly initialised (latency does not
  * depend on their values). After --warmup calls, --iters calls are timed
  * one by one; median, p99 and mean are printed.
+ * --model FILE times a trained model instead (its ReLU maps are as sparse
+ * as the served ones, which the sparse dense path's speed depends on).
  *
  * Usage:
  * --batch B times calls of B images instead (what a dynamic batcher
@@ -21,6 +23,7 @@
  *   bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] [--threads T]
  *               [--batch B]
  *               [--iters N] [--warmup N] [--data DIR] [--int8 0|1]
+ *               [--model FILE]
  * Prints one line of key=value pairs, the first `median_us=`.
  */
 #include <stdio.h>
@@ -44,12 +47,12 @@ static int cmp_double(const void *a, const void *b) {
 static void usage(void) {
     fprintf(stderr, "usage: bench_infer [--arch SPEC] [--act relu|sigmoid|tanh] "
                     "[--threads T] [--batch B] [--iters N] [--warmup N] [--data DIR] "
-                    "[--int8 0|1]\n");
+                    "[--int8 0|1] [--model FILE]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    const char *arch = "784-256-128-10", *act = "relu";
+    const char *arch = "784-256-128-10", *act = "relu", *model = NULL;
     const char *dir = getenv("DIGITD_MNIST_DIR");
     if (!dir || !*dir) dir = "../shared/mnist";
     int threads = 1, iters = 20000, warmup = 2000, batch = 1, int8 = 0;
@@ -65,6 +68,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--data")) dir = v;
+        else if (!strcmp(a, "--model")) model = v;
         else usage();
     }
     if (iters < 1 || warmup < 0 || threads < 1 || batch < 1 || batch > 1000)
@@ -86,14 +90,16 @@ int main(int argc, char **argv) {
         source = "synthetic";
     }
 
-    nn_net *net = nn_net_create(arch, act, &err);
+    nn_net *net = model ? nn_model_load(model, &err) : nn_net_create(arch, act, &err);
     if (!net) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
-    nn_rng rng;
-    nn_rng_seed(&rng, 1);
-    nn_net_init(net, &rng);
+    if (!model) {
+        nn_rng rng;
+        nn_rng_seed(&rng, 1);
+        nn_net_init(net, &rng);
+    }
     /* As the daemon, predict and eval serve a loaded model. */
     if (nn_net_prepare(net, &err) != 0) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);

@@ -194,22 +194,36 @@ START_TEST(test_sparse_a_any_rows) {
                 check_product("sparse", false, false, M, N, K, 1.0f, 0.0f, 1, true, 1, seed);
                 check_product("sparse", false, false, M, N, K, 1.0f, 1.0f, 0, false, 1, seed);
             }
-    enum { M = 13, N = 300, K = 784 };
+    /* The rows of a call share the rows of B that a panel of columns
+     * keeps in cache: rows of every density (all zeros to none) must give
+     * the same bits in calls of any size as in a call of their own. */
+    enum { M = 15, N = 300, K = 784 };
     nn_rng rng;
     nn_rng_seed(&rng, 6);
     mat A = mat_new(M, K, 0, &rng), B = mat_new(K, N, 0, &rng);
-    for (size_t e = 0; e < (size_t)M * K; e++)
-        if (A.v[e] < 0.5f)
-            A.v[e] = 0.0f;
-    float *all = malloc(sizeof(float) * M * N), one[N];
-    ck_assert_ptr_nonnull(all);
-    nn_sgemm_sparse_a(M, N, K, A.v, K, B.v, N, 0.0f, all, N);
     for (int i = 0; i < M; i++) {
-        nn_sgemm_sparse_a(1, N, K, A.v + (size_t)i * K, K, B.v, N, 0.0f, one, N);
-        ck_assert_msg(memcmp(one, all + i * N, sizeof one) == 0,
-                      "row %d alone differs from row %d of %d", i, i, M);
+        const float zeros = i == 5 ? 2.0f : (float)(i % 4) / 3.0f; /* 0..1 */
+        for (int k = 0; k < K; k++)
+            if (nn_rng_uniform(&rng) < zeros)
+                A.v[(size_t)i * K + k] = 0.0f;
     }
-    free(all), free(A.v), free(B.v);
+    float *alone = malloc(sizeof(float) * M * N), *all = malloc(sizeof(float) * M * N);
+    ck_assert_ptr_nonnull(alone);
+    ck_assert_ptr_nonnull(all);
+    for (int i = 0; i < M; i++)
+        nn_sgemm_sparse_a(1, N, K, A.v + (size_t)i * K, K, B.v, N, 0.0f,
+                          alone + (size_t)i * N, N);
+    for (int rows = 2; rows <= M; rows++)
+        for (int first = 0; first + rows <= M; first += rows) {
+            nn_sgemm_sparse_a(rows, N, K, A.v + (size_t)first * K, K, B.v, N,
+                              0.0f, all, N);
+            for (int i = 0; i < rows; i++)
+                ck_assert_msg(memcmp(alone + (size_t)(first + i) * N,
+                                     all + (size_t)i * N, sizeof(float) * N) == 0,
+                              "row %d alone differs from row %d of %d", first + i,
+                              i, rows);
+        }
+    free(alone), free(all), free(A.v), free(B.v);
 }
 END_TEST
 
