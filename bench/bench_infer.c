@@ -6,8 +6,9 @@
  *
  * Inputs are MNIST test images from --data DIR (default $DIGITD_MNIST_DIR,
  * else ../shared/mnist) or synthetic ones, cycled so that the caches see
- * different inputs; the weights are freshly initialised (latency does not
- * depend on their values). After --warmup calls, --iters calls are timed
+ * different inputs; the weights are freshly initialised (latency depends
+ * on them only through how many ReLU outputs are 0, which the sparse dense
+ * path skips: --model below). After --warmup calls, --iters calls are timed
  * one by one; median, p99 and mean are printed.
  * --model FILE times a trained model instead (its ReLU maps are as sparse
  * as the served ones, which the sparse dense path's speed depends on).

@@ -202,7 +202,8 @@ START_TEST(test_sparse_a_any_rows) {
     nn_rng_seed(&rng, 6);
     mat A = mat_new(M, K, 0, &rng), B = mat_new(K, N, 0, &rng);
     for (int i = 0; i < M; i++) {
-        const float zeros = i == 5 ? 2.0f : (float)(i % 4) / 3.0f; /* 0..1 */
+        /* share of zeros: 0, 1/3, 2/3 or 1 by row; row 5 all zeros */
+        const float zeros = i == 5 ? 2.0f : (float)(i % 4) / 3.0f;
         for (int k = 0; k < K; k++)
             if (nn_rng_uniform(&rng) < zeros)
                 A.v[(size_t)i * K + k] = 0.0f;
