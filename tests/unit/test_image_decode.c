@@ -70,11 +70,12 @@ static void put32be(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
-/* A PNG (malloc'd, *len bytes) of w x h, gray of the given bit depth,
- * whose raw scanlines (filter byte included) are `raw`; ihdr_w/ihdr_h
- * are what the header claims (normally w, h). */
-static uint8_t *make_png(uint32_t ihdr_w, uint32_t ihdr_h, int bit_depth, const uint8_t *raw,
-                         size_t raw_len, size_t *len) {
+/* A PNG (malloc'd, *len bytes) of w x h, of the given bit depth and
+ * colour type (0 gray, 6 RGBA), whose raw scanlines (filter byte
+ * included) are `raw`; ihdr_w/ihdr_h are what the header claims
+ * (normally w, h). */
+static uint8_t *make_png_typed(uint32_t ihdr_w, uint32_t ihdr_h, int bit_depth, int color_type,
+                               const uint8_t *raw, size_t raw_len, size_t *len) {
     uLongf zlen = compressBound(raw_len);
     uint8_t *z = malloc(zlen);
     ck_assert_ptr_nonnull(z);
@@ -92,7 +93,8 @@ static uint8_t *make_png(uint32_t ihdr_w, uint32_t ihdr_h, int bit_depth, const 
     uint8_t ihdr[13] = {0};
     put32be(ihdr, ihdr_w);
     put32be(ihdr + 4, ihdr_h);
-    ihdr[8] = (uint8_t)bit_depth; /* color type 0 (gray), no interlace */
+    ihdr[8] = (uint8_t)bit_depth;
+    ihdr[9] = (uint8_t)color_type; /* no interlace */
     chunks[0].type = "IHDR", chunks[0].data = ihdr, chunks[0].n = 13;
     chunks[1].type = "IDAT", chunks[1].data = z, chunks[1].n = zlen;
     chunks[2].type = "IEND", chunks[2].data = NULL, chunks[2].n = 0;
@@ -107,6 +109,12 @@ static uint8_t *make_png(uint32_t ihdr_w, uint32_t ihdr_h, int bit_depth, const 
     free(z);
     *len = (size_t)(p - b);
     return b;
+}
+
+/* The same, gray. */
+static uint8_t *make_png(uint32_t ihdr_w, uint32_t ihdr_h, int bit_depth, const uint8_t *raw,
+                         size_t raw_len, size_t *len) {
+    return make_png_typed(ihdr_w, ihdr_h, bit_depth, 0, raw, raw_len, len);
 }
 
 /* A 1-bit 4096x4096 PNG, white with a black bar: 16 Mpixel in a few KB. */
@@ -524,6 +532,109 @@ START_TEST(test_parse_predict_render_is_handle) {
 }
 END_TEST
 
+/* ---- RGBA to gray ----------------------------------------------------- */
+
+/* The plain expressions of image_decode.c's header comment, which its
+ * tables and shortcuts must reproduce bit for bit. */
+static float ref_luma(const uint8_t *px) {
+    return (0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2]) / 255.0f;
+}
+static void ref_gray(const uint8_t *rgba, size_t n, float *out) {
+    double cover = 0, lum_sum = 0;
+    int translucent = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = rgba[4 * i + 3] / 255.0;
+        translucent |= rgba[4 * i + 3] != 255;
+        cover += a;
+        lum_sum += a * ref_luma(rgba + 4 * i);
+    }
+    float mean = cover > 0 ? (float)(lum_sum / cover) : 1.0f;
+    float bg = cover < 0.5 * (double)n ? (mean < 0.5f ? 1.0f : 0.0f) : mean;
+    for (size_t i = 0; i < n; i++) {
+        float a = rgba[4 * i + 3] / 255.0f;
+        out[i] = translucent ? a * ref_luma(rgba + 4 * i) + (1.0f - a) * bg
+                             : ref_luma(rgba + 4 * i);
+    }
+}
+
+/* Random RGBA images of every kind the shortcuts tell apart (opaque gray,
+ * opaque colour, transparent with opaque ink, translucent paper with
+ * holes, translucent colour ink): image_decode's gray must be the bits of
+ * the plain expressions. */
+START_TEST(test_rgba_to_gray_matches_the_expressions) {
+    enum { W = 23, H = 17 };
+    uint32_t seed = 12345;
+#define RND() (seed = seed * 1664525u + 1013904223u, (uint8_t)(seed >> 24))
+    for (int kind = 0; kind < 5; kind++)
+        for (int rep = 0; rep < 4; rep++) {
+            uint8_t rgba[W * H * 4], raw[H * (1 + W * 4)];
+            for (int i = 0; i < W * H; i++) {
+                uint8_t *px = rgba + 4 * i, v = RND();
+                bool ink = RND() < 80;
+                switch (kind) {
+                case 0: px[0] = px[1] = px[2] = v, px[3] = 255; break;
+                case 1: px[0] = v, px[1] = RND(), px[2] = RND(), px[3] = 255; break;
+                case 2: px[0] = px[1] = px[2] = ink ? v : 0, px[3] = ink ? 255 : 0; break;
+                case 3: px[0] = px[1] = px[2] = v, px[3] = ink ? 0 : 200; break;
+                default: px[0] = v, px[1] = RND(), px[2] = 30, px[3] = ink ? RND() : 0; break;
+                }
+            }
+            for (int y = 0; y < H; y++) {
+                raw[y * (1 + W * 4)] = 0;
+                memcpy(raw + y * (1 + W * 4) + 1, rgba + y * W * 4, W * 4);
+            }
+            size_t len;
+            uint8_t *png = make_png_typed(W, H, 8, 6, raw, sizeof raw, &len);
+            image_limits lim = {4096, 4096, PREDICT_DEFAULT_MAX_PIXELS};
+            float *gray, want[W * H];
+            int w, h;
+            nn_error err;
+            ck_assert_int_eq(image_decode(png, len, &lim, &gray, &w, &h, &err), IMAGE_OK);
+            ck_assert_int_eq(w, W);
+            ck_assert_int_eq(h, H);
+            ref_gray(rgba, W * H, want);
+            ck_assert_msg(memcmp(gray, want, sizeof want) == 0, "kind %d: gray differs", kind);
+            free(gray);
+            free(png);
+        }
+#undef RND
+}
+END_TEST
+
+/* libpng is told to skip zlib's Adler-32 (decode_png.c): a stream whose
+ * Adler-32 is wrong but whose chunk CRCs are right decodes to the same
+ * input, and a chunk whose CRC is wrong is still refused. */
+START_TEST(test_png_checksums) {
+    enum { S = 28 };
+    uint8_t raw[S * (1 + S)];
+    memset(raw, 0xff, sizeof raw);
+    for (int y = 0; y < S; y++) {
+        raw[y * (1 + S)] = 0;
+        if (y > 5 && y < 22) memset(raw + y * (1 + S) + 12, 0, 4);
+    }
+    size_t len;
+    uint8_t *png = make_png(S, S, 8, raw, sizeof raw, &len);
+    image_limits lim = {4096, 4096, PREDICT_DEFAULT_MAX_PIXELS};
+    float want[NN_PIXELS], got[NN_PIXELS];
+    nn_error err;
+    ck_assert_int_eq(image_to_input(png, len, &lim, want, &err), IMAGE_OK);
+    /* IDAT: after the signature and IHDR (8 + 25 bytes); its data ends
+     * with the Adler-32, then comes its CRC */
+    uint8_t *idat = png + 8 + 25;
+    uint32_t n = (uint32_t)idat[0] << 24 | idat[1] << 16 | idat[2] << 8 | idat[3];
+    uint8_t *adler = idat + 8 + n - 4;
+    adler[3] ^= 0x5a;
+    put32be(idat + 8 + n, (uint32_t)crc32(0, idat + 4, 4 + n));
+    lim.pixels_left = PREDICT_DEFAULT_MAX_PIXELS;
+    ck_assert_int_eq(image_to_input(png, len, &lim, got, &err), IMAGE_OK);
+    ck_assert_int_eq(memcmp(got, want, sizeof want), 0);
+    adler[3] ^= 0x5a; /* the CRC is now wrong */
+    lim.pixels_left = PREDICT_DEFAULT_MAX_PIXELS;
+    ck_assert_int_eq(image_to_input(png, len, &lim, got, &err), IMAGE_DAMAGED);
+    free(png);
+}
+END_TEST
+
 static Suite *image_decode_suite(void) {
     Suite *s = suite_create("image_decode");
     TCase *leaks = tcase_create("leaks");
@@ -544,6 +655,10 @@ static Suite *image_decode_suite(void) {
     tcase_add_test(json, test_flat_array_refused_before_the_tree);
     tcase_add_test(json, test_parse_predict_render_is_handle);
     suite_add_tcase(s, json);
+    TCase *gray = tcase_create("gray");
+    tcase_add_test(gray, test_rgba_to_gray_matches_the_expressions);
+    tcase_add_test(gray, test_png_checksums);
+    suite_add_tcase(s, gray);
     return s;
 }
 
