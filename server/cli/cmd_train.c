@@ -104,7 +104,7 @@ static const cli_command train_command = {
 
 typedef struct {
     bool tty, quiet, json;
-    double last_draw;
+    double last_draw; /* elapsed s at the last redraw; < 0: none yet */
     FILE *log;            /* --log: one record per epoch, or NULL */
     bool log_csv;         /* CSV (a .csv name) rather than JSON lines */
     const nn_net *net;    /* for the validation loss of --log and --json */
@@ -193,7 +193,8 @@ static void draw_bar(const nn_progress *p) {
 static int on_progress(const nn_progress *p, void *user) {
     progress_state *st = user;
     if (p->event == NN_EVENT_BATCH) {
-        /* Redraw at most ten times a second, only on a terminal. */
+        /* Redraw at most ten times a second, only on a terminal, and at
+         * the first batch: an epoch can take less than 0.1 s. */
         if (st->quiet || st->json || !st->tty || p->elapsed - st->last_draw < 0.1)
             return interrupted;
         st->last_draw = p->elapsed;
@@ -398,7 +399,7 @@ int cmd_train(int argc, char **argv) {
 
     progress_state ps = {.tty = isatty(STDERR_FILENO), .quiet = quiet,
                          .json = json, .net = net, .val = val.n ? &val : NULL,
-                         .threads = cfg.threads};
+                         .threads = cfg.threads, .last_draw = -1};
     const char *log_path = v[O_LOG].str;
     if (log_path) {
         size_t n = strlen(log_path);
