@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -225,6 +226,21 @@ int nn_idx_parse(const uint8_t *buf, size_t len, int expect_dims,
 /* Data sets                                                           */
 /* ------------------------------------------------------------------ */
 
+float *nn_dataset_alloc_images(long n) {
+    const size_t huge = (size_t)2 << 20; /* x86-64's and arm64's huge page */
+    if (n < 0 || (unsigned long)n > SIZE_MAX / (NN_PIXELS * sizeof(float))) return NULL;
+    size_t bytes = (size_t)n * NN_PIXELS * sizeof(float);
+    if (bytes < huge) return malloc(bytes ? bytes : 1);
+    /* Whole huge pages, aligned, so that none is shared with the heap. */
+    void *p = NULL;
+    if (posix_memalign(&p, huge, (bytes + huge - 1) & ~(huge - 1)) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    /* Advice only: where transparent huge pages are off, nothing changes. */
+    madvise(p, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 void nn_dataset_free(nn_dataset *d) {
     if (!d) return;
     free(d->images);
@@ -272,7 +288,7 @@ int nn_idx_load(const char *images_path, const char *labels_path,
     }
 
     size_t npix = (size_t)ni * NN_PIXELS;
-    float *images = malloc(npix * sizeof *images);
+    float *images = nn_dataset_alloc_images(ni);
     uint8_t *labels = malloc((size_t)nl);
     if (!images || !labels) {
         free(images);

@@ -443,7 +443,7 @@ int nn_dataset_with_negatives(const nn_dataset *base,
         base->n > 100000000)
         return nn_fail(err, "impossible counts of generated samples");
     long total = (long)base->n + n + n_styled;
-    out->images = malloc((size_t)total * NN_PIXELS * sizeof(float));
+    out->images = nn_dataset_alloc_images(total);
     out->labels = malloc((size_t)total);
     if (!out->images || !out->labels) {
         nn_dataset_free(out);

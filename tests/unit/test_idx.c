@@ -4,6 +4,8 @@
  * DIGITD_MNIST_DIR is set. */
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +451,29 @@ START_TEST(test_real_mnist) {
 }
 END_TEST
 
+/* Data set rooms: small ones from malloc, large ones in whole 2 MiB pages
+ * (aligned, so that the huge-page advice covers them), impossible counts
+ * refused before any allocation. */
+START_TEST(test_dataset_alloc_images) {
+    ck_assert_ptr_null(nn_dataset_alloc_images(-1));
+    ck_assert_ptr_null(nn_dataset_alloc_images(LONG_MAX));
+    float *none = nn_dataset_alloc_images(0);
+    ck_assert_ptr_nonnull(none);
+    free(none);
+    long counts[] = {1, 668, 669, 1000};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        nn_dataset d = {.n = (int)counts[i], .images = nn_dataset_alloc_images(counts[i])};
+        ck_assert_ptr_nonnull(d.images);
+        size_t size = (size_t)counts[i] * NN_PIXELS * sizeof(float);
+        if (size >= (size_t)2 << 20) /* 669 images are the first over 2 MiB */
+            ck_assert_uint_eq((uintptr_t)d.images % ((uintptr_t)2 << 20), 0);
+        memset(d.images, 0x3f, size); /* all of it writable (ASan checks) */
+        ck_assert(d.images[(size_t)counts[i] * NN_PIXELS - 1] > 0.7f);
+        nn_dataset_free(&d);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("idx");
     TCase *tc = tcase_create("idx");
@@ -461,6 +486,7 @@ int main(void) {
     tcase_add_test(tc, test_gzip_damage);
     tcase_add_test(tc, test_gzip_bomb_refused);
     tcase_add_test(tc, test_mnist_load_names);
+    tcase_add_test(tc, test_dataset_alloc_images);
     suite_add_tcase(s, tc);
     if (tu_mnist_dir()) {
         TCase *real = tcase_create("real_mnist");
