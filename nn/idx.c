@@ -232,11 +232,12 @@ float *nn_dataset_alloc_images(long n) {
     size_t bytes = (size_t)n * NN_PIXELS * sizeof(float);
     if (bytes < huge) return malloc(bytes ? bytes : 1);
     /* Whole huge pages, aligned, so that none is shared with the heap. */
+    size_t room = (bytes + huge - 1) & ~(huge - 1);
     void *p = NULL;
-    if (posix_memalign(&p, huge, (bytes + huge - 1) & ~(huge - 1)) != 0) return NULL;
+    if (posix_memalign(&p, huge, room) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
     /* Advice only: where transparent huge pages are off, nothing changes. */
-    madvise(p, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+    madvise(p, room, MADV_HUGEPAGE);
 #endif
     return p;
 }
