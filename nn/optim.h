@@ -17,4 +17,11 @@ void optim_weight_decay(const nn_net *net, float *grads, float wd);
 void optim_step(const nn_train_config *cfg, float *p, const float *g,
                 float *m, float *v, size_t n, float lr, long step);
 
+/* optim_step with a named variant ("avx512", "avx2", "generic"; simd.h),
+ * so the tests can check each on one machine. Returns -1 (and does nothing)
+ * when the variant is unknown or this CPU cannot run it, else 0. */
+int optim_step_variant(const char *variant, const nn_train_config *cfg,
+                       float *p, const float *g, float *m, float *v, size_t n,
+                       float lr, long step);
+
 #endif

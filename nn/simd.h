@@ -30,6 +30,39 @@ typedef float v4 __attribute__((vector_size(16)));
 #define NN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
+/* NN_SIMD_VARIANTS(NAME, PARAMS, ARGS): the always-inline function
+ * NAME_body, of the parameter list PARAMS, compiled once per variant;
+ * NAME_variants[] lists them, best first, as {name, fn}, and NAME_best()
+ * returns the best this CPU runs. ARGS names PARAMS' arguments in order.
+ * For element-wise loops, which the compiler vectorises for each target. */
+#ifdef NN_SIMD_X86
+#define NN_SIMD_VARIANTS(NAME, PARAMS, ARGS)                                   \
+    NN_TARGET_AVX512 static void NAME##_avx512 PARAMS { NAME##_body ARGS; }    \
+    NN_TARGET_AVX2 static void NAME##_avx2 PARAMS { NAME##_body ARGS; }        \
+    static void NAME##_generic PARAMS { NAME##_body ARGS; }                    \
+    static const struct {                                                      \
+        const char *name;                                                      \
+        void (*fn) PARAMS;                                                     \
+    } NAME##_variants[] = {{"avx512", NAME##_avx512},                          \
+                           {"avx2", NAME##_avx2},                              \
+                           {"generic", NAME##_generic}};                       \
+    NN_SIMD_BEST(NAME, PARAMS)
+#else
+#define NN_SIMD_VARIANTS(NAME, PARAMS, ARGS)                                   \
+    static void NAME##_generic PARAMS { NAME##_body ARGS; }                    \
+    static const struct {                                                      \
+        const char *name;                                                      \
+        void (*fn) PARAMS;                                                     \
+    } NAME##_variants[] = {{"generic", NAME##_generic}};                       \
+    NN_SIMD_BEST(NAME, PARAMS)
+#endif
+#define NN_SIMD_BEST(NAME, PARAMS)                                             \
+    __attribute__((unused)) static void (*NAME##_best(void)) PARAMS {          \
+        size_t i = 0;                                                          \
+        while (!nn_simd_usable(NAME##_variants[i].name)) i++;                  \
+        return NAME##_variants[i].fn; /* "generic" always is */                \
+    }
+
 /* Under AddressSanitizer (GCC's or clang's) the kernels keep their loops
  * rolled and gemm.c does not force its inlining: every forced, unrolled
  * copy was instrumented, and conv_winograd_grad.c took over 7 minutes of

@@ -49,6 +49,97 @@ START_TEST(adam_steps) {
 }
 END_TEST
 
+/* One optimiser step of element i worked out in double, as the comments
+ * above do by hand. */
+static void reference_step(const nn_train_config *c, double *p, double g,
+                           double *m, double *v, double lr, long step) {
+    switch (c->optimizer) {
+    case NN_SGD:
+        *p -= lr * g;
+        break;
+    case NN_MOMENTUM:
+        *m = c->momentum * *m + g;
+        *p -= lr * *m;
+        break;
+    case NN_ADAM:
+        *m = c->beta1 * *m + (1 - c->beta1) * g;
+        *v = c->beta2 * *v + (1 - c->beta2) * g * g;
+        double mh = *m / (1 - pow(c->beta1, (double)step));
+        double vh = *v / (1 - pow(c->beta2, (double)step));
+        *p -= lr * mh / (sqrt(vh) + c->eps);
+        break;
+    }
+}
+
+/* Every variant this CPU runs, over a length that is no multiple of any
+ * vector width, against the double reference for three steps; and the
+ * same bits on one thread and on three (the shares are whole lines). */
+START_TEST(variants_agree) {
+    static const char *variants[] = {"avx512", "avx2", "generic"};
+    static const nn_optimizer opts[] = {NN_SGD, NN_MOMENTUM, NN_ADAM};
+    enum { N = 70001 }; /* above the size that is shared between threads */
+    float *p[2], *m[2], *v[2], *g = malloc(N * sizeof(float));
+    double *rp = malloc(N * sizeof(double)), *rm = malloc(N * sizeof(double)),
+           *rv = malloc(N * sizeof(double));
+    for (int k = 0; k < 2; k++) {
+        p[k] = malloc(N * sizeof(float));
+        m[k] = malloc(N * sizeof(float));
+        v[k] = malloc(N * sizeof(float));
+    }
+    ck_assert_int_eq(optim_step_variant("sse9", NULL, NULL, NULL, NULL, NULL, 0, 0, 1), -1);
+    int ran = 0;
+    for (size_t vi = 0; vi < sizeof variants / sizeof *variants; vi++) {
+        for (size_t oi = 0; oi < sizeof opts / sizeof *opts; oi++) {
+            nn_train_config c = config(opts[oi]);
+            srand(7);
+            for (int i = 0; i < N; i++) {
+                rp[i] = (double)rand() / RAND_MAX - 0.5;
+                rm[i] = rv[i] = 0;
+                for (int k = 0; k < 2; k++) {
+                    p[k][i] = (float)rp[i];
+                    m[k][i] = v[k][i] = 0;
+                }
+            }
+            int rc = 0;
+            for (long step = 1; step <= 3 && rc == 0; step++) {
+                for (int i = 0; i < N; i++) {
+                    g[i] = (float)((double)rand() / RAND_MAX - 0.5) * (float)step;
+                    reference_step(&c, &rp[i], g[i], &rm[i], &rv[i], 0.01, step);
+                }
+                c.threads = 1;
+                rc = optim_step_variant(variants[vi], &c, p[0], g, m[0], v[0], N, 0.01f, step);
+                c.threads = 3;
+                if (rc == 0)
+                    ck_assert_int_eq(optim_step_variant(variants[vi], &c, p[1], g, m[1],
+                                                        v[1], N, 0.01f, step), 0);
+            }
+            if (rc != 0) { /* this CPU has not the variant's instructions */
+                ck_assert_str_ne(variants[vi], "generic");
+                continue;
+            }
+            ran++;
+            ck_assert_mem_eq(p[0], p[1], N * sizeof(float));
+            ck_assert_mem_eq(m[0], m[1], N * sizeof(float));
+            ck_assert_mem_eq(v[0], v[1], N * sizeof(float));
+            for (int i = 0; i < N; i++)
+                ck_assert_msg(fabs(p[0][i] - rp[i]) <= 1e-6 + 1e-5 * fabs(rp[i]),
+                              "%s, optimiser %d, parameter %d: %.9g, reference %.9g",
+                              variants[vi], (int)opts[oi], i, (double)p[0][i], rp[i]);
+        }
+    }
+    ck_assert_int_ge(ran, 3); /* "generic" at least */
+    for (int k = 0; k < 2; k++) {
+        free(p[k]);
+        free(m[k]);
+        free(v[k]);
+    }
+    free(g);
+    free(rp);
+    free(rm);
+    free(rv);
+}
+END_TEST
+
 START_TEST(weight_decay_spares_biases) {
     nn_error err;
     nn_net *net = nn_net_create("784-10", "relu", &err);
@@ -86,6 +177,7 @@ int main(void) {
     tcase_add_test(tc, sgd_step);
     tcase_add_test(tc, momentum_steps);
     tcase_add_test(tc, adam_steps);
+    tcase_add_test(tc, variants_agree);
     tcase_add_test(tc, weight_decay_spares_biases);
     tcase_add_test(tc, schedules);
     suite_add_tcase(s, tc);
