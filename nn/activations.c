@@ -11,13 +11,13 @@
  * at the baseline (SSE2) sigmoid's polynomial ran 4 floats at a time. */
 #define ACT_INLINE static inline __attribute__((always_inline))
 
-ACT_INLINE void relu_forward_body(float *restrict out, const float *restrict in,
-                                  size_t n) {
+/* No restrict: out may be in, and din may be dout (layers.h). */
+ACT_INLINE void relu_forward_body(float *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = in[i] > 0 ? in[i] : 0;
 }
 
-ACT_INLINE void relu_backward_body(float *restrict din, const float *restrict dout,
-                                   const float *restrict out, size_t n) {
+ACT_INLINE void relu_backward_body(float *din, const float *dout,
+                                   const float *out, size_t n) {
     /* Load unconditionally, then select: a conditional load compiles to a
      * branch that is mispredicted on half the units. */
     for (size_t i = 0; i < n; i++) {
@@ -58,8 +58,8 @@ ACT_INLINE float exp_nonpositive(float x0) {
  * |x| the result saturates cleanly at 0 or 1. sigmoid(x) = 1/(1+e^-x) for
  * x >= 0 and e^x/(1+e^x) below, with e = e^-|x|: one division, and
  * selects rather than branches so the loop vectorises. */
-ACT_INLINE void sigmoid_forward_body(float *restrict out,
-                                     const float *restrict in, size_t n) {
+ACT_INLINE void sigmoid_forward_body(float *out,
+                                     const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float e = exp_nonpositive(-fabsf(x));
@@ -68,9 +68,9 @@ ACT_INLINE void sigmoid_forward_body(float *restrict out,
     }
 }
 
-ACT_INLINE void sigmoid_backward_body(float *restrict din,
-                                      const float *restrict dout,
-                                      const float *restrict out, size_t n) {
+ACT_INLINE void sigmoid_backward_body(float *din,
+                                      const float *dout,
+                                      const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) din[i] = dout[i] * out[i] * (1.0f - out[i]);
 }
 
@@ -90,6 +90,26 @@ ACT_FORWARD_VARIANTS(relu_forward)
 ACT_BACKWARD_VARIANTS(relu_backward)
 ACT_FORWARD_VARIANTS(sigmoid_forward)
 ACT_BACKWARD_VARIANTS(sigmoid_backward)
+
+int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
+                act_backward_fn *backward) {
+    if (!nn_simd_usable(variant)) return -1; /* unknown names are not */
+    const size_t nv = sizeof relu_forward_variants / sizeof *relu_forward_variants;
+    for (size_t i = 0; i < nv; i++) {
+        if (strcmp(relu_forward_variants[i].name, variant) != 0) continue;
+        if (strcmp(kind, "relu") == 0) {
+            *forward = relu_forward_variants[i].fn;
+            *backward = relu_backward_variants[i].fn;
+            return 0;
+        }
+        if (strcmp(kind, "sigmoid") == 0) {
+            *forward = sigmoid_forward_variants[i].fn;
+            *backward = sigmoid_backward_variants[i].fn;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 void tanh_forward(float *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
@@ -147,9 +167,6 @@ static int act_layout(nn_layer *l, const nn_layer *src, int index,
     l->out = l->in;
     return 0;
 }
-
-typedef void (*act_backward_fn)(float *din, const float *dout,
-                                const float *out, size_t n);
 
 static void act_backward_shared(act_backward_fn f, float *din,
                                 const float *dout, const float *out, size_t n,

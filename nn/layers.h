@@ -92,6 +92,14 @@ void sigmoid_forward(float *out, const float *in, size_t n);
 void sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
 void tanh_forward(float *out, const float *in, size_t n);
 void tanh_backward(float *din, const float *dout, const float *out, size_t n);
+typedef void (*act_backward_fn)(float *din, const float *dout,
+                                const float *out, size_t n);
+/* relu's or sigmoid's two functions (kind "relu", "sigmoid") in a named
+ * variant of simd.h ("avx512", "avx2", "generic"), so the tests can check
+ * each on one machine: 0, or -1 when either name is unknown or this CPU
+ * cannot run the variant. */
+int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
+                act_backward_fn *backward);
 
 /* ---- softmax with cross-entropy (nn/loss.c) ----------------------- */
 /* logits (B,C) -> probs (B,C); max subtracted first, so no overflow. */

@@ -342,6 +342,55 @@ START_TEST(sigmoid_is_accurate) {
 }
 END_TEST
 
+/* relu and sigmoid in every variant this CPU runs (simd.h), forward and
+ * backward, against double precision, out of place and in place. */
+START_TEST(activation_variants_agree) {
+    static const char *variants[] = {"avx512", "avx2", "generic"};
+    static const char *kinds[] = {"relu", "sigmoid"};
+    enum { N = 1037 }; /* no multiple of any vector width */
+    static float x[N], y[N], d[N], dx[N], inplace[N];
+    nn_rng rng;
+    nn_rng_seed(&rng, 11);
+    tu_fill(x, N, &rng, -30, 30);
+    tu_fill(d, N, &rng, -1, 1);
+    x[0] = 0, x[1] = -0.0f, x[2] = 1e-30f, x[3] = -90, x[4] = 90;
+    act_forward_fn f;
+    act_backward_fn b;
+    ck_assert_int_eq(act_variant("relu", "sse9", &f, &b), -1);
+    ck_assert_int_eq(act_variant("tanh", "generic", &f, &b), -1);
+    int ran = 0;
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++)
+        for (size_t k = 0; k < 2; k++) {
+            if (act_variant(kinds[k], variants[v], &f, &b) != 0) {
+                ck_assert_str_ne(variants[v], "generic"); /* always runs */
+                continue;
+            }
+            ran++;
+            const bool relu = k == 0;
+            f(y, x, N);
+            b(dx, d, y, N);
+            memcpy(inplace, x, sizeof x);
+            f(inplace, inplace, N);
+            ck_assert_mem_eq(inplace, y, sizeof y);
+            for (int i = 0; i < N; i++) {
+                double ref = relu ? (x[i] > 0 ? x[i] : 0) : 1 / (1 + exp(-(double)x[i]));
+                double dref = relu ? (y[i] > 0 ? d[i] : 0)
+                                   : (double)d[i] * y[i] * (1 - (double)y[i]);
+                ck_assert_msg(fabs(y[i] - ref) <= 1e-6 * fabs(ref) + 1e-37,
+                              "%s %s forward at %g: %.9g, reference %.9g", variants[v],
+                              kinds[k], (double)x[i], (double)y[i], ref);
+                ck_assert_msg(fabs(dx[i] - dref) <= 1e-6 * fabs(dref) + 1e-37,
+                              "%s %s backward at %g: %.9g, reference %.9g", variants[v],
+                              kinds[k], (double)x[i], (double)dx[i], dref);
+            }
+            memcpy(inplace, d, sizeof d);
+            b(inplace, inplace, y, N);
+            ck_assert_mem_eq(inplace, dx, sizeof dx);
+        }
+    ck_assert_int_ge(ran, 2);
+}
+END_TEST
+
 START_TEST(softmax_and_loss_are_safe_for_huge_logits) {
     float logits[2 * NN_CLASSES] = {1e4f, -1e4f, 0, 0, 0, 0, 0, 0, 0, 0,
                                     -3e38f, 3e38f, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -381,6 +430,7 @@ int main(void) {
     tcase_add_test(tc, gradcheck_catches_a_wrong_gradient);
     tcase_add_test(tc, sigmoid_never_overflows);
     tcase_add_test(tc, sigmoid_is_accurate);
+    tcase_add_test(tc, activation_variants_agree);
     tcase_add_test(tc, softmax_and_loss_are_safe_for_huge_logits);
     suite_add_tcase(s, tc);
     return tu_run(s);
