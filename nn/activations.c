@@ -58,8 +58,7 @@ ACT_INLINE float exp_nonpositive(float x0) {
  * |x| the result saturates cleanly at 0 or 1. sigmoid(x) = 1/(1+e^-x) for
  * x >= 0 and e^x/(1+e^x) below, with e = e^-|x|: one division, and
  * selects rather than branches so the loop vectorises. */
-ACT_INLINE void sigmoid_forward_body(float *out,
-                                     const float *in, size_t n) {
+ACT_INLINE void sigmoid_forward_body(float *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float e = exp_nonpositive(-fabsf(x));
@@ -68,8 +67,7 @@ ACT_INLINE void sigmoid_forward_body(float *out,
     }
 }
 
-ACT_INLINE void sigmoid_backward_body(float *din,
-                                      const float *dout,
+ACT_INLINE void sigmoid_backward_body(float *din, const float *dout,
                                       const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) din[i] = dout[i] * out[i] * (1.0f - out[i]);
 }

@@ -43,7 +43,7 @@ void optim_weight_decay(const nn_net *net, float *grads, float wd) {
 /* What one step does to each parameter, worked out once per step. */
 typedef struct {
     nn_optimizer opt;
-    float lr, mu;     /* SGD and momentum */
+    float lr, mu;       /* SGD and momentum */
     float b1, b2, a, e; /* Adam, with its bias corrections folded into a, e */
 } optim_args;
 
@@ -81,8 +81,10 @@ NN_SIMD_VARIANTS(update,
                   float *v, size_t n),
                  (o, p, g, m, v, n))
 
-static void step_with(void (*fn)(const optim_args *, float *, const float *,
-                                 float *, float *, size_t), const nn_train_config *cfg, float *p,
+typedef void update_fn(const optim_args *o, float *p, const float *g, float *m,
+                       float *v, size_t n);
+
+static void step_with(update_fn *fn, const nn_train_config *cfg, float *p,
                       const float *g, float *m, float *v, size_t n, float lr,
                       long step) {
     optim_args o = {.opt = cfg->optimizer, .lr = lr, .mu = cfg->momentum};
