@@ -91,22 +91,16 @@ ACT_BACKWARD_VARIANTS(sigmoid_backward)
 
 int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
                 act_backward_fn *backward) {
-    if (!nn_simd_usable(variant)) return -1; /* unknown names are not */
-    const size_t nv = sizeof relu_forward_variants / sizeof *relu_forward_variants;
-    for (size_t i = 0; i < nv; i++) {
-        if (strcmp(relu_forward_variants[i].name, variant) != 0) continue;
-        if (strcmp(kind, "relu") == 0) {
-            *forward = relu_forward_variants[i].fn;
-            *backward = relu_backward_variants[i].fn;
-            return 0;
-        }
-        if (strcmp(kind, "sigmoid") == 0) {
-            *forward = sigmoid_forward_variants[i].fn;
-            *backward = sigmoid_backward_variants[i].fn;
-            return 0;
-        }
+    if (strcmp(kind, "relu") == 0) {
+        *forward = relu_forward_named(variant);
+        *backward = relu_backward_named(variant);
+    } else if (strcmp(kind, "sigmoid") == 0) {
+        *forward = sigmoid_forward_named(variant);
+        *backward = sigmoid_backward_named(variant);
+    } else {
+        return -1;
     }
-    return -1;
+    return *forward && *backward ? 0 : -1;
 }
 
 void tanh_forward(float *out, const float *in, size_t n) {
@@ -133,14 +127,6 @@ static int act_parts(size_t n, int threads) {
     return threads > 1 && n >= ACT_PARALLEL_MIN ? threads : 1;
 }
 
-static void act_range(size_t n, int part, int parts, size_t *i0, size_t *i1) {
-    size_t vecs = (n + 15) / 16;
-    *i0 = vecs * (size_t)part / (size_t)parts * 16;
-    *i1 = vecs * (size_t)(part + 1) / (size_t)parts * 16;
-    if (*i0 > n) *i0 = n;
-    if (*i1 > n) *i1 = n;
-}
-
 /* Forward and backward of an element-wise kind through its descriptor's
  * functions: backward needs only the forward output. */
 static void act_layer_forward(const nn_layer *l, const float *params,
@@ -154,7 +140,7 @@ static void act_layer_forward(const nn_layer *l, const float *params,
 #pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
     for (int t = 0; t < parts; t++) {
         size_t i0, i1;
-        act_range(n, t, parts, &i0, &i1);
+        nn_share_floats(n, t, parts, &i0, &i1);
         f(out + i0, in + i0, i1 - i0);
     }
 }
@@ -173,7 +159,7 @@ static void act_backward_shared(act_backward_fn f, float *din,
 #pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static)
     for (int t = 0; t < parts; t++) {
         size_t i0, i1;
-        act_range(n, t, parts, &i0, &i1);
+        nn_share_floats(n, t, parts, &i0, &i1);
         f(din + i0, dout + i0, out + i0, i1 - i0);
     }
 }

@@ -30,6 +30,17 @@ static inline void nn_share(int n, int tid, int team, int align, int *from,
     *to = t < n ? t : n;
 }
 
+/* nn_share for element-wise loops over n floats (n may pass INT_MAX):
+ * whole runs of 16, a full vector of every variant of simd.h. */
+static inline void nn_share_floats(size_t n, int tid, int team, size_t *from,
+                                   size_t *to) {
+    size_t vecs = (n + 15) / 16;
+    size_t f = vecs * (size_t)tid / (size_t)team * 16;
+    size_t t = vecs * (size_t)(tid + 1) / (size_t)team * 16;
+    *from = f < n ? f : n;
+    *to = t < n ? t : n;
+}
+
 /* Whether a team of `threads` should run on the calling thread alone,
  * without a parallel region. libgomp ends every region and every barrier,
  * even in a team of one, with a futex syscall: 0.3-0.5 us each in these

@@ -2,7 +2,6 @@
  * step (SGD, momentum, Adam), each one loop over the flat parameter,
  * gradient and moment arrays. */
 #include <math.h>
-#include <string.h>
 
 #include "layers.h" /* nn_serial, and omp.h with OpenMP */
 #include "optim.h"
@@ -104,11 +103,8 @@ static void step_with(update_fn *fn, const nn_train_config *cfg, float *p,
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
-        /* Shares of whole runs of 16 floats: full vectors for every variant. */
-        size_t lines = (n + 15) / 16, team = (size_t)omp_get_num_threads();
-        size_t tid = (size_t)omp_get_thread_num();
-        size_t from = lines * tid / team * 16, to = lines * (tid + 1) / team * 16;
-        if (to > n) to = n;
+        size_t from, to;
+        nn_share_floats(n, omp_get_thread_num(), omp_get_num_threads(), &from, &to);
         if (from < to) /* m and v may be NULL (plain SGD) */
             fn(&o, p + from, g + from, m ? m + from : NULL, v ? v + from : NULL,
                to - from);
@@ -124,11 +120,8 @@ void optim_step(const nn_train_config *cfg, float *p, const float *g,
 int optim_step_variant(const char *variant, const nn_train_config *cfg,
                        float *p, const float *g, float *m, float *v, size_t n,
                        float lr, long step) {
-    for (size_t i = 0; i < sizeof update_variants / sizeof *update_variants; i++)
-        if (strcmp(update_variants[i].name, variant) == 0) {
-            if (!nn_simd_usable(variant)) return -1;
-            step_with(update_variants[i].fn, cfg, p, g, m, v, n, lr, step);
-            return 0;
-        }
-    return -1;
+    update_fn *fn = update_named(variant);
+    if (!fn) return -1;
+    step_with(fn, cfg, p, g, m, v, n, lr, step);
+    return 0;
 }

@@ -32,8 +32,10 @@ typedef float v4 __attribute__((vector_size(16)));
 
 /* NN_SIMD_VARIANTS(NAME, PARAMS, ARGS): the always-inline function
  * NAME_body, of the parameter list PARAMS, compiled once per variant;
- * NAME_variants[] lists them, best first, as {name, fn}, and NAME_best()
- * returns the best this CPU runs. ARGS names PARAMS' arguments in order.
+ * NAME_variants[] lists them, best first, as {name, fn}; NAME_best()
+ * returns the best this CPU runs, and NAME_named(variant) the named one
+ * (NULL when unknown or not runnable here: for the tests). ARGS names
+ * PARAMS' arguments in order.
  * For element-wise loops, which the compiler vectorises for each target. */
 #ifdef NN_SIMD_X86
 #define NN_SIMD_VARIANTS(NAME, PARAMS, ARGS)                                   \
@@ -61,6 +63,13 @@ typedef float v4 __attribute__((vector_size(16)));
         size_t i = 0;                                                          \
         while (!nn_simd_usable(NAME##_variants[i].name)) i++;                  \
         return NAME##_variants[i].fn; /* "generic" always is */                \
+    }                                                                          \
+    __attribute__((unused)) static void (*NAME##_named(const char *v)) PARAMS { \
+        for (size_t i = 0; i < sizeof NAME##_variants / sizeof *NAME##_variants; \
+             i++)                                                              \
+            if (strcmp(NAME##_variants[i].name, v) == 0)                       \
+                return nn_simd_usable(v) ? NAME##_variants[i].fn : NULL;       \
+        return NULL;                                                           \
     }
 
 /* Under AddressSanitizer (GCC's or clang's) the kernels keep their loops
