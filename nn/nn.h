@@ -379,9 +379,13 @@ typedef struct {
     double temperature;
 } nn_eval_report;
 
-/* Fills r for the digits in d (labels 0..9). Returns 0, or -1 with err. */
-int nn_evaluate_verdicts(const nn_net *net, const nn_dataset *d, int threads,
-                         nn_eval_report *r, nn_error *err);
+typedef struct nn_qnet nn_qnet; /* int8 inference, below */
+
+/* Fills r for the digits in d (labels 0..9), from the logits of q (net's
+ * int8 form, see below) or, with q NULL, of net itself. Returns 0, or -1
+ * with err. */
+int nn_evaluate_verdicts(const nn_net *net, const nn_qnet *q, const nn_dataset *d,
+                         int threads, nn_eval_report *r, nn_error *err);
 
 /* Expected calibration error: 15 equal-width confidence bins, the
  * sample-weighted mean |accuracy - mean confidence| per bin. conf (n),
@@ -516,7 +520,6 @@ void nn_sha256(const void *data, size_t len, uint8_t out[32]);
  * that calibration stored in net->meta.int8_act_ranges. Layers: dense,
  * conv, relu, maxpool, dropout (identity); a net with sigmoid or tanh has
  * no int8 form. The last layer's logits are float32. */
-typedef struct nn_qnet nn_qnet;
 
 /* Runs the float32 forward pass over x (n, 784) and records the range of
  * the input and of every layer's output into net->meta.int8_act_ranges
@@ -536,6 +539,11 @@ bool nn_net_has_int8(const nn_net *net);
  * int8 kernel. Free with nn_qnet_free. */
 nn_qnet *nn_qnet_create(const nn_net *net, nn_error *err);
 void nn_qnet_free(nn_qnet *q);
+
+/* Whether this CPU runs a calibrated net faster in int8 than in float32:
+ * with AVX512-VNNI. Without it the float32 path (Winograd convolution,
+ * AVX-512 or AVX2 FMA) is the faster one for the CNN. */
+bool nn_int8_preferred(void);
 
 /* Name of the kernel q runs: "vnni", "avx2" or "generic". */
 const char *nn_qnet_kernel(const nn_qnet *q);

@@ -425,6 +425,8 @@ nn_qnet *nn_qnet_create(const nn_net *net, nn_error *err) {
     return int8_qnet_create_with(net, NULL, err);
 }
 
+bool nn_int8_preferred(void) { return strcmp(int8_kernel_best()->name, "vnni") == 0; }
+
 /* ================================================================== */
 /* Forward                                                             */
 /* ================================================================== */

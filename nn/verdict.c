@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int8.h"
 #include "layers.h"
 #include "nn.h"
 
@@ -175,16 +176,18 @@ double nn_ece15(const float *conf, const uint8_t *correct, int n) {
     return n ? ece / n : 0;
 }
 
-/* All logits of d: a new (d->n, K) array, or NULL with err. */
-static float *all_logits(const nn_net *net, const nn_dataset *d, int threads,
-                         nn_error *err) {
+/* All logits of d, from q when given, else from net: a new (d->n, K)
+ * array, or NULL with err. */
+static float *all_logits(const nn_net *net, const nn_qnet *q, const nn_dataset *d,
+                         int threads, nn_error *err) {
     int K = nn_net_outputs(net);
     float *z = malloc(((size_t)d->n * K + 1) * sizeof(float));
     if (!z) {
         nn_fail(err, "out of memory for %d logits", d->n);
         return NULL;
     }
-    if (nn_logits(net, d->images, d->n, z, threads, err)) {
+    if (q ? int8_qnet_logits(q, d->images, d->n, z, threads, err)
+          : nn_logits(net, d->images, d->n, z, threads, err)) {
         free(z);
         return NULL;
     }
@@ -231,7 +234,7 @@ int nn_calibrate(nn_net *net, const nn_dataset *digits, double max_reject,
             return nn_fail(err, "calibration: digit %d has label %d", i,
                            digits->labels[i]);
     int K = nn_net_outputs(net), n = digits->n;
-    float *z = all_logits(net, digits, threads, err);
+    float *z = all_logits(net, NULL, digits, threads, err);
     if (!z) return -1;
     float *v = malloc((size_t)n * sizeof(float));
     nn_answer *a = malloc((size_t)n * sizeof(nn_answer));
@@ -303,15 +306,15 @@ int nn_calibrate(nn_net *net, const nn_dataset *digits, double max_reject,
     return 0;
 }
 
-int nn_evaluate_verdicts(const nn_net *net, const nn_dataset *d, int threads,
-                         nn_eval_report *r, nn_error *err) {
+int nn_evaluate_verdicts(const nn_net *net, const nn_qnet *q, const nn_dataset *d,
+                         int threads, nn_eval_report *r, nn_error *err) {
     memset(r, 0, sizeof *r);
     r->n = d->n;
     r->temperature = model_temperature(&net->meta);
     r->accepted_accuracy = -1;
     if (d->n < 1) return 0;
     int K = nn_net_outputs(net), n = d->n;
-    float *z = all_logits(net, d, threads, err);
+    float *z = all_logits(net, q, d, threads, err);
     if (!z) return -1;
     float *conf = malloc((size_t)n * sizeof(float));
     float *conf_raw = malloc((size_t)n * sizeof(float));

@@ -2,14 +2,15 @@
  * verdict_report.c: how honest a model's answers are, on data no
  * training or threshold ever saw (the figures in models/README.md).
  *
- *   verdict_report MODEL MNIST_DIR [FONT_DIR]
+ *   verdict_report [--int8] MODEL MNIST_DIR [FONT_DIR]
  *
  * Prints, for MNIST test: accuracy, acceptance, accuracy on the accepted,
  * ECE before and after temperature scaling; for held-out negatives
  * (held-out kinds and font families, seeds never used in training):
  * the share refused as not_a_digit, per kind; for each digit style
  * (nn/styles.c) applied alone to MNIST test digits with its own seed:
- * accuracy, acceptance and accuracy on the accepted.
+ * accuracy, acceptance and accuracy on the accepted. --int8: all of it
+ * through the model's int8 form (digitd quantize's calibration).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,13 @@ static const char *const kind_names[NN_NEG_KINDS] = {
     "noise", "zigzag/wave", "star/hatching/triangle/asterisk",
 };
 
-static int report_negatives(const nn_net *net, const nn_negative_source *src,
+/* Answers for x (n, 784): from q, net's int8 form, when given. */
+static int classify(const nn_net *net, const nn_qnet *q, const float *x, int n,
+                    nn_answer *a, nn_error *err) {
+    return q ? nn_qnet_classify(q, net, x, n, a, 2, err) : nn_classify(net, x, n, a, 2, err);
+}
+
+static int report_negatives(const nn_net *net, const nn_qnet *q, const nn_negative_source *src,
                             const char *title, uint64_t seed) {
     float *x = malloc((size_t)N_NEGATIVES * NN_PIXELS * sizeof(float));
     int *kind = malloc(N_NEGATIVES * sizeof(int));
@@ -38,7 +45,7 @@ static int report_negatives(const nn_net *net, const nn_negative_source *src,
         kind[i] = nn_negative(src, &g, x + (size_t)i * NN_PIXELS);
     }
     nn_error err;
-    if (nn_classify(net, x, N_NEGATIVES, a, 2, &err)) {
+    if (classify(net, q, x, N_NEGATIVES, a, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -62,7 +69,7 @@ static int report_negatives(const nn_net *net, const nn_negative_source *src,
     return 0;
 }
 
-static int report_style(const nn_net *net, const nn_dataset *test, nn_style s) {
+static int report_style(const nn_net *net, const nn_qnet *q, const nn_dataset *test, nn_style s) {
     float *x = malloc((size_t)N_PER_STYLE * NN_PIXELS * sizeof(float));
     uint8_t *y = malloc(N_PER_STYLE);
     nn_answer *a = malloc(N_PER_STYLE * sizeof(nn_answer));
@@ -77,7 +84,7 @@ static int report_style(const nn_net *net, const nn_dataset *test, nn_style s) {
         y[n++] = (uint8_t)got;
     }
     nn_error err;
-    if (nn_classify(net, x, n, a, 2, &err)) {
+    if (classify(net, q, x, n, a, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -97,14 +104,18 @@ static int report_style(const nn_net *net, const nn_dataset *test, nn_style s) {
 }
 
 int main(int argc, char **argv) {
+    const bool int8 = argc > 1 && strcmp(argv[1], "--int8") == 0;
+    argc -= int8;
+    argv += int8;
     if (argc < 3) {
-        fprintf(stderr, "usage: verdict_report MODEL MNIST_DIR [FONT_DIR]\n");
+        fprintf(stderr, "usage: verdict_report [--int8] MODEL MNIST_DIR [FONT_DIR]\n");
         return 2;
     }
     const char *font_dir = argc > 3 ? argv[3] : "/usr/share/hershey-fonts";
     nn_error err;
     nn_net *net = nn_model_load(argv[1], &err);
-    if (!net) {
+    nn_qnet *q = NULL;
+    if (!net || (int8 && !(q = nn_qnet_create(net, &err)))) {
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
     }
@@ -114,13 +125,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     nn_eval_report r;
-    if (nn_evaluate_verdicts(net, &test, 2, &r, &err)) {
+    if (nn_evaluate_verdicts(net, q, &test, 2, &r, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("model %s (%d outputs), temperature %.3f, reject_p %.3f, "
+    printf("model %s (%d outputs, %s), temperature %.3f, reject_p %.3f, "
            "reject_energy %.3f, ambiguous_margin %.3f\n",
-           net->meta.name, nn_net_outputs(net), net->meta.temperature,
+           net->meta.name, nn_net_outputs(net), q ? "int8" : "fp32", net->meta.temperature,
            net->meta.reject_p, net->meta.reject_energy,
            net->meta.ambiguous_margin);
     printf("MNIST test: accuracy %.2f%%, accepted %.2f%% (not_a_digit %.2f%%, "
@@ -136,21 +147,22 @@ int main(int argc, char **argv) {
     /* Held-out digits to cut and pair are MNIST test digits: training
      * cut and paired training digits only. */
     nn_negative_source held = {fonts, nf > 0 ? nf : 0, &test, true};
-    if (report_negatives(net, &held, "held-out negatives (held-out kinds and fonts)",
+    if (report_negatives(net, q, &held, "held-out negatives (held-out kinds and fonts)",
                          HELD_OUT_SEED))
         return 1;
     nn_font *tfonts[16];
     int ntf = nn_fonts_load_set(font_dir, false, tfonts, 16, &err);
     nn_negative_source same = {tfonts, ntf > 0 ? ntf : 0, &test, false};
-    if (report_negatives(net, &same, "training kinds, unseen seeds and digits",
+    if (report_negatives(net, q, &same, "training kinds, unseen seeds and digits",
                          HELD_OUT_SEED ^ 0xffff))
         return 1;
     printf("digit styles on MNIST test digits (held-out seeds):\n");
     for (int s = 0; s < NN_STYLE_COUNT; s++)
-        if (report_style(net, &test, (nn_style)s)) return 1;
+        if (report_style(net, q, &test, (nn_style)s)) return 1;
     for (int i = 0; i < nf; i++) nn_font_free(fonts[i]);
     for (int i = 0; i < ntf; i++) nn_font_free(tfonts[i]);
     nn_dataset_free(&test);
+    nn_qnet_free(q);
     nn_net_free(net);
     return 0;
 }

@@ -13,7 +13,7 @@
 #include "json_writer.h"
 #include "nn.h"
 
-enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_INT8, O_COUNT };
+enum { O_MODEL, O_DATA, O_SET, O_THREADS, O_JSON, O_REPORT, O_PRECISION, O_COUNT };
 static const cli_option eval_options[O_COUNT] = {
     [O_MODEL] = CLI_OPTION_MODEL,
     [O_DATA] = CLI_OPTION_DATA,
@@ -21,8 +21,7 @@ static const cli_option eval_options[O_COUNT] = {
                "t10k is the test set, train the training set"},
     [O_THREADS] = CLI_OPTION_THREADS,
     [O_JSON] = CLI_OPTION_JSON("one JSON object instead of text"),
-    [O_INT8] = {"int8", 0, NULL, CLI_FLAG, NULL, 0, 0, NULL,
-                "run the int8 form of a model calibrated by digitd quantize"},
+    [O_PRECISION] = CLI_OPTION_PRECISION,
     [O_REPORT] = {"report", 'r', NULL, CLI_STRING, "DIR", 0, 0, NULL,
                   "also write pictures to DIR: confusion.svg, misclassified.svg "
                   "(the first 100 wrong digits, true and predicted labels) and "
@@ -35,8 +34,8 @@ static const cli_option eval_options[O_COUNT] = {
 /* Writes DIR/confusion.svg, DIR/misclassified.svg and DIR/index.html.
  * Classifies d again in chunks to find the wrong answers (nn_evaluate only
  * counts them). Returns 0, or 1 after reporting an error. */
-static int write_report(const char *dir, const nn_net *net, const char *model_path,
-                        const nn_dataset *d, const char *set, int threads,
+static int write_report(const char *dir, const nn_net *net, const nn_qnet *q,
+                        const char *model_path, const nn_dataset *d, const char *set, int threads,
                         const int cm[NN_CLASSES][NN_CLASSES], double acc) {
     enum { CHUNK = 256 };
     float *probs = malloc(sizeof(float) * CHUNK * NN_CLASSES);
@@ -51,7 +50,9 @@ static int write_report(const char *dir, const nn_net *net, const char *model_pa
     }
     for (int i = 0; i < d->n; i += CHUNK) {
         int b = d->n - i < CHUNK ? d->n - i : CHUNK;
-        if (nn_predict(net, d->images + (size_t)i * NN_PIXELS, b, probs, threads, &err)) {
+        const float *x = d->images + (size_t)i * NN_PIXELS;
+        if (q ? nn_qnet_predict(q, x, b, probs, threads, &err)
+              : nn_predict(net, x, b, probs, threads, &err)) {
             rc = cli_fail("eval", "%s", err.msg);
             goto done;
         }
@@ -139,26 +140,19 @@ int cmd_eval(int argc, char **argv) {
     }
     int cm[NN_CLASSES][NN_CLASSES];
     double acc = -1;
-    if (v[O_INT8].on) {
-        nn_qnet *q = nn_qnet_create(net, &err);
-        if (q) acc = nn_qnet_evaluate(q, &d, cm, &err);
-        nn_qnet_free(q);
-    } else {
-        acc = nn_evaluate(net, &d, threads, cm, &err);
-    }
-    if (acc < 0) {
-        cli_fail("eval", "%s", err.msg);
-        nn_dataset_free(&d);
-        nn_net_free(net);
-        return 1;
-    }
     nn_eval_report vr; /* verdicts and calibration (nn/verdict.c) */
-    if (nn_evaluate_verdicts(net, &d, threads, &vr, &err)) {
-        cli_fail("eval", "%s", err.msg);
+    /* --precision: what serve would run (int8 needs a calibration) */
+    nn_qnet *q = NULL;
+    if (!cli_int8(&v[O_PRECISION], nn_net_has_int8(net)) || (q = nn_qnet_create(net, &err)))
+        acc = q ? nn_qnet_evaluate(q, &d, cm, &err) : nn_evaluate(net, &d, threads, cm, &err);
+    if (acc < 0 || nn_evaluate_verdicts(net, q, &d, threads, &vr, &err)) {
+        cli_fail("eval", "%s: %s", model, err.msg);
+        nn_qnet_free(q);
         nn_dataset_free(&d);
         nn_net_free(net);
         return 1;
     }
+    const char *precision_name = q ? "int8" : "fp32";
     int right = 0, status = 0;
     double precision[NN_CLASSES], recall[NN_CLASSES];
     for (int k = 0; k < NN_CLASSES; k++) {
@@ -178,6 +172,7 @@ int cmd_eval(int argc, char **argv) {
         jw_init(&w, &t);
         jw_object(&w);
         jw_key(&w, "model"); jw_string(&w, net->meta.name);
+        jw_key(&w, "inference_precision"); jw_string(&w, precision_name);
         jw_key(&w, "set"); jw_string(&w, set);
         jw_key(&w, "accuracy"); jw_number(&w, acc);
         jw_key(&w, "correct"); jw_int(&w, right);
@@ -204,7 +199,7 @@ int cmd_eval(int argc, char **argv) {
             status = 1;
         }
     } else {
-        printf("model: %s\n", net->meta.name);
+        printf("model: %s (%s)\n", net->meta.name, precision_name);
         printf("accuracy: %.4f (%d/%d)\n", acc, right, d.n);
         printf("acceptance rate: %.4f  accuracy on accepted: %.4f  "
                "(refused: not_a_digit %.4f, ambiguous %.4f)\n",
@@ -223,9 +218,10 @@ int cmd_eval(int argc, char **argv) {
             printf("\n");
         }
     }
-    if (v[O_REPORT].str && write_report(v[O_REPORT].str, net, model, &d, set, threads,
+    if (v[O_REPORT].str && write_report(v[O_REPORT].str, net, q, model, &d, set, threads,
                                         (const int(*)[NN_CLASSES])cm, acc))
         status = 1;
+    nn_qnet_free(q);
     nn_dataset_free(&d);
     nn_net_free(net);
     return status;

@@ -17,14 +17,13 @@
 /* Image files larger than this are refused before reading. */
 #define MAX_FILE_BYTES ((size_t)64 << 20)
 
-enum { O_MODEL, O_JSON, O_MAX_SIDE, O_INT8, O_COUNT };
+enum { O_MODEL, O_JSON, O_MAX_SIDE, O_PRECISION, O_COUNT };
 static const cli_option predict_options[O_COUNT] = {
     [O_MODEL] = CLI_OPTION_MODEL,
     [O_JSON] = CLI_OPTION_JSON("one JSON object per line: file, digit, "
                                "confidence, probabilities"),
     [O_MAX_SIDE] = CLI_OPTION_MAX_IMAGE_SIDE,
-    [O_INT8] = {"int8", 0, NULL, CLI_FLAG, NULL, 0, 0, NULL,
-                "run the int8 form of a model calibrated by digitd quantize"},
+    [O_PRECISION] = CLI_OPTION_PRECISION,
 };
 static const cli_command predict_command = {
     "predict", "[OPTIONS] IMAGE...",
@@ -46,7 +45,7 @@ int cmd_predict(int argc, char **argv) {
     }
     (void)nn_net_prepare(net, &err); /* faster; without, the same answers */
     nn_qnet *q = NULL;
-    if (v[O_INT8].on && !(q = nn_qnet_create(net, &err))) {
+    if (cli_int8(&v[O_PRECISION], nn_net_has_int8(net)) && !(q = nn_qnet_create(net, &err))) {
         nn_net_free(net);
         return cli_fail("predict", "%s: %s", model, err.msg);
     }

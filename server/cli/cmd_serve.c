@@ -67,7 +67,7 @@ enum {
     O_WORKERS, O_QUEUE, O_BATCH, O_BATCH_WAIT, O_MAX_BODY, O_MAX_INFLIGHT, O_MAX_SIDE,
     O_MAX_WIDTH, O_MAX_HEIGHT, O_MAX_PIXELS, O_MAX_BATCH, O_MAX_CONN, O_MAX_PER_IP,
     O_TIMEOUT, O_READ_DEADLINE, O_WORK_DEADLINE, O_DRAIN, O_CORS, O_USER, O_NO_SECCOMP,
-    O_ADMIN_TOKEN, O_LOG_FORMAT, O_QUIET, O_INT8, O_COUNT
+    O_ADMIN_TOKEN, O_LOG_FORMAT, O_QUIET, O_PRECISION, O_COUNT
 };
 
 static const cli_option serve_options_table[O_COUNT] = {
@@ -129,8 +129,7 @@ static const cli_option serve_options_table[O_COUNT] = {
                       "text", "access log lines"},
     [O_QUIET] = {"quiet", 'q', "DIGITD_QUIET", CLI_FLAG, NULL, 0, 0, NULL,
                  "no access log"},
-    [O_INT8] = {"int8", 0, "DIGITD_INT8", CLI_FLAG, NULL, 0, 0, NULL,
-                "run models calibrated by `digitd quantize` in int8"},
+    [O_PRECISION] = CLI_OPTION_PRECISION,
 };
 
 static const cli_command serve_command = {
@@ -168,7 +167,7 @@ static int parse_options(serve_options *o, int argc, char **argv) {
         .max_batch = (int)v[O_BATCH].i,
         .max_wait_us = v[O_BATCH_WAIT].i,
         .nice = 5,
-        .int8 = v[O_INT8].on,
+        .int8 = cli_int8(&v[O_PRECISION], true),
     };
     int side = (int)v[O_MAX_SIDE].i;
     o->http = (http_config){
@@ -296,16 +295,6 @@ int cmd_serve(int argc, char **argv) {
         if (!model_repo_ready(repo)) logf_("model not loaded: %s", err.msg);
     }
     log_default_model(repo, "loaded");
-    if (o.queue.int8) { /* say now whether --int8 will apply */
-        model_ref ref;
-        if (model_repo_acquire(repo, NULL, NULL, &ref) == REPO_OK) {
-            const nn_qnet *q = served_model_qnet(ref.model);
-            if (q) logf_("int8: the default model runs in int8 (%s kernel)", nn_qnet_kernel(q));
-            else logf_("int8: the default model has no int8 calibration (digitd quantize "
-                       "makes one); it runs in float32");
-            served_model_release(ref.model);
-        }
-    }
 
     static_root web;
     if (static_root_open(&web, o.web_root, &err) != 0) {
@@ -327,6 +316,18 @@ int cmd_serve(int argc, char **argv) {
         model_repo_close(repo);
         close(fd);
         return 1;
+    }
+    { /* say now which precision --precision gives the default model */
+        model_ref ref;
+        if (model_repo_acquire(repo, NULL, NULL, &ref) == REPO_OK) {
+            const nn_qnet *q = work_queue_qnet(ctx.queue, ref.model);
+            if (q) logf_("precision: the default model runs in int8 (%s kernel)", nn_qnet_kernel(q));
+            else if (o.queue.int8)
+                logf_("precision: the default model has no int8 calibration (digitd "
+                      "quantize makes one); it runs in float32");
+            else logf_("precision: the default model runs in float32");
+            served_model_release(ref.model);
+        }
     }
     http_server *srv = http_server_start(&o.http, &ctx, &err);
     if (!srv) {

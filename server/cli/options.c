@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "nn.h"
 
 /* Help layout: option names from column 2, their text from column
  * HELP_TEXT_COL, nothing past column HELP_WIDTH (80-column terminals). */
@@ -346,6 +347,14 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_value *values,
                                           sizeof values[i].resolved);
     *rest = optind;
     return -1;
+}
+
+bool cli_int8(const cli_value *v, bool calibrated) {
+    switch (v->i) {
+    case 1: return false; /* fp32 */
+    case 2: return true;  /* int8 */
+    default: return calibrated && nn_int8_preferred();
+    }
 }
 
 int cli_threads(const cli_value *v) {

@@ -140,5 +140,16 @@ int cli_threads(const cli_value *v);
      CLI_DEFAULT_MAX_IMAGE_SIDE, "image width and height limit"}
 #define CLI_OPTION_JSON(what)                                                \
     {"json", 'j', NULL, CLI_FLAG, NULL, 0, 0, NULL, what}
+/* Float32 or int8 inference (serve, eval, predict); see cli_int8. */
+#define CLI_OPTION_PRECISION                                                 \
+    {"precision", 0, "DIGITD_PRECISION", CLI_CHOICE, "auto|fp32|int8", 0, 0, \
+     "auto", "auto: int8 for a model calibrated by `digitd quantize` where faster"}
+
+/* Whether a CLI_OPTION_PRECISION value runs a model in int8. "int8": yes
+ * (a model without a calibration is then refused, or served in float32);
+ * "fp32": no; "auto": when the model is calibrated and this CPU runs int8
+ * faster (nn_int8_preferred: AVX512-VNNI). serve passes calibrated = true
+ * and checks each model as it loads. */
+bool cli_int8(const cli_value *v, bool calibrated);
 
 #endif

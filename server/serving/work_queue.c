@@ -111,7 +111,7 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
     }
     nn_error err;
     served_model *m = jobs[0]->model;
-    const nn_qnet *qn = q->cfg.int8 ? served_model_qnet(m) : NULL;
+    const nn_qnet *qn = work_queue_qnet(q, m);
     if (ok && qn) ok = nn_qnet_classify(qn, m->net, in, rows, answers, 1, &err) == 0;
     else if (ok) ok = nn_classify(m->net, in, rows, answers, 1, &err) == 0;
     free(x);
@@ -250,6 +250,10 @@ int work_queue_offer(work_queue *q, job *j) {
 }
 
 const work_queue_stats *work_queue_statistics(const work_queue *q) { return &q->stats; }
+
+const nn_qnet *work_queue_qnet(const work_queue *q, served_model *m) {
+    return q->cfg.int8 ? served_model_qnet(m) : NULL;
+}
 
 void work_queue_stop(work_queue *q) {
     if (!q) return;

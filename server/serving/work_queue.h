@@ -103,6 +103,10 @@ int work_queue_offer(work_queue *q, job *j);
 
 const work_queue_stats *work_queue_statistics(const work_queue *q);
 
+/* The int8 form the workers run m in (cfg.int8 and m calibrated), or
+ * NULL: float32. */
+const nn_qnet *work_queue_qnet(const work_queue *q, served_model *m);
+
 /* Stops taking jobs (later offers fail), lets the workers finish every
  * queued one (each gets its done call) and joins them. q stays valid
  * for offers (which fail) until work_queue_free. */

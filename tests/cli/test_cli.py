@@ -225,6 +225,25 @@ def group_json(a):
               "eval --json: counts and accuracy agree")
     except (ValueError, KeyError) as e:
         check(False, "eval --json is valid JSON (%s): %r" % (e, out[:200]))
+    # --precision: auto is int8 only for a calibrated model on a CPU with
+    # AVX512-VNNI; int8 for a model without a calibration is refused.
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    vnni = "avx512_vnni" in flags and "avx512bw" in flags
+    calibrated = os.path.join(a.source, "models", "mlp-int8.model")
+    for path, precision, want in ((model, "auto", "fp32"), (model, "fp32", "fp32"),
+                                  (calibrated, "fp32", "fp32"), (calibrated, "int8", "int8"),
+                                  (calibrated, "auto", "int8" if vnni else "fp32")):
+        rc, out, err = run([a.digitd, "eval", "--model", path, "--data", mnist,
+                            "--precision", precision, "--json"])
+        try:
+            got = json.loads(out)["inference_precision"] if rc == 0 else err.strip()
+        except (ValueError, KeyError) as e:
+            got = "no inference_precision in the JSON (%s)" % e
+        check(got == want, "eval --precision %s of %s runs %s (got %s)"
+              % (precision, os.path.basename(path), want, got))
+    rc, _, err = run([a.digitd, "eval", "--model", model, "--data", mnist, "--precision", "int8"])
+    check(rc == 1 and err.startswith("digitd eval: ") and "calibration" in err,
+          "eval --precision int8 refuses a model without a calibration (%s)" % err.strip())
     # eval --report: the confusion matrix and the wrong digits as pictures.
     edir = os.path.join(work, "eval-report")
     rc, out, err = run([a.digitd, "eval", "--model", model, "--data", mnist,

@@ -418,22 +418,31 @@ def group_api(args):
 def group_forms(args):
     need_mnist()
     digits = load_mnist(N_DIGITS)
-    # --int8 with the shipped default model (calibrated by digitd quantize):
-    # the int8 path answers, says so, and reads the real digits as fp32 does
+    # --precision with the shipped default model (calibrated by digitd
+    # quantize): each path answers, says which it is, and reads the real
+    # digits; auto is int8 exactly where the CPU has AVX512-VNNI
     shipped = os.path.join(args.source, "models", "default.model")
-    for extra in ([], ["--int8"]):
-        d = Daemon(args, shipped, web_root(args), extra=extra, name="shipped" + "".join(extra))
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    auto = "int8" if "avx512_vnni" in flags and "avx512bw" in flags else "float32"
+    said = {"fp32": "runs in float32", "int8": "runs in int8", "auto": "runs in " + auto}
+    for precision in ("fp32", "int8", "auto"):
+        extra = ["--precision", precision]
+        d = Daemon(args, shipped, web_root(args), extra=extra, name="shipped-" + precision)
         try:
             body = json.dumps([{"pixels": px} for px, _ in digits])
             st, _, ans = d.json("POST", "/predict", body=body)
             got = [p["digit"] for p in ans["predictions"]] if st == 200 else []
             right = sum(g == lab for g, (_, lab) in zip(got, digits))
-            check(right >= len(digits) - 1, "shipped model %s: %d/%d MNIST digits right"
-                  % (" ".join(extra) or "fp32", right, len(digits)))
+            check(right >= len(digits) - 1, "shipped model --precision %s: %d/%d MNIST digits right"
+                  % (precision, right, len(digits)))
             check(all("accepted" in p for p in ans.get("predictions", [])),
                   "every batch item has a verdict")
-            if extra:
-                check("runs in int8" in d.log_text(), "--int8: the log says the model runs in int8")
+            check(said[precision] in d.log_text(),
+                  "--precision %s: the log says the model %s" % (precision, said[precision]))
+            runs = "fp32" if said[precision].endswith("float32") else "int8"
+            info = d.json("GET", "/model", ctype=None)[2]
+            check(info.get("precision") == runs,
+                  "--precision %s: GET /model says %s" % (precision, info.get("precision")))
         finally:
             d.stop()
     model = trained_model(args)

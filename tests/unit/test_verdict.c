@@ -324,7 +324,7 @@ START_TEST(calibration_recovers_a_known_temperature) {
     ck_assert_double_gt(net->meta.temperature, 1.7);
     ck_assert_double_lt(net->meta.temperature, 2.3);
     nn_eval_report r;
-    ck_assert(nn_evaluate_verdicts(net, &d, 1, &r, &err) == 0);
+    ck_assert(nn_evaluate_verdicts(net, NULL, &d, 1, &r, &err) == 0);
     ck_assert_double_lt(1 - r.acceptance, 0.04 + 0.01);
     ck_assert_double_gt(1 - r.acceptance, 0.04 - 0.02);
     /* calibrated confidence fits these labels better than raw */
