@@ -321,7 +321,9 @@ int cmd_serve(int argc, char **argv) {
         model_ref ref;
         if (model_repo_acquire(repo, NULL, NULL, &ref) == REPO_OK) {
             const nn_qnet *q = work_queue_qnet(ctx.queue, ref.model);
-            if (q) logf_("precision: the default model runs in int8 (%s kernel)", nn_qnet_kernel(q));
+            if (q)
+                logf_("precision: the default model runs in int8 (%s kernel)",
+                      nn_qnet_kernel(q));
             else if (o.queue.int8)
                 logf_("precision: the default model has no int8 calibration (digitd "
                       "quantize makes one); it runs in float32");

@@ -41,7 +41,8 @@ void route_model(exchange *x) {
     tb_printf(&t, ",\"version\":%llu,\"architecture\":", (unsigned long long)ref.version);
     tb_json_string(&t, m->architecture);
     tb_printf(&t, ",\"parameters\":%zu", m->net->n_params);
-    tb_printf(&t, ",\"precision\":\"%s\"", work_queue_qnet(ex_server(x)->queue, m) ? "int8" : "fp32");
+    const bool int8 = work_queue_qnet(ex_server(x)->queue, m) != NULL;
+    tb_printf(&t, ",\"precision\":\"%s\"", int8 ? "int8" : "fp32");
     json_fraction(&t, "test_accuracy", meta->test_accuracy);
     json_fraction(&t, "validation_accuracy", meta->val_accuracy);
     tb_printf(&t, ",\"sha256\":\"%s\",\"file_bytes\":%zu", m->sha256, m->file_bytes);
