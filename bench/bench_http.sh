@@ -94,16 +94,27 @@ wait_http() { # URL: up to 15 s
     done
 }
 
-# ---- the three servers
+# ---- the servers
+# digitd as its defaults make it (HTTP threads and inference workers, and
+# --precision auto: int8 for a calibrated model where the CPU has
+# AVX512-VNNI), the dynamic batcher's settings from the environment when
+# given (BATCH, BATCH_WAIT_US); and a second digitd, idle until its own
+# run, forced to float32 (the network exactly as the peer runs it).
+start_digitd() { # PORT LOG [FLAGS...]
+    port=$1 log=$2
+    shift 2
+    "$digitd" serve --quiet --bind 127.0.0.1 --port "$port" --model "$model" \
+        --web-root "$tmp/static" ${BATCH:+--batch "$BATCH"} \
+        ${BATCH_WAIT_US:+--batch-wait-us "$BATCH_WAIT_US"} ${DIGITD_USER:+--user "$DIGITD_USER"} \
+        "$@" 2>"$log" &
+}
 p_digitd=$(free_port)
-# HTTP threads and inference workers: one each per core; the dynamic
-# batcher's settings from the environment when given (BATCH, BATCH_WAIT_US).
-"$digitd" serve --quiet --bind 127.0.0.1 --port "$p_digitd" --model "$model" \
-    --web-root "$tmp/static" --threads 2 --workers 2 ${BATCH:+--batch "$BATCH"} \
-    ${BATCH_WAIT_US:+--batch-wait-us "$BATCH_WAIT_US"} ${DIGITD_USER:+--user "$DIGITD_USER"} \
-    2>"$tmp/digitd.log" &
+start_digitd "$p_digitd" "$tmp/digitd.log"
 digitd_pid=$!
 pids="$pids $digitd_pid"
+p_fp32=$(free_port)
+start_digitd "$p_fp32" "$tmp/digitd-fp32.log" --precision fp32
+pids="$pids $!"
 
 p_peer=$(free_port)
 # SkylakeX kernels for the peer's OpenBLAS only where the CPU has AVX-512
@@ -140,6 +151,7 @@ EOF
 pids="$pids $!"
 
 wait_http "http://127.0.0.1:$p_digitd/readyz"
+wait_http "http://127.0.0.1:$p_fp32/readyz"
 wait_http "http://127.0.0.1:$p_peer/healthz"
 wait_http "http://127.0.0.1:$p_nginx/small.txt"
 
@@ -164,9 +176,11 @@ run() { # NAME URL [BODY_FILE BODY_TYPE]
         "${bad:-0}" "$errs"
 }
 
-echo "wrk -t$threads -c$conns -d${duration}s on loopback; digitd --threads 2, gunicorn -w 2, nginx 2 workers"
+echo "wrk -t$threads -c$conns -d${duration}s on loopback; gunicorn -w 2, nginx 2 workers; digitd's defaults:"
+sed -n 's/^digitd: //p' "$tmp/digitd.log" | grep -E 'precision|listening' | sed 's/^/  /'
 run digitd_json "http://127.0.0.1:$p_digitd/predict" "$tmp/pixels.json" application/json
 run peer_json "http://127.0.0.1:$p_peer/predict" "$tmp/pixels.json" application/json
+run digitd_json_fp32 "http://127.0.0.1:$p_fp32/predict" "$tmp/pixels.json" application/json
 run digitd_png "http://127.0.0.1:$p_digitd/predict" "$tmp/canvas.png" image/png
 run peer_png "http://127.0.0.1:$p_peer/predict" "$tmp/canvas.png" image/png
 run digitd_static100 "http://127.0.0.1:$p_digitd/small.txt"
@@ -197,9 +211,9 @@ def ms(t):
             return float(t[:-len(unit)]) * f
     return float("nan")
 print()
-for form in ("json", "png"):
-    d, p = rows["digitd_" + form], rows["peer_" + form]
-    print(f"{form:5s} digitd/gunicorn: {d[0] / p[0]:6.1f}x req/s;  digitd p99 {ms(d[2]):.3f} ms "
+for form, peer in (("json", "json"), ("png", "png"), ("json_fp32", "json")):
+    d, p = rows["digitd_" + form], rows["peer_" + peer]
+    print(f"{form:9s} digitd/gunicorn: {d[0] / p[0]:6.1f}x req/s;  digitd p99 {ms(d[2]):.3f} ms "
           f"vs {ms(p[2]):.3f} ms")
 n = rows["nginx_static100"]
 print(f"digitd JSON /predict = {rows['digitd_json'][0] / n[0] * 100:.0f}% of nginx static req/s; "
