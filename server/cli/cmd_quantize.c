@@ -25,8 +25,9 @@ static const cli_option quantize_options[O_COUNT] = {
 static const cli_command quantize_command = {
     "quantize", "[OPTIONS] IN OUT",
     "Calibrates model IN for int8 inference on MNIST training images and\n"
-    "writes it to OUT (IN may equal OUT); OUT still runs in float32.\n"
-    "`digitd eval --int8` and `digitd predict --int8` then run it in int8.",
+    "writes it to OUT (IN may equal OUT). serve, eval and predict run OUT in\n"
+    "int8 where the CPU has AVX512-VNNI (--precision auto) or when asked\n"
+    "(--precision int8); --precision fp32 runs it as trained.",
     quantize_options, O_COUNT, 2, 2, NULL,
 };
 
