@@ -30,6 +30,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from digitd_test import cpu_prefers_int8  # noqa: E402
+
 FAILURES = []
 
 
@@ -227,8 +230,7 @@ def group_json(a):
         check(False, "eval --json is valid JSON (%s): %r" % (e, out[:200]))
     # --precision: auto is int8 only for a calibrated model on a CPU with
     # AVX512-VNNI; int8 for a model without a calibration is refused.
-    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
-    vnni = "avx512_vnni" in flags and "avx512bw" in flags
+    vnni = cpu_prefers_int8()
     calibrated = os.path.join(a.source, "models", "mlp-int8.model")
     for path, precision, want in ((model, "auto", "fp32"), (model, "fp32", "fp32"),
                                   (calibrated, "fp32", "fp32"), (calibrated, "int8", "int8"),

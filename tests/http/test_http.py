@@ -41,8 +41,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from digitd_test import (Daemon, check, load_mnist, png, raw_exchange,  # noqa: E402
-                         run_groups, status_of)
+from digitd_test import (Daemon, check, cpu_prefers_int8, load_mnist, png,  # noqa: E402
+                         raw_exchange, run_groups, status_of)
 
 SKIP = 77
 N_DIGITS = 20  # real MNIST test digits per input form
@@ -422,8 +422,7 @@ def group_forms(args):
     # quantize): each path answers, says which it is, and reads the real
     # digits; auto is int8 exactly where the CPU has AVX512-VNNI
     shipped = os.path.join(args.source, "models", "default.model")
-    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
-    auto = "int8" if "avx512_vnni" in flags and "avx512bw" in flags else "float32"
+    auto = "int8" if cpu_prefers_int8() else "float32"
     said = {"fp32": "runs in float32", "int8": "runs in int8", "auto": "runs in " + auto}
     for precision in ("fp32", "int8", "auto"):
         extra = ["--precision", precision]

@@ -123,6 +123,17 @@ class Daemon:
         return rc
 
 
+def cpu_prefers_int8():
+    """Whether --precision auto runs calibrated models in int8 here: the
+    CPU has AVX512-VNNI (and AVX512-BW), read independently of digitd."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read().split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags and "avx512bw" in flags
+
+
 def raw_exchange(port, data, read_timeout=5.0, half_close=False):
     """Sends bytes over a fresh socket and returns everything read until the
     server closes or read_timeout passes without data."""
