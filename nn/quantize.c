@@ -504,7 +504,9 @@ conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
                 if (run <= 8) memcpy(dst, s, 8);
                 else memcpy(dst, s, (size_t)run);
             }
-            for (int t = o->K; t < o->Kp; t++) dst[t - o->K] = 0;
+            /* the zero tail (Kp - K < 4 bytes): one 8-byte store, which
+             * may spill into the next row before it is written */
+            memset(dst, 0, 8);
         }
         q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp, acc, np);
         for (int r = 0; r < rows; r++)
@@ -516,6 +518,24 @@ conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
 /* k x k max-pooling, stride k, of one sample: (H, W, C) -> (OH, OW, C). */
 static inline __attribute__((always_inline)) void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
     const int C = o->c, k = o->k;
+    if (k == 2) {
+        /* The served models' pooling: the four taps are max'ed in
+         * registers and each output stored once (the general loop below
+         * stores and reloads each output once per tap). */
+        const size_t row = (size_t)o->w * C;
+        for (int oy = 0; oy < o->oh; oy++)
+            for (int ox = 0; ox < o->ow; ox++) {
+                const uint8_t *restrict a = in + (size_t)2 * oy * row + (size_t)2 * ox * C;
+                const uint8_t *restrict b = a + row;
+                uint8_t *restrict d = out + ((size_t)oy * o->ow + ox) * C;
+                for (int c = 0; c < C; c++) {
+                    uint8_t top = a[c] > a[c + C] ? a[c] : a[c + C];
+                    uint8_t bot = b[c] > b[c + C] ? b[c] : b[c + C];
+                    d[c] = top > bot ? top : bot;
+                }
+            }
+        return;
+    }
     for (int oy = 0; oy < o->oh; oy++)
         for (int ox = 0; ox < o->ow; ox++) {
             uint8_t *d = out + ((size_t)oy * o->ow + ox) * C;
