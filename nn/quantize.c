@@ -54,6 +54,8 @@ typedef struct {
     int c, h, w;          /* input (C, H, W), stored NHWC */
     int oc, oh, ow;       /* output */
     int k, pad;           /* conv kernel side and padding; pool window */
+    bool pooled;          /* conv: a 2x2 max-pooling fused in, output
+                             (oh / 2, ow / 2, N) instead of (oh, ow, N) */
     int K, Kp, N;         /* reduction length, rounded up to 4; outputs */
     uint8_t in_zp, out_zp;
     uint8_t qmin;         /* lowest output value: out_zp with a fused ReLU */
@@ -395,12 +397,24 @@ nn_qnet *int8_qnet_create_with(const nn_net *net, const char *kernel,
             goto fail;
         if (!o->logits && net->layers[i + 1].kind == NN_RELU)
             i++; /* fused: the ReLU has no op of its own */
+        /* A 2x2 pooling right after a conv is fused into it: the max is
+         * taken over the int32 sums, and requantising, which is
+         * monotonic (its multipliers are positive), then runs on a
+         * quarter of the outputs. Same bytes as pooling afterwards. */
+        if (o->kind == Q_CONV && i + 1 < net->n_layers &&
+            net->layers[i + 1].kind == NN_MAXPOOL && net->layers[i + 1].kernel == 2) {
+            o->pooled = true;
+            i++;
+        }
         size_t np = round_up((size_t)o->N, 16);
         if (o->kind == Q_CONV) {
             size_t pb = (size_t)(o->h + 2 * o->pad) * (o->w + 2 * o->pad) * o->c;
             if (pb > q->pad_bytes) q->pad_bytes = pb;
             if ((size_t)Q_ROWS * o->Kp > col) col = (size_t)Q_ROWS * o->Kp;
-            if ((size_t)Q_ROWS * np > acc) acc = (size_t)Q_ROWS * np;
+            /* a pooled conv keeps two output rows of sums */
+            size_t rows = o->pooled ? (size_t)2 * o->ow : Q_ROWS;
+            if (rows < Q_ROWS) rows = Q_ROWS;
+            if (rows * np > acc) acc = rows * np;
         } else if ((size_t)Q_CHUNK * np > acc) {
             acc = (size_t)Q_CHUNK * np;
         }
@@ -480,11 +494,12 @@ pad_input(const qop *o, const uint8_t *in, uint8_t *padded) {
     return padded;
 }
 
-/* Output positions [m_from, m_to) of one sample's convolution, NHWC:
- * src (pad_input's) -> out (OH, OW, N), Q_ROWS positions at a time. */
+/* The int32 sums of output positions [m_from, m_to) of one sample's
+ * convolution: src (pad_input's) -> acc (m_to - m_from, np), Q_ROWS
+ * positions at a time through col. */
 static inline __attribute__((always_inline)) void
-conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
-          uint8_t *col, int32_t *acc, int m_from, int m_to) {
+conv_sums(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *col,
+          int32_t *acc, int m_from, int m_to) {
     const int C = o->c, K = o->k, run = K * C;
     const int pw = o->w + 2 * o->pad;
     const size_t np = round_up((size_t)o->N, 16);
@@ -508,10 +523,44 @@ conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
              * may spill into the next row before it is written */
             memset(dst, 0, 8);
         }
-        q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp, acc, np);
-        for (int r = 0; r < rows; r++)
-            requantise_row(o, acc + (size_t)r * np,
-                           out + (size_t)(m0 + r) * o->N, 0, o->N);
+        q->kern->gemm(col, (size_t)o->Kp, rows, o->wp, o->N, o->Kp,
+                      acc + (size_t)(m0 - m_from) * np, np);
+    }
+}
+
+/* Output rows [y_from, y_to) of one sample's convolution, NHWC: src ->
+ * out (OH, OW, N), or with o->pooled out (OH / 2, OW / 2, N) and the
+ * rows those of the pooled output. */
+static inline __attribute__((always_inline)) void
+conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
+          uint8_t *col, int32_t *acc, int y_from, int y_to) {
+    const size_t np = round_up((size_t)o->N, 16);
+    const int N = o->N, OW = o->ow;
+    if (!o->pooled) {
+        /* Q_ROWS positions at a time, whatever the rows */
+        for (int m0 = y_from * OW; m0 < y_to * OW; m0 += Q_ROWS) {
+            int m1 = m0 + Q_ROWS < y_to * OW ? m0 + Q_ROWS : y_to * OW;
+            conv_sums(q, o, src, col, acc, m0, m1);
+            for (int m = m0; m < m1; m++)
+                requantise_row(o, acc + (size_t)(m - m0) * np, out + (size_t)m * N, 0, N);
+        }
+        return;
+    }
+    const int PW = OW / 2;
+    for (int py = y_from; py < y_to; py++) {
+        /* conv rows 2py and 2py + 1: acc (2 OW, np) */
+        conv_sums(q, o, src, col, acc, 2 * py * OW, (2 * py + 2) * OW);
+        for (int px = 0; px < PW; px++) {
+            int32_t *restrict a = acc + (size_t)2 * px * np; /* the max lands here */
+            const int32_t *restrict b = a + np, *restrict c = a + (size_t)OW * np,
+                                    *restrict d = c + np;
+            for (int n = 0; n < N; n++) {
+                int32_t top = a[n] > b[n] ? a[n] : b[n];
+                int32_t bot = c[n] > d[n] ? c[n] : d[n];
+                a[n] = top > bot ? top : bot;
+            }
+            requantise_row(o, a, out + ((size_t)py * PW + px) * N, 0, N);
+        }
     }
 }
 
@@ -611,17 +660,17 @@ forward_part(const fwd_call *c, int tid, int team) {
             size_t in_n = (size_t)o->c * o->h * o->w;
             switch (o->kind) {
             case Q_CONV: {
-                /* units: (sample, slice of its output positions) */
-                const int M = o->oh * o->ow;
+                /* units: (sample, slice of its output rows) */
+                const int rows = o->pooled ? o->oh / 2 : o->oh;
                 const int slices = B % team == 0 ? 1 : team;
                 int u0, u1;
                 nn_share(B * slices, tid, team, 1, &u0, &u1);
                 for (int u = u0; u < u1; u++) {
-                    int b = u / slices, m0, m1;
-                    /* multiples of 4, the GEMM kernels' row tile */
-                    nn_share(M, u % slices, slices, 4, &m0, &m1);
+                    int b = u / slices, y0, y1;
+                    nn_share(rows, u % slices, slices, 1, &y0, &y1);
+                    if (y0 == y1) continue;
                     const uint8_t *src = pad_input(o, in + (size_t)b * as, padded);
-                    conv_rows(q, o, src, out + (size_t)b * as, col, acc, m0, m1);
+                    conv_rows(q, o, src, out + (size_t)b * as, col, acc, y0, y1);
                 }
                 break;
             }

@@ -222,6 +222,46 @@ END_TEST
 
 /* The same digit as float32 on nearly every input, and probabilities that
  * are distributions. */
+/* A 2x2 pooling right after a conv is fused into it (the max taken over
+ * the int32 sums); a dropout in between, an identity when serving, keeps
+ * them apart. Both give the same bytes, at batch 1 and 32, on one thread
+ * and two, with even and odd conv outputs (25 x 25: the last row and
+ * column are not pooled). */
+START_TEST(pooling_fused_into_conv_gives_the_same_bytes) {
+    static const char *const pairs[][2] = {
+        {"conv5x8,relu,pool2,conv3x16,pool2,dense10",
+         "conv5x8,relu,dropout0.5,pool2,conv3x16,dropout0.5,pool2,dense10"},
+        {"conv4x6:valid,relu,pool2,dense10", "conv4x6:valid,relu,dropout0.5,pool2,dense10"},
+    };
+    enum { B = 32 };
+    float *x = malloc((size_t)B * NN_PIXELS * sizeof(float));
+    static float fused[B * NN_CLASSES], apart[B * NN_CLASSES];
+    ck_assert(x);
+    nn_rng rng;
+    nn_rng_seed(&rng, 77);
+    fill_images(x, B, &rng);
+    for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++) {
+        nn_net *a = random_net(pairs[p][0], 900 + p), *b = random_net(pairs[p][1], 900 + p);
+        nn_error err;
+        nn_qnet *qa = nn_qnet_create(a, &err), *qb = nn_qnet_create(b, &err);
+        ck_assert(qa && qb);
+        for (int threads = 1; threads <= 2; threads++)
+            for (int batch = 1; batch <= B; batch += B - 1) {
+                ck_assert(int8_qnet_logits(qa, x, batch, fused, threads, &err) == 0);
+                ck_assert(int8_qnet_logits(qb, x, batch, apart, threads, &err) == 0);
+                ck_assert_msg(memcmp(fused, apart, (size_t)batch * NN_CLASSES * sizeof(float)) == 0,
+                              "%s: fused pooling differs (batch %d, %d threads)",
+                              pairs[p][0], batch, threads);
+            }
+        nn_qnet_free(qa);
+        nn_qnet_free(qb);
+        nn_net_free(a);
+        nn_net_free(b);
+    }
+    free(x);
+}
+END_TEST
+
 START_TEST(predict_gives_distributions_close_to_fp32) {
     enum { B = 64 };
     nn_net *net = random_net(specs[1], 7);
@@ -438,6 +478,7 @@ int main(void) {
     tcase_add_unchecked_fixture(tc, tu_tmp_base_setup, tu_tmp_base_teardown);
     tcase_add_test(tc, kernels_equal_the_reference_exactly);
     tcase_add_test(tc, int8_follows_fp32_on_every_layer_kind);
+    tcase_add_test(tc, pooling_fused_into_conv_gives_the_same_bytes);
     tcase_add_test(tc, predict_gives_distributions_close_to_fp32);
     tcase_add_test(tc, shared_qnet_is_thread_safe);
     tcase_add_test(tc, calibration_survives_the_model_file);
