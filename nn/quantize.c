@@ -512,12 +512,14 @@ conv_sums(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *col,
             uint8_t *dst = col + (size_t)r * o->Kp;
             for (int ky = 0; ky < K; ky++, dst += run) {
                 const uint8_t *s = src + ((size_t)(oy + ky) * pw + ox) * C;
-                /* A short run (the first layer's, 5 bytes) is copied as
-                 * 8: the extra bytes land where the next run, the zero
-                 * tail or the next row is written afterwards, or in the
-                 * buffers' 64 bytes of slack. */
+                /* Runs are copied in whole blocks of 8 (the first layer's
+                 * 5 bytes) or 64 bytes (one register each; a libc call per
+                 * run cost more than the copy): the extra bytes land where
+                 * the next run, the zero tail or the next row is written
+                 * afterwards, or in the buffers' 64 bytes of slack. */
                 if (run <= 8) memcpy(dst, s, 8);
-                else memcpy(dst, s, (size_t)run);
+                else
+                    for (int off = 0; off < run; off += 64) memcpy(dst + off, s + off, 64);
             }
             /* the zero tail (Kp - K < 4 bytes): one 8-byte store, which
              * may spill into the next row before it is written */
