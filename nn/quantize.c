@@ -622,7 +622,7 @@ typedef struct {
  * Threads. Every output value is computed by one thread in the same order
  * whatever the team, so the bytes do not depend on it either. A conv is
  * shared out by samples when they divide evenly between the threads, else
- * each sample's output positions are split (each thread pads the input
+ * each sample's output rows are split (each thread pads the input
  * again: a few KiB); a dense layer by blocks of 16 outputs (its weights
  * are what limits it at batch 1, and each thread then streams half);
  * quantising the input, pooling and ReLU by samples. The barriers are
