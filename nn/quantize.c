@@ -569,24 +569,8 @@ conv_rows(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *out,
 /* k x k max-pooling, stride k, of one sample: (H, W, C) -> (OH, OW, C). */
 static inline __attribute__((always_inline)) void pool_sample(const qop *o, const uint8_t *in, uint8_t *out) {
     const int C = o->c, k = o->k;
-    if (k == 2) {
-        /* The served models' pooling: the four taps are max'ed in
-         * registers and each output stored once (the general loop below
-         * stores and reloads each output once per tap). */
-        const size_t row = (size_t)o->w * C;
-        for (int oy = 0; oy < o->oh; oy++)
-            for (int ox = 0; ox < o->ow; ox++) {
-                const uint8_t *restrict a = in + (size_t)2 * oy * row + (size_t)2 * ox * C;
-                const uint8_t *restrict b = a + row;
-                uint8_t *restrict d = out + ((size_t)oy * o->ow + ox) * C;
-                for (int c = 0; c < C; c++) {
-                    uint8_t top = a[c] > a[c + C] ? a[c] : a[c + C];
-                    uint8_t bot = b[c] > b[c + C] ? b[c] : b[c + C];
-                    d[c] = top > bot ? top : bot;
-                }
-            }
-        return;
-    }
+    /* (a 2x2 pooling right after a conv, the served models' case, never
+     * gets here: the conv does it, see conv_rows) */
     for (int oy = 0; oy < o->oh; oy++)
         for (int ox = 0; ox < o->ow; ox++) {
             uint8_t *d = out + ((size_t)oy * o->ow + ox) * C;

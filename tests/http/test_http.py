@@ -793,8 +793,9 @@ def group_concurrency(args):
               % (right, len(bodies)))
         # The second worker joins only when requests queue up: a lone
         # client never makes one wait.
-        check(helper_batches() == 0, "one client at a time: the second worker stayed idle "
-              "(digitd_helper_batches_total %r)" % helper_batches())
+        helped = helper_batches()
+        check(helped == 0, "one client at a time: the second worker stayed idle "
+              "(digitd_helper_batches_total %r)" % helped)
 
         errors = []
 
@@ -827,8 +828,9 @@ def group_concurrency(args):
               "(%d differ: %r)" % (bad, errors))
         # 32 clients queue up behind one worker's batches, which takes
         # the second worker in
-        check((helper_batches() or 0) > 0, "32 clients at once: the second worker helped "
-              "(digitd_helper_batches_total %r)" % helper_batches())
+        helped = helper_batches()
+        check((helped or 0) > 0, "32 clients at once: the second worker helped "
+              "(digitd_helper_batches_total %r)" % helped)
 
         # new connection per request, many at once
         def one_shot(j):
