@@ -329,6 +329,10 @@ def group_api(args):
     time.sleep(0.1)
     d.stop()
     check(" GET /healthz " not in d.log_text(), "--quiet writes no access log")
+    # thread defaults: half the cores move bytes, every core may infer
+    cores = min(len(os.sched_getaffinity(0)), 256)
+    said = "(%d HTTP threads, %d inference workers" % ((cores + 1) // 2, cores)
+    check(said in d.log_text(), "by default %s" % said)
 
     # CORS, off by default, on with --cors-origin; environment variables,
     # flags winning over them
@@ -351,7 +355,9 @@ def group_api(args):
         check(st == 413, "DIGITD_MAX_BODY=1k applies when no flag says otherwise (%d)" % st)
     finally:
         d.stop()
-    d = Daemon(args, model, web, name="nocors")
+    d = Daemon(args, model, web, extra=["--threads", "1"], name="nocors")
+    said = "(1 HTTP threads, %d inference workers" % cores
+    check(said in d.log_text(), "--threads 1 sets the HTTP threads alone: %s" % said)
     st, h, _ = d.json("POST", "/predict", {"pixels": [0] * 784})
     check("access-control-allow-origin" not in h, "no CORS headers by default")
     st, h, _ = d.request("OPTIONS", "/predict")
