@@ -85,8 +85,7 @@ static const cli_option serve_options_table[O_COUNT] = {
     [O_THREADS] = {"threads", 't', "DIGITD_THREADS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
                    "HTTP threads (default: half the cores, at least 1)"},
     [O_WORKERS] = {"workers", 0, "DIGITD_WORKERS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
-                   "inference threads (default: the cores; all but one join only when "
-                   "requests queue up)"},
+                   "inference threads (default: the cores)"},
     [O_QUEUE] = {"queue", 0, "DIGITD_QUEUE", CLI_INT, "N", 1, 1000000, "1024",
                  "requests waiting for a worker, then 503"},
     [O_BATCH] = {"batch", 0, "DIGITD_BATCH", CLI_INT, "N", 1, 1024, "32",
@@ -174,8 +173,8 @@ static int parse_options(serve_options *o, int argc, char **argv) {
     o->http = (http_config){
         .listen_fd = -1,
         /* one HTTP thread moved 18k CNN JSON requests/s at 38% of a core
-         * (bench/README, "Helpers that join when jobs lag"); the rest of
-         * the cores are the workers' */
+         * (bench/README, "Helpers that join when jobs lag", Zen 5); the
+         * rest of the cores are the workers' */
         .threads = v[O_THREADS].given ? (int)v[O_THREADS].i : (cores + 1) / 2,
         .max_body = (size_t)v[O_MAX_BODY].i,
         .max_inflight_bytes = (size_t)v[O_MAX_INFLIGHT].i,

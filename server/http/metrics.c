@@ -156,11 +156,6 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
             tb_printf(&t, "digitd_batches_total{size=\"%d%s\"} %llu\n", k,
                       k == g->n_batch_sizes - 1 ? "+" : "",
                       (unsigned long long)g->batch_sizes[k]);
-    tb_printf(&t, "# HELP digitd_helper_batches_total Forward passes run by the inference "
-                  "workers beyond the first, which join when requests queue up.\n"
-                  "# TYPE digitd_helper_batches_total counter\n"
-                  "digitd_helper_batches_total %llu\n",
-              (unsigned long long)g->helper_batches);
     tb_printf(&t,
         "# HELP digitd_model_loaded 1 when a model is serving.\n"
         "# TYPE digitd_model_loaded gauge\n"

@@ -63,7 +63,6 @@ typedef struct {
     const uint64_t *batch_sizes; /* [k]: forward passes over k inputs, k < n_batch_sizes */
     int n_batch_sizes;
     uint64_t jobs_refused_full, jobs_expired;
-    uint64_t helper_batches; /* forward passes run by the workers that join when jobs lag */
 } metrics_gauges;
 
 /* Zeroes every counter and records the start time. */

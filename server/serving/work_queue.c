@@ -4,16 +4,11 @@
  * link and unlink jobs: decoding, the forward pass and rendering run
  * unlocked.
  *
- * Worker 0 serves whenever a job is queued. The others are helpers: they
- * sleep until jobs lag, i.e. until the time batches' first jobs wait for
- * other work (in the queue, then while the rest of their batch is
- * parsed), averaged over about 8 batches, exceeds WQ_LAG_US. Cheap jobs (JSON
- * pixels, about 50 µs of CNN each) are then all served by one worker in
- * big batches, which leaves the other cores to the HTTP threads and keeps
- * the tail short (more runnable threads than cores make a woken thread
- * wait for another's time slice); expensive ones (a 280x280 PNG decodes
- * in about 1 ms) soon lag and bring every worker in. bench/README,
- * "Helpers that join when jobs lag", has the measurements. */
+ * Every worker takes a job as soon as one is queued. (Until 2026-12-03
+ * all workers but the first slept until jobs waited more than 1 ms; on a
+ * Zen 4 machine, whose int8 CNN takes 64 µs an image, that left a core
+ * 25% idle while one worker was saturated: bench/README, "Every worker
+ * serves", has the measurements.) */
 /* gettid (for the per-thread nice value) needs _GNU_SOURCE: CMake defines it */
 #include "work_queue.h"
 
@@ -28,16 +23,12 @@
 struct work_queue {
     work_queue_config cfg;
     pthread_mutex_t lock;
-    pthread_cond_t more;    /* a job was queued, or stopping: worker 0 */
-    pthread_cond_t backlog; /* a job was queued while lagging, or stopping: helpers */
+    pthread_cond_t more; /* a job was queued, or stopping */
     job *head, *tail;
     int depth;
     bool stopping;
-    long lag_us;  /* how long batches' first jobs waited for other work, averaged */
-    bool lagging; /* lag_us > WQ_LAG_US: the helpers work */
     pthread_t *threads;
     int n_threads;
-    atomic_int next_index; /* worker numbers, handed out as they start */
     work_queue_stats stats;
 };
 
@@ -59,10 +50,6 @@ static void add_us(struct timespec *t, long us) {
         t->tv_sec++;
         t->tv_nsec -= 1000000000L;
     }
-}
-
-static long us_between(const struct timespec *from, const struct timespec *to) {
-    return (long)(to->tv_sec - from->tv_sec) * 1000000 + (to->tv_nsec - from->tv_nsec) / 1000;
 }
 
 /* Unlinks the oldest job; the lock is held. */
@@ -149,14 +136,8 @@ static void run_batch(work_queue *q, job **jobs, int n, int rows) {
     for (int i = 0; i < n; i++) finish(q, jobs[i]);
 }
 
-/* Whether a worker waiting for work may take a job now; the lock is held. */
-static bool may_take(const work_queue *q, bool helper) {
-    return q->stopping || (q->head && (!helper || q->lagging));
-}
-
 static void *worker(void *arg) {
     work_queue *q = arg;
-    bool helper = atomic_fetch_add(&q->next_index, 1) > 0;
 #ifdef __linux__
     /* Lower priority than the HTTP threads, so /healthz and /metrics stay
      * quick while every worker is busy (Linux applies nice per thread). */
@@ -170,18 +151,11 @@ static void *worker(void *arg) {
     if (!batch) return NULL;
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        while (!may_take(q, helper))
-            pthread_cond_wait(helper ? &q->backlog : &q->more, &q->lock);
+        while (!q->stopping && !q->head) pthread_cond_wait(&q->more, &q->lock);
         job *first = pop_locked(q);
         if (!first) break; /* stopping and nothing left */
         atomic_fetch_add(&q->stats.busy, 1);
         pthread_mutex_unlock(&q->lock);
-        /* µs the first job waited for other work: in the queue, then while
-         * the others gathered below are parsed (not for its own parse, nor
-         * for the batching wait): whether jobs lag */
-        struct timespec t0 = now_mono();
-        long lag = us_between(&first->offered, &t0);
-
         int n = 0, rows = 0;
         if (prepare(q, first) == 0) {
             batch[n++] = first;
@@ -203,11 +177,7 @@ static void *worker(void *arg) {
             if (next->model != first->model) break; /* another model: next batch */
             pop_locked(q);
             pthread_mutex_unlock(&q->lock);
-            t0 = now_mono();
-            int parsed = prepare(q, next);
-            struct timespec t1 = now_mono();
-            lag += us_between(&t0, &t1);
-            if (parsed == 0) {
+            if (prepare(q, next) == 0) {
                 if (next->model == first->model) {
                     batch[n++] = next;
                     rows += next->n_inputs;
@@ -217,17 +187,8 @@ static void *worker(void *arg) {
             }
             pthread_mutex_lock(&q->lock);
         }
-        /* averaged over about 8 batches, so that one quick batch among
-         * slow ones does not send the helpers back to sleep */
-        q->lag_us += (lag - q->lag_us) / 8;
-        q->lagging = q->lag_us > WQ_LAG_US;
-        if (q->lagging && q->head) pthread_cond_signal(&q->backlog);
         pthread_mutex_unlock(&q->lock);
-        if (n > 0) {
-            run_batch(q, batch, n, rows);
-            if (helper)
-                atomic_fetch_add_explicit(&q->stats.helper_batches, 1, memory_order_relaxed);
-        }
+        if (n > 0) run_batch(q, batch, n, rows);
         pthread_mutex_lock(&q->lock);
         atomic_fetch_sub(&q->stats.busy, 1);
     }
@@ -256,7 +217,6 @@ work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&q->more, &ca);
-    pthread_cond_init(&q->backlog, &ca);
     pthread_condattr_destroy(&ca);
     q->threads = calloc((size_t)q->cfg.workers, sizeof *q->threads);
     if (!q->threads) {
@@ -277,7 +237,6 @@ work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err) {
 }
 
 int work_queue_offer(work_queue *q, job *j) {
-    j->offered = now_mono();
     pthread_mutex_lock(&q->lock);
     if (q->stopping || q->depth >= q->cfg.capacity) {
         pthread_mutex_unlock(&q->lock);
@@ -291,7 +250,6 @@ int work_queue_offer(work_queue *q, job *j) {
     q->depth++;
     atomic_store(&q->stats.depth, q->depth);
     pthread_cond_signal(&q->more);
-    if (q->lagging) pthread_cond_signal(&q->backlog);
     pthread_mutex_unlock(&q->lock);
     return 0;
 }
@@ -307,7 +265,6 @@ void work_queue_stop(work_queue *q) {
     pthread_mutex_lock(&q->lock);
     q->stopping = true;
     pthread_cond_broadcast(&q->more);
-    pthread_cond_broadcast(&q->backlog);
     pthread_mutex_unlock(&q->lock);
     for (int i = 0; i < q->n_threads; i++) pthread_join(q->threads[i], NULL);
     q->n_threads = 0;
@@ -318,7 +275,6 @@ void work_queue_free(work_queue *q) {
     work_queue_stop(q);
     free(q->threads);
     pthread_cond_destroy(&q->more);
-    pthread_cond_destroy(&q->backlog);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }

@@ -12,8 +12,7 @@
  * deadline when a worker reaches it is answered 503 without being decoded.
  * A lone request therefore waits at most max_wait_us for company.
  *
- * One worker serves whenever a job is queued; the others join only while
- * jobs lag (wait more than WQ_LAG_US for a worker): work_queue.c says why.
+ * Every worker takes jobs whenever one is queued: work_queue.c says why.
  *
  * The queue knows nothing of HTTP: a job carries three callbacks, set by
  * whoever made it (the /predict and v2 routes). */
@@ -54,7 +53,6 @@ struct job {
     char model_name[64];      /* its repository name and version, for metrics */
     uint64_t model_version;
     struct timespec deadline; /* CLOCK_MONOTONIC: not started after this */
-    struct timespec offered;  /* CLOCK_MONOTONIC: when it was queued */
     void *user;               /* the maker's context (request, connection) */
     /* filled by parse */
     float *inputs; /* (n_inputs, 784) */
@@ -71,12 +69,8 @@ struct job {
     job *next;      /* queue link, the queue's own */
 };
 
-/* Helpers (every worker but the first) take jobs only while jobs wait
- * longer than this (µs) before a worker takes them. */
-#define WQ_LAG_US 1000
-
 typedef struct {
-    int workers;         /* threads, >= 1; all but one join only when jobs lag */
+    int workers;         /* threads, >= 1 */
     int capacity;        /* jobs waiting at most, >= 1 */
     int max_batch;       /* inputs per forward pass, >= 1 */
     long max_wait_us;    /* longest wait for more jobs, 0 = take what is queued */
@@ -91,7 +85,6 @@ typedef struct work_queue work_queue;
 typedef struct {
     atomic_uint_fast64_t batches[WQ_HIST + 1]; /* [k]: forward passes over k inputs; [WQ_HIST] more */
     atomic_uint_fast64_t jobs_done, jobs_refused_full, jobs_expired;
-    atomic_uint_fast64_t helper_batches; /* forward passes run by helpers */
     atomic_int depth;  /* jobs waiting now */
     atomic_int busy;   /* workers running a batch now */
 } work_queue_stats;
