@@ -187,6 +187,10 @@ static void *worker(void *arg) {
             }
             pthread_mutex_lock(&q->lock);
         }
+        /* Jobs left (a full batch, another model) whose wake-up this
+         * worker may have taken while it waited for company: another
+         * worker takes them rather than wait for this batch. */
+        if (q->head) pthread_cond_signal(&q->more);
         pthread_mutex_unlock(&q->lock);
         if (n > 0) run_batch(q, batch, n, rows);
         pthread_mutex_lock(&q->lock);
