@@ -508,7 +508,7 @@ conv_sums(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *col,
         /* im2col: row r is the patch of output m0 + r in (ky, kx, c)
          * order, then zeros up to Kp (their weights are 0 too). */
         /* the block's first position; the rest follow without a division
-         * each (an idiv per row was a tenth of the first conv's time) */
+         * each (one per row cost 1.5-2.7% of the int8 forward pass) */
         int oy = m0 / o->ow, ox = m0 % o->ow;
         for (int r = 0; r < rows; r++) {
             uint8_t *dst = col + (size_t)r * o->Kp;
