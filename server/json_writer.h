@@ -54,8 +54,13 @@ void jw_null(json_writer *w);
 void jw_floats(json_writer *w, const float *v, size_t n);  /* an array */
 void jw_ints(json_writer *w, const int *v, size_t n);      /* an array */
 
-/* Appends one number in JW_NUMBER_FORMAT (null when not finite) to a plain
- * text_buffer: for code that writes JSON with tb_printf. */
+/* One number in JW_NUMBER_FORMAT, exactly as printf writes it, or null when
+ * it is not finite: into out, NUL-terminated; returns its length. */
+#define JW_NUMBER_MAX 32
+size_t jw_format_number(char out[JW_NUMBER_MAX], double v);
+
+/* Appends jw_format_number's text to a plain text_buffer: for code that
+ * writes JSON with tb_printf. */
 void tb_json_number(text_buffer *t, double v);
 
 /* Writes the buffer's text and a newline to `to` and frees it. Returns 0,

@@ -13,6 +13,7 @@
 
 #include "base64.h"
 #include "image_decode.h"
+#include "json_writer.h"
 #include "nn.h"
 #include "text_buffer.h"
 
@@ -620,9 +621,10 @@ char *v2_render_infer_ext(const v2_infer_request *req, const float *probs,
         }
         tb_printf(&t, ",\"data\":[");
         if (which == V2_OUT_PROBABILITIES) {
-            /* %.9g: enough digits for a float to read back bit-exact */
-            for (size_t i = 0; i < n_probs; i++)
-                tb_printf(&t, "%s%.9g", i ? "," : "", (double)probs[i]);
+            for (size_t i = 0; i < n_probs; i++) {
+                if (i) tb_puts(&t, ",");
+                tb_json_number(&t, (double)probs[i]);
+            }
         } else {
             for (int s = 0; s < req->n; s++)
                 tb_printf(&t, "%s%d", s ? "," : "", argmax10(probs + (size_t)s * NN_CLASSES));

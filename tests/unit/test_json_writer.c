@@ -4,6 +4,8 @@
  * float; commas and nesting are right. Parsed back with cJSON. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +82,60 @@ START_TEST(test_numbers_round_trip) {
 }
 END_TEST
 
+/* jw_format_number against printf's JW_NUMBER_FORMAT, character for
+ * character. Its own digit loop covers floats from 1e-36 to 1e9, where a
+ * wrong rounding (half to even, on the exact binary value), exponent or
+ * trailing zero would show; everything else is printf's. */
+static void same_as_printf(double v) {
+    char want[64], got[JW_NUMBER_MAX];
+    if (isfinite(v)) snprintf(want, sizeof want, JW_NUMBER_FORMAT, v);
+    else strcpy(want, "null");
+    size_t n = jw_format_number(got, v);
+    /* (ck_assert itself only on failure: check writes to a pipe for each
+     * one that passes, which made this test take 20 s) */
+    if (strcmp(got, want) != 0 || n != strlen(want))
+        ck_abort_msg("%a: wrote \"%s\" (%zu), printf \"%s\"", v, got, n, want);
+}
+
+static float float_of(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+START_TEST(test_number_format_is_printfs) {
+    /* whole binades: probabilities near 1, near 0.5, small ones, and
+     * 8192..16384, where many floats end in a 5 just past the ninth
+     * digit (ties: 12345.03125 -> 12345.0312) */
+    const float starts[] = {0.5f, 0.25f, 1.0f / 1048576, 8192.0f, 1e-5f, 1.5e8f};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        uint32_t b0;
+        memcpy(&b0, &starts[i], sizeof b0);
+        for (uint32_t k = 0; k < (1u << 21); k++) same_as_printf(float_of(b0 + k));
+    }
+    /* every power of ten in range and its neighbours, both signs */
+    for (int p = -46; p <= 40; p++) {
+        float f = (float)pow(10, p);
+        uint32_t b;
+        memcpy(&b, &f, sizeof b);
+        for (int d = -8; d <= 8; d++) {
+            same_as_printf(float_of(b + (uint32_t)d));
+            same_as_printf(-float_of(b + (uint32_t)d));
+        }
+    }
+    /* random bit patterns: every exponent, subnormals, NaN and infinity */
+    nn_rng rng;
+    nn_rng_seed(&rng, 11);
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t b = (uint32_t)(nn_rng_u64(&rng) >> 32);
+        same_as_printf(float_of(b));
+    }
+    const double others[] = {0.0, -0.0, 1.0, 0.1, 1e9, 999999936.0, 1e-36, 1e-37,
+                             0.99999988079071045, 123456789.0, 1.0 / 3, 2.5e-300};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) same_as_printf(others[i]);
+}
+END_TEST
+
 START_TEST(test_not_finite_is_null) {
     text_buffer t;
     tb_init(&t, 16);
@@ -131,6 +187,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_hostile_names);
     tcase_add_test(tc, test_numbers_round_trip);
+    tcase_add_test(tc, test_number_format_is_printfs);
     tcase_add_test(tc, test_not_finite_is_null);
     tcase_add_test(tc, test_nesting_and_misuse);
     suite_add_tcase(s, tc);
