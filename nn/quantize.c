@@ -518,11 +518,9 @@ conv_sums(const nn_qnet *q, const qop *o, const uint8_t *src, uint8_t *col,
              * run cost more than the copy): the extra bytes land where
              * the next run, the zero tail or the next row is written
              * afterwards, or in the buffers' 64 bytes of slack. */
-            if (run <= 8) {
-                for (int ky = 0; ky < K; ky++, dst += run, s += (size_t)pw * C)
-                    memcpy(dst, s, 8);
-            } else {
-                for (int ky = 0; ky < K; ky++, dst += run, s += (size_t)pw * C)
+            for (int ky = 0; ky < K; ky++, dst += run, s += (size_t)pw * C) {
+                if (run <= 8) memcpy(dst, s, 8);
+                else
                     for (int off = 0; off < run; off += 64) memcpy(dst + off, s + off, 64);
             }
             /* the zero tail (Kp - K < 4 bytes): one 8-byte store, which
