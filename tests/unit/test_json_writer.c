@@ -136,6 +136,13 @@ START_TEST(test_number_format_is_printfs) {
 }
 END_TEST
 
+/* Every one of the 2^32 floats: about 20 minutes of one core, so only
+ * when asked (DIGITD_EVERY_FLOAT=1); the suite runs the test above. */
+START_TEST(test_number_format_every_float) {
+    for (uint64_t b = 0; b <= 0xffffffffu; b++) same_as_printf(float_of((uint32_t)b));
+}
+END_TEST
+
 START_TEST(test_not_finite_is_null) {
     text_buffer t;
     tb_init(&t, 16);
@@ -191,5 +198,12 @@ int main(void) {
     tcase_add_test(tc, test_not_finite_is_null);
     tcase_add_test(tc, test_nesting_and_misuse);
     suite_add_tcase(s, tc);
+    const char *every = getenv("DIGITD_EVERY_FLOAT");
+    if (every && strcmp(every, "1") == 0) {
+        TCase *all = tcase_create("every_float");
+        tcase_set_timeout(all, 0); /* as long as it takes */
+        tcase_add_test(all, test_number_format_every_float);
+        suite_add_tcase(s, all);
+    }
     return tu_run(s);
 }
