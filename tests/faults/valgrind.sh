@@ -12,7 +12,9 @@
 # VALGRIND_SKIP names unit tests to leave out (default: test_gemm, whose
 # large products take over ten minutes under memcheck, and the tests that
 # run whole CNNs many times over (batch invariance: 366 s alone; the
-# inference kernels; int8): ASan and UBSan run them; "" runs them all).
+# inference kernels; int8), and test_predict_json, whose 80,000 generated
+# bodies through cJSON took over 9 minutes: ASan and UBSan run them; ""
+# runs them all).
 # VALGRIND_LIMIT: seconds one program may take under memcheck (default 900).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -78,7 +80,7 @@ run() {  # run NAME CMD...: one program under memcheck
 }
 
 echo "== unit tests"
-skip=" ${VALGRIND_SKIP-test_gemm test_batch_invariance test_conv_infer test_quantize test_generators} "
+skip=" ${VALGRIND_SKIP-test_gemm test_batch_invariance test_conv_infer test_quantize test_generators test_predict_json} "
 for exe in "$build"/tests/test_*; do
   [[ -x $exe ]] || continue
   if [[ $skip == *" $(basename "$exe") "* ]]; then

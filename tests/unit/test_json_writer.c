@@ -104,14 +104,16 @@ static float float_of(uint32_t bits) {
 }
 
 START_TEST(test_number_format_is_printfs) {
-    /* whole binades: probabilities near 1, near 0.5, small ones, and
-     * 8192..16384, where many floats end in a 5 just past the ninth
-     * digit (ties: 12345.03125 -> 12345.0312) */
+    /* 2^19 consecutive floats from each start: probabilities near 1,
+     * near 0.5, small ones, and 8192..8704, where many floats end in a 5
+     * just past the ninth digit (ties: 8192.015625 -> 8192.01562). (More
+     * made valgrind's run of this test take minutes: DIGITD_EVERY_FLOAT
+     * below is the thorough one.) */
     const float starts[] = {0.5f, 0.25f, 1.0f / 1048576, 8192.0f, 1e-5f, 1.5e8f};
     for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
         uint32_t b0;
         memcpy(&b0, &starts[i], sizeof b0);
-        for (uint32_t k = 0; k < (1u << 21); k++) same_as_printf(float_of(b0 + k));
+        for (uint32_t k = 0; k < (1u << 19); k++) same_as_printf(float_of(b0 + k));
     }
     /* every power of ten in range and its neighbours, both signs */
     for (int p = -46; p <= 40; p++) {
@@ -126,7 +128,7 @@ START_TEST(test_number_format_is_printfs) {
     /* random bit patterns: every exponent, subnormals, NaN and infinity */
     nn_rng rng;
     nn_rng_seed(&rng, 11);
-    for (int i = 0; i < 2000000; i++) {
+    for (int i = 0; i < 500000; i++) {
         uint32_t b = (uint32_t)(nn_rng_u64(&rng) >> 32);
         same_as_printf(float_of(b));
     }
