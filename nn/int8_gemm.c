@@ -40,7 +40,7 @@ static void pack_generic(const int8_t *W, int N, int Kp, void *out) {
 }
 
 static void gemm_generic(const uint8_t *A, size_t lda, int M, const void *Wp,
-                         int N, int Kp, int32_t *C, size_t ldc) {
+                         int N, int Kp, int k0, int k1, int32_t *C, size_t ldc) {
     const int8_t *W = Wp;
     const int np = (int)npad16(N);
     for (int m = 0; m < M; m++) {
@@ -49,7 +49,7 @@ static void gemm_generic(const uint8_t *A, size_t lda, int M, const void *Wp,
         for (int n = 0; n < N; n++) {
             const int8_t *w = W + (size_t)n * Kp;
             int32_t s = 0;
-            for (int k = 0; k < Kp; k++) s += (int32_t)a[k] * (int32_t)w[k];
+            for (int k = k0; k < k1; k++) s += (int32_t)a[k] * (int32_t)w[k];
             c[n] = s;
         }
         for (int n = N; n < np; n++) c[n] = 0;
@@ -166,11 +166,11 @@ static void pack_avx2(const int8_t *W, int N, int Kp, void *out) {
                     }
 }
 
-/* C (mr, 16) = A (mr rows, Kp) x two 8-output blocks at W. */
+/* C (mr, 16) = A (mr rows, 4 G) x two 8-output blocks at W, the second
+ * wstride int16 after the first. */
 static inline __attribute__((always_inline)) AVX2_ATTR void
-tile_avx2(const uint8_t *A, size_t lda, const int16_t *W, int G, int32_t *C,
-          size_t ldc, const int mr) {
-    const size_t wstride = (size_t)G * 32; /* int16 per 8-output block */
+tile_avx2(const uint8_t *A, size_t lda, const int16_t *W, size_t wstride,
+          int G, int32_t *C, size_t ldc, const int mr) {
     const __m256i even_bytes = _mm256_set1_epi32(0x00ff00ff);
     __m256i acc[AV_MR][2];
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -200,19 +200,21 @@ tile_avx2(const uint8_t *A, size_t lda, const int16_t *W, int G, int32_t *C,
 }
 
 AVX2_ATTR static void gemm_avx2(const uint8_t *A, size_t lda, int M,
-                                const void *Wp, int N, int Kp, int32_t *C,
-                                size_t ldc) {
-    const int G = Kp / 4, NB16 = (int)(npad16(N) / 16);
+                                const void *Wp, int N, int Kp, int k0, int k1,
+                                int32_t *C, size_t ldc) {
+    const int NB16 = (int)(npad16(N) / 16), G = k1 / 4 - k0 / 4;
+    const size_t wstride = (size_t)Kp / 4 * 32; /* int16 per 8-output block */
+    A += k0;
     for (int b = 0; b < NB16; b++) {
-        const int16_t *W = (const int16_t *)Wp + (size_t)b * 2 * G * 32;
+        const int16_t *W = (const int16_t *)Wp + (size_t)b * 2 * wstride + (size_t)k0 / 4 * 32;
         int32_t *Cb = C + (size_t)b * 16;
         int m = 0;
         for (; m + AV_MR <= M; m += AV_MR)
-            tile_avx2(A + (size_t)m * lda, lda, W, G, Cb + (size_t)m * ldc, ldc,
-                      AV_MR);
+            tile_avx2(A + (size_t)m * lda, lda, W, wstride, G,
+                      Cb + (size_t)m * ldc, ldc, AV_MR);
         for (; m < M; m++)
-            tile_avx2(A + (size_t)m * lda, lda, W, G, Cb + (size_t)m * ldc, ldc,
-                      1);
+            tile_avx2(A + (size_t)m * lda, lda, W, wstride, G,
+                      Cb + (size_t)m * ldc, ldc, 1);
     }
 }
 #endif
@@ -223,11 +225,11 @@ AVX2_ATTR static void gemm_avx2(const uint8_t *A, size_t lda, int M,
 
 static const int8_kernel kernels[] = {
 #ifdef INT8_X86
-    {"vnni", packed_bytes_vnni, pack_vnni, gemm_vnni},
-    {"avx2", packed_bytes_avx2, pack_avx2, gemm_avx2},
+    {"vnni", packed_bytes_vnni, pack_vnni, gemm_vnni, false},
+    {"avx2", packed_bytes_avx2, pack_avx2, gemm_avx2, false},
 #endif
-    {"generic", packed_bytes_generic, pack_generic, gemm_generic},
-    {"vnni-emulated", packed_bytes_vnni, pack_vnni, gemm_emu},
+    {"generic", packed_bytes_generic, pack_generic, gemm_generic, true},
+    {"vnni-emulated", packed_bytes_vnni, pack_vnni, gemm_emu, false},
 };
 
 /* Whether this CPU runs the kernel. Read-only: no state is kept. */

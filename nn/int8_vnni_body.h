@@ -97,15 +97,17 @@ VB_ATTR static void VB_NAME(tile_any)(const uint8_t *A, size_t lda,
 }
 
 /* See int8.h for the contract. Blocks of outputs outside, rows inside: a
- * tile's weights (nb x G x 64 bytes) stay in cache while A streams. */
+ * tile's weights (nb x G x 64 bytes) stay in cache while A streams.
+ * Columns [k0, k1) are groups [k0 / 4, k1 / 4) of every block. */
 VB_ATTR static void VB_NAME(gemm)(const uint8_t *A, size_t lda, int M,
-                                  const void *Wp, int N, int Kp, int32_t *C,
-                                  size_t ldc) {
-    const int G = Kp / 4, NB = (N + 15) / 16;
-    const size_t wstride = (size_t)G * 64;
+                                  const void *Wp, int N, int Kp, int k0, int k1,
+                                  int32_t *C, size_t ldc) {
+    const int G = k1 / 4 - k0 / 4, NB = (N + 15) / 16;
+    const size_t wstride = (size_t)Kp / 4 * 64;
+    A += k0;
     for (int b0 = 0; b0 < NB; b0 += VB_NB) {
         int nb = NB - b0 < VB_NB ? NB - b0 : VB_NB;
-        const int8_t *W = (const int8_t *)Wp + (size_t)b0 * wstride;
+        const int8_t *W = (const int8_t *)Wp + (size_t)b0 * wstride + (size_t)k0 / 4 * 64;
         for (int m = 0; m < M; m += VB_MR) {
             int mr = M - m < VB_MR ? M - m : VB_MR;
             VB_NAME(tile_any)(A + (size_t)m * lda, lda, W, wstride, G,
