@@ -105,8 +105,9 @@ static int parses(const char *body, size_t len, predict_inputs *in, predict_outc
                          out);
 }
 
-/* body alone (fast path when it can) and as a batch of one (cJSON). */
-static void same_answer(const char *body, size_t len, char *wrapped) {
+/* body alone (fast path when it can) and as a batch of one (cJSON).
+ * Returns whether they read it (rather than both refusing it). */
+static bool same_answer(const char *body, size_t len, char *wrapped) {
     wrapped[0] = '[';
     memcpy(wrapped + 1, body, len);
     wrapped[len + 1] = ']';
@@ -124,6 +125,7 @@ static void same_answer(const char *body, size_t len, char *wrapped) {
         predict_inputs_free(&a);
         predict_inputs_free(&b);
     }
+    return ra == 0;
 }
 
 START_TEST(test_fast_path_is_cjson) {
@@ -139,13 +141,7 @@ START_TEST(test_fast_path_is_cjson) {
         int n = i % 10 == 9 ? NN_PIXELS + (int)nn_rng_below(&rng, 3) - 1 : NN_PIXELS;
         size_t len = make_body(body, &rng, n);
         ck_assert_uint_lt(len, CAP - 64);
-        same_answer(body, len, wrapped);
-        predict_inputs in;
-        predict_outcome out;
-        if (parses(body, len, &in, &out) == 0) {
-            read_ok++;
-            predict_inputs_free(&in);
-        }
+        read_ok += same_answer(body, len, wrapped);
         /* the end of the array, where a reader that counts numbers may
          * stop looking: "0,}", "0,]}", "0}", "0]]}" */
         char *end = memrchr(body, ']', len);
