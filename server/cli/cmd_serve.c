@@ -89,9 +89,9 @@ static const cli_option serve_options_table[O_COUNT] = {
     [O_QUEUE] = {"queue", 0, "DIGITD_QUEUE", CLI_INT, "N", 1, 1000000, "1024",
                  "requests waiting for a worker, then 503"},
     /* 4: every answer of a pass waits for the whole pass, and the int8
-     * CNN costs about the same per image at batch 4 as at 32 (55 us),
-     * so larger passes only widen the latencies (bench/README, "A batch
-     * of four"); 4 rows are also the int8 kernels' row tile. */
+     * CNN costs no more per image at batch 4 than at 32 (56-58 against
+     * 59-62 us), so larger passes only widen the latencies (bench/README,
+     * "A batch of four"); 4 rows are also the int8 kernels' row tile. */
     [O_BATCH] = {"batch", 0, "DIGITD_BATCH", CLI_INT, "N", 1, 1024, "4",
                  "inputs per forward pass (dynamic batching)"},
     [O_BATCH_WAIT] = {"batch-wait-us", 0, "DIGITD_BATCH_WAIT_US", CLI_INT, "US", 0, 1000000,
