@@ -77,32 +77,6 @@ static float get_f32(const uint8_t *p) {
 /* Metadata: "key=value\n" lines                                       */
 /* ------------------------------------------------------------------ */
 
-/* Length of the longest prefix of s (n bytes) that is well-formed UTF-8
- * (no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_valid_prefix(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-        else return i;
-        if (n - i < len) return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return i;
-        i += len;
-    }
-    return n;
-}
-
 /* Appends "key=value\n" to out (when out is not NULL) and returns the
  * bytes it takes. The value is made safe to store as one line of UTF-8:
  * line breaks become spaces and bytes that are not UTF-8 become '?', so
@@ -117,7 +91,7 @@ static size_t meta_line(uint8_t *out, const char *key, const char *value,
         const uint8_t *src = (const uint8_t *)value;
         size_t i = 0;
         while (i < vlen) {
-            size_t ok = utf8_valid_prefix(src + i, vlen - i);
+            size_t ok = nn_utf8_valid_prefix(src + i, vlen - i);
             for (size_t k = 0; k < ok; k++) {
                 uint8_t c = src[i + k];
                 v[i + k] = (c == '\n' || c == '\r') ? ' ' : c;
@@ -203,9 +177,9 @@ static int meta_decode(const uint8_t *meta, size_t len, nn_meta *m,
     m->temperature = 1;
     m->reject_p = m->ambiguous_margin = -1;
     m->reject_energy = INFINITY; /* off */
-    if (utf8_valid_prefix(meta, len) != len)
+    if (nn_utf8_valid_prefix(meta, len) != len)
         return nn_fail(err, "metadata is not valid UTF-8 (at byte %zu)",
-                       utf8_valid_prefix(meta, len));
+                       nn_utf8_valid_prefix(meta, len));
     size_t pos = 0;
     while (pos < len) {
         const uint8_t *line = meta + pos;

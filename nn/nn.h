@@ -505,6 +505,14 @@ int nn_read_file(const char *path, size_t cap, uint8_t **buf, size_t *len,
                  nn_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Text                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Length of the longest prefix of text (n bytes) that is well-formed
+ * UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). */
+size_t nn_utf8_valid_prefix(const void *text, size_t n);
+
+/* ------------------------------------------------------------------ */
 /* Digests                                                             */
 /* ------------------------------------------------------------------ */
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn.h"
+
 void tb_init(text_buffer *t, size_t hint) {
     t->cap = hint < 64 ? 64 : hint;
     t->len = 0;
@@ -55,18 +57,29 @@ void tb_printf(text_buffer *t, const char *fmt, ...) {
 }
 
 void tb_json_string(text_buffer *t, const char *s) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     tb_puts(t, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (!reserve(t, 8)) return;
-        if (*p == '"' || *p == '\\') {
-            t->buf[t->len++] = '\\';
-            t->buf[t->len++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            t->len += (size_t)snprintf(t->buf + t->len, 8, "\\u%04x", *p);
-        } else {
-            t->buf[t->len++] = (char)*p;
+    while (p < end) {
+        /* a run of well-formed UTF-8, where only ASCII needs escaping */
+        const unsigned char *run_end = p + nn_utf8_valid_prefix(p, (size_t)(end - p));
+        for (; p < run_end; p++) {
+            if (!reserve(t, 8)) return;
+            if (*p == '"' || *p == '\\') {
+                t->buf[t->len++] = '\\';
+                t->buf[t->len++] = (char)*p;
+            } else if (*p < 0x20 || *p == 0x7f) {
+                t->len += (size_t)snprintf(t->buf + t->len, 8, "\\u%04x", *p);
+            } else {
+                t->buf[t->len++] = (char)*p;
+            }
+            t->buf[t->len] = '\0';
         }
-        t->buf[t->len] = '\0';
+        /* then a byte that is not: JSON text is UTF-8 (RFC 8259), so it is
+         * replaced, never passed on */
+        if (p < end) {
+            tb_puts(t, "\\ufffd");
+            p++;
+        }
     }
     tb_puts(t, "\"");
 }

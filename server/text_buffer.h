@@ -26,7 +26,10 @@ void tb_printf(text_buffer *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Appends s as a JSON string literal, quotes included, escaping quotes,
- * backslashes and control characters. */
+ * backslashes and control characters. Bytes that are not well-formed
+ * UTF-8 (from a client's "id", a path, a field name quoted in an error,
+ * a message cut in the middle of a character) become U+FFFD, so every
+ * answer is valid JSON text. */
 void tb_json_string(text_buffer *t, const char *s);
 
 /* Hands the text over: returns the malloc'd string (the caller frees it)

@@ -3,11 +3,13 @@
  * back to the same text; numbers use one format that gives back the same
  * float; commas and nesting are right. Parsed back with cJSON. */
 #include <cjson/cJSON.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "json_writer.h"
 #include "testutil.h"
@@ -55,6 +57,97 @@ START_TEST(test_hostile_names) {
         cJSON_Delete(doc);
         free(text);
     }
+}
+END_TEST
+
+/* The JSON text of s as tb_json_string writes it (the caller frees it). */
+static char *string_literal(const char *s) {
+    text_buffer t;
+    tb_init(&t, 16);
+    tb_json_string(&t, s);
+    size_t len;
+    char *text = tb_take(&t, &len);
+    ck_assert_ptr_nonnull(text);
+    return text;
+}
+
+/* Bytes that are not UTF-8 (a client's "id", a percent-decoded path) must
+ * not reach an answer: JSON text is UTF-8, and Python's json.loads or a
+ * browser's fetch().json() fail on the whole answer otherwise. Each
+ * byte that is not part of a well-formed sequence becomes U+FFFD. */
+START_TEST(test_invalid_utf8_is_replaced) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"\xff", "\"\\ufffd\""},
+        {"a\xc3", "\"a\\ufffd\""},                       /* cut after the lead byte */
+        {"\xe2\x9c", "\"\\ufffd\\ufffd\""},               /* a cut 3-byte sequence */
+        {"\xe2\x9c\x93\xe2\x9c", "\"\xe2\x9c\x93\\ufffd\\ufffd\""}, /* a check mark, a cut one */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},               /* overlong '/' */
+        {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},   /* overlong, 3 bytes */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},   /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* past U+10FFFF */
+        {"\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\""},     /* U+1F600 is fine */
+        {"\x80x\xbf", "\"\\ufffdx\\ufffd\""},             /* lone continuation bytes */
+        {"\xc3\"", "\"\\ufffd\\\"\""},                   /* a cut sequence before a quote */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = string_literal(cases[i].in);
+        ck_assert_msg(strcmp(text, cases[i].out) == 0, "case %zu: %s, want %s", i, text,
+                      cases[i].out);
+        free(text);
+    }
+}
+END_TEST
+
+/* Whether s is well-formed UTF-8, by glibc's decoder (not ours), which
+ * also takes code points past U+10FFFF: those are refused here. */
+static bool glibc_utf8(const char *s) {
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    size_t n = strlen(s);
+    while (n > 0) {
+        wchar_t w;
+        size_t k = mbrtowc(&w, s, n, &st);
+        if (k == (size_t)-1 || k == (size_t)-2 || (unsigned long)w > 0x10FFFF) return false;
+        s += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* Random byte strings, heavy in lead and continuation bytes: the JSON
+ * text is always valid UTF-8 by glibc's decoder, cJSON reads it back,
+ * and a string that was valid UTF-8 comes back unchanged. */
+START_TEST(test_random_bytes_give_utf8) {
+    ck_assert_ptr_nonnull(setlocale(LC_CTYPE, "C.UTF-8"));
+    static const unsigned char pool[] = {'a', '"', '\\', 0x01, 0x7f, 0x80, 0x8f, 0x90,
+                                         0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed,
+                                         0xef, 0xf0, 0xf4, 0xf5, 0xff};
+    uint64_t x = 42;
+    int valid_inputs = 0;
+    for (int round = 0; round < 20000; round++) {
+        char in[12];
+        int n = (int)(round % 11);
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            in[i] = (char)pool[(x >> 33) % sizeof pool];
+        }
+        in[n] = '\0';
+        char *text = string_literal(in);
+        if (!glibc_utf8(text)) ck_abort_msg("round %d: not UTF-8: %s", round, text);
+        cJSON *doc = cJSON_Parse(text);
+        if (!cJSON_IsString(doc)) ck_abort_msg("round %d: not a JSON string: %s", round, text);
+        if (glibc_utf8(in)) {
+            valid_inputs++;
+            if (strcmp(doc->valuestring, in) != 0)
+                ck_abort_msg("round %d: valid UTF-8 changed: %s", round, text);
+        }
+        cJSON_Delete(doc);
+        free(text);
+    }
+    ck_assert_int_gt(valid_inputs, 1000); /* the property was tested on both kinds */
+    setlocale(LC_CTYPE, "C");
 }
 END_TEST
 
@@ -195,6 +288,8 @@ int main(void) {
     Suite *s = suite_create("json_writer");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_hostile_names);
+    tcase_add_test(tc, test_invalid_utf8_is_replaced);
+    tcase_add_test(tc, test_random_bytes_give_utf8);
     tcase_add_test(tc, test_numbers_round_trip);
     tcase_add_test(tc, test_number_format_is_printfs);
     tcase_add_test(tc, test_not_finite_is_null);
