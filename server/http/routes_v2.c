@@ -553,6 +553,23 @@ out:
     return rc;
 }
 
+int v2_parse_header_length(const char *value, long long *out, char *err, size_t errlen) {
+    *out = -1;
+    if (!value) return 0;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t') p++;
+    long long v = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        if (digits < 18) v = v * 10 + (*p - '0'); /* 10^18 bytes: no body is so long */
+    while (*p == ' ' || *p == '\t') p++;
+    if (digits == 0 || digits > 18 || *p)
+        return failf(err, errlen, 400,
+                     "Inference-Header-Content-Length must be the JSON's length in bytes");
+    *out = v;
+    return 0;
+}
+
 void v2_infer_request_free(v2_infer_request *req) {
     free(req->inputs);
     req->inputs = NULL;
@@ -940,8 +957,10 @@ v2_next v2_handle(const v2_context *ctx, int match_status, const v2_route *route
         break;
     case V2_MODEL_INFER: {
         char err[256];
-        long long hl = ctx->inference_header_length > 0 ? ctx->inference_header_length : -1;
-        int st = v2_parse_infer_ext(body, len, hl, &ctx->limits, &job->req, err, sizeof err);
+        long long hl;
+        int st = v2_parse_header_length(ctx->inference_header, &hl, err, sizeof err);
+        if (!st)
+            st = v2_parse_infer_ext(body, len, hl, &ctx->limits, &job->req, err, sizeof err);
         if (st) {
             v2_infer_request_free(&job->req);
             answer_error(out, st, "%s", err);

@@ -108,6 +108,12 @@ int v2_parse_infer_ext(const uint8_t *body, size_t len, long long header_len,
 
 void v2_infer_request_free(v2_infer_request *req);
 
+/* An Inference-Header-Content-Length value (NULL: the header is absent)
+ * -> *out, the JSON's bytes, or -1 when absent. Only decimal digits are a
+ * length (spaces around them allowed): "abc", "-1", "12abc" or a number
+ * past 10^18 is refused with 400 and err, not read as "no header". */
+int v2_parse_header_length(const char *value, long long *out, char *err, size_t errlen);
+
 /* Sets the answer's id when the request carried none (e.g. from the
  * transport's X-Request-Id); an id from the body is kept. */
 void v2_infer_request_default_id(v2_infer_request *req, const char *id);
@@ -180,8 +186,8 @@ typedef struct {
     bool admin_enabled;   /* an admin token (or admin listener) is configured */
     bool admin_allowed;   /* this request proved it (token matched / admin port) */
     const char *request_id; /* X-Request-Id, used as "id" when the body has none */
-    long long inference_header_length; /* the request's Inference-Header-Content-Length,
-                                          0 when absent */
+    const char *inference_header; /* the request's Inference-Header-Content-Length
+                                     as sent, NULL when absent */
 } v2_context;
 
 /* An answer: status, and a malloc'd JSON body (NULL: empty body). */

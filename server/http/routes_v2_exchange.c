@@ -52,12 +52,8 @@ static v2_context context_of(const exchange *x) {
         .admin_enabled = ctx->admin_token != NULL,
         .admin_allowed = admin_allowed(x),
         .request_id = ex_request_id(x),
+        .inference_header = ex_header(x, "Inference-Header-Content-Length"),
     };
-    const char *ihl = ex_header(x, "Inference-Header-Content-Length");
-    if (ihl) {
-        long long v = strtoll(ihl, NULL, 10);
-        c.inference_header_length = v > 0 ? v : 0;
-    }
     return c;
 }
 

@@ -315,6 +315,15 @@ START_TEST(test_outputs_and_id) {
     free(json);
     v2_infer_request_free(&r);
 
+    /* an id that is not UTF-8 is answered as valid JSON text: U+FFFD */
+    sprintf(body, "{\"id\":\"a\xff\xc3\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],"
+                  "\"datatype\":\"FP32\",\"data\":%s}]}", d);
+    ck_assert_msg(parse(body, &r, err) == 0, "%s", err);
+    json = v2_render_infer(&r, probs, "m", "1", &len);
+    ck_assert_msg(strstr(json, "\"id\":\"a\\ufffd\\ufffd\"") != NULL, "%s", json);
+    free(json);
+    v2_infer_request_free(&r);
+
     /* the order asked for is the order answered */
     sprintf(body, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}],"
                   "\"outputs\":[{\"name\":\"digit\"},{\"name\":\"probabilities\"}]}", d);
@@ -657,6 +666,34 @@ START_TEST(test_binary_extension) {
 }
 END_TEST
 
+/* The header's value is a length or a refusal, never "no header": a
+ * client that sends "abc" or "-1" learns so, instead of having its binary
+ * body read as JSON. */
+START_TEST(test_header_length) {
+    static const struct {
+        const char *value;
+        long long want; /* -2: refused */
+    } cases[] = {
+        {NULL, -1}, {"0", 0}, {"123", 123}, {" 42\t", 42}, {"000000000000000007", 7},
+        {"999999999999999999", 999999999999999999LL}, {"", -2}, {"  ", -2}, {"abc", -2},
+        {"-1", -2}, {"+1", -2}, {"12abc", -2}, {"1e3", -2}, {"0x10", -2}, {"1 2", -2},
+        {"1000000000000000000", -2}, {"99999999999999999999999", -2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        long long got = 12345;
+        int rc = v2_parse_header_length(cases[i].value, &got, err, sizeof err);
+        if (cases[i].want == -2)
+            ck_assert_msg(rc == 400 && strstr(err, "Inference-Header-Content-Length") &&
+                              got == -1,
+                          "case %zu (%s): %d %lld %s", i, cases[i].value, rc, got, err);
+        else
+            ck_assert_msg(rc == 0 && got == cases[i].want, "case %zu (%s): %d %lld %s", i,
+                          cases[i].value, rc, got, err);
+    }
+}
+END_TEST
+
 /* ---- the other answers -------------------------------------------------- */
 
 START_TEST(test_metadata_and_health_bodies) {
@@ -835,6 +872,12 @@ START_TEST(test_handle_end_to_end) {
     a = run(&ctx, "POST", "/v2/models/alpha/infer", "{");
     ck_assert_int_eq(a.status, 400);
     free(a.body);
+    ctx.inference_header = "-1";
+    a = run(&ctx, "POST", "/v2/models/alpha/infer", body);
+    ck_assert_msg(a.status == 400 && strstr(a.body, "Inference-Header-Content-Length"), "%d %s",
+                  a.status, a.body);
+    free(a.body);
+    ctx.inference_header = NULL;
 
     /* repository: unload makes 503s, load brings it back */
     a = run(&ctx, "POST", "/v2/repository/models/beta/unload", "");
@@ -897,6 +940,7 @@ int main(void) {
     tcase_add_test(tc, test_hostile_bodies);
     tcase_add_test(tc, test_bytes_image_like_predict);
     tcase_add_test(tc, test_binary_extension);
+    tcase_add_test(tc, test_header_length);
     tcase_add_test(tc, test_metadata_and_health_bodies);
     tcase_add_test(tc, test_repository_bodies);
     suite_add_tcase(s, tc);
