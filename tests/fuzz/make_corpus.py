@@ -276,6 +276,60 @@ def multipart_bodies(imgs):
     }
 
 
+def v2_bodies(imgs):
+    """Open Inference Protocol requests as Triton's and KServe's clients
+    send them; a leading '#' line is the Inference-Header-Content-Length
+    value (fuzz_v2_infer.c)."""
+    px = digit(28)
+    unit = [v / 255 for v in px]
+
+    def req(inp, **extra):
+        return json.dumps(dict({"inputs": [inp]}, **extra)).encode()
+
+    fp32 = {"name": "input", "shape": [1, 784], "datatype": "FP32", "data": unit}
+    b64 = base64.b64encode(imgs["gray.png"]).decode()
+
+    def binary(inp, blob, **extra):
+        head = req(inp, **extra)
+        return b"#%d\n" % len(head) + head + blob
+    floats = struct.pack("<784f", *unit)
+    png = imgs["gray.png"]
+    return {
+        "fp32.json": req(fp32),
+        "fp32-255-rows.json": req({"name": "input", "shape": [1, 28, 28], "datatype": "FP32",
+                                   "data": rows_of(px, 28)}),
+        "fp32-nchw.json": req(dict(fp32, shape=[1, 1, 28, 28]), id="req-7",
+                              outputs=[{"name": "digit"}, {"name": "probabilities"}]),
+        "bytes-png.json": req({"name": "image", "shape": [1], "datatype": "BYTES",
+                               "data": [b64]}, id="caf\u00e9"),
+        "bytes-data-url.json": req({"name": "image", "shape": [1, 1], "datatype": "BYTES",
+                                    "data": ["data:image/png;base64," + b64]}),
+        "binary-fp32.bin": binary({"name": "input", "shape": [1, 784], "datatype": "FP32",
+                                   "parameters": {"binary_data_size": len(floats)}}, floats,
+                                  parameters={"binary_data_output": True}),
+        "binary-bytes.bin": binary({"name": "image", "shape": [1], "datatype": "BYTES",
+                                    "parameters": {"binary_data_size": 4 + len(png)}},
+                                   struct.pack("<I", len(png)) + png,
+                                   outputs=[{"name": "digit",
+                                             "parameters": {"binary_data": True}}]),
+        "header-not-a-number.bin": b"#-1\n" + req(fp32),
+        "id-not-utf8.json": b'{"id":"a\xff\xc3","inputs":[{"name":"input","shape":[1,784],'
+                            b'"datatype":"FP32","data":' + json.dumps(unit).encode() + b"}]}",
+        "unknown-output-cut-utf8.json": req(fp32, outputs=[{"name": "a" + "\u00e9" * 40}]),
+        "repo-index-ready.json": b'{"ready": true}',
+        "datatype-int8.json": req(dict(fp32, datatype="INT8")),
+    }
+
+
+V2_PATHS = ["GET /v2", "GET /v2/health/live", "HEAD /v2/health/ready", "GET /v2/models/default",
+            "GET /v2/models/default/versions/3", "GET /v2/models/cnn/versions/2/ready",
+            "POST /v2/models/default/infer", "POST /v2/models/mlp/versions/1/infer",
+            "PUT /v2/models/default/infer", "POST /v2/repository/index",
+            "POST /v2/repository/models/mlp/load", "POST /v2/repository/models/mlp/unload",
+            "GET /v2/models/\u00e9\udcff/infer", "GET /v2//models", "GET /v2/models/a/",
+            "GET /v2/models/" + "x" * 70 + "/ready", "GET /v2x", "GET /predict"]
+
+
 def idx_files():
     def idx(dims, items):
         return struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(
@@ -340,6 +394,9 @@ def main():
         "fuzz_idx": idx_files(),
         "fuzz_model": models(args.fixture),
         "fuzz_static": {"path-%02d.txt" % i: p.encode() for i, p in enumerate(STATIC_PATHS)},
+        "fuzz_v2_infer": v2_bodies(imgs),
+        "fuzz_v2_route": {"route-%02d.txt" % i: p.encode("utf-8", "surrogateescape")
+                          for i, p in enumerate(V2_PATHS)},
     }
     total = 0
     for harness, files in sets.items():
