@@ -282,6 +282,12 @@ def build_cases(seven_png, blank_png, stroke):
         add("repo", "post", inf, base + "/infer", "200", ok_fp32, J)
         add("repo", "post", inf, base + "/infer", "400", "{", J)
         add("repo", "post", inf, "/v2/models/nosuch" + ver + "/infer", "404", ok_fp32, J)
+        # bytes that are not UTF-8, echoed from the body's id and from the
+        # path: the answers must still be JSON text (json.loads fails else)
+        bad_id = ok_fp32.encode().replace(b'"contract-1"', b'"a\xff\xc3"')
+        assert bad_id != ok_fp32.encode()
+        add("repo", "post", inf, base + "/infer", "200", bad_id, J)
+        add("repo", "post", inf, "/v2/models/%FF%C3" + ver + "/infer", "404", ok_fp32, J)
         add("repo", "get", inf, base + "/infer", "405")
         add("repo", "post", inf, base + "/infer", "413", big, J)
         add("repo", "post", inf, base + "/infer", "415", v2_bytes([b"GIF? no, text"]), J)
