@@ -13,6 +13,7 @@
 
 #include "base64.h"
 #include "image_decode.h"
+#include "json_shape.h"
 #include "json_writer.h"
 #include "nn.h"
 #include "text_buffer.h"
@@ -496,6 +497,19 @@ int v2_parse_infer_ext(const uint8_t *body, size_t len, long long header_len,
         len = (size_t)header_len;
     }
     if (len == 0) return failf(err, errlen, 400, "the body is empty; expected an inference request");
+    /* Before cJSON builds a 64-byte node per value: a 4 MB "0,0,0,..."
+     * would cost 128 MB, bounded here as /predict bounds it. */
+    json_shape sh = json_scan(body, len, JSON_MAX_DEPTH);
+    if (sh.depth > JSON_MAX_DEPTH)
+        return failf(err, errlen, 400, "the JSON is nested deeper than %d levels", JSON_MAX_DEPTH);
+    if (sh.bad_at != SIZE_MAX)
+        return failf(err, errlen, 400, "the body is not valid JSON: no JSON number at byte %zu",
+                     sh.bad_at);
+    size_t most = (size_t)lim->max_batch * JSON_VALUES_PER_INPUT + 16;
+    if (sh.values > most)
+        return failf(err, errlen, 400,
+                     "the JSON holds more than %zu values; a batch of %d never needs more", most,
+                     lim->max_batch);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
     if (!root) return failf(err, errlen, 400, "the body is not valid JSON");

@@ -27,20 +27,10 @@
 #include "base64.h"
 #include "image_decode.h" /* server/input/ */
 #include "json_number.h"
+#include "json_shape.h"
 #include "json_writer.h"
 #include "multipart.h"
 #include "text_buffer.h"
-
-/* A batch of inputs is depth 4 ([ { "pixels": [ [ rows ); anything much
- * deeper is refused before cJSON's recursive parser sees it. */
-#define JSON_MAX_DEPTH 16
-
-/* JSON values one input may hold: {"pixels": 28 rows of 28} is 815 (the
- * object, its key, the outer array, 28 rows, 784 numbers), with room for
- * a few fields we ignore. A body with more than max_batch times this (plus
- * a few for the batch itself) is refused before cJSON builds a node for
- * each value. */
-#define JSON_VALUES_PER_INPUT 1024
 
 /* One request being parsed: where inputs and errors go. */
 typedef struct {
@@ -138,62 +128,6 @@ static int is_nonfinite_token(const char *p, const char *end) {
         if ((size_t)(end - p) >= n && memcmp(p, tokens[i], n) == 0) return 1;
     }
     return 0;
-}
-
-/* What one cheap pass over a JSON text finds, before cJSON builds a tree. */
-typedef struct {
-    int depth;          /* deepest nesting of arrays and objects */
-    size_t values;      /* numbers, strings (keys too), literals, arrays,
-                           objects: an upper bound of cJSON's nodes */
-    size_t root_items;  /* values directly inside the root, when the root
-                           is an array (a batch); else 0 */
-    size_t bad_at;      /* byte offset of the first token that starts like a
-                           number but is not a JSON number, or SIZE_MAX */
-} json_shape;
-
-static int is_token_char(uint8_t c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '+' || c == '-' || c == '.' || c == '_';
-}
-
-/* Scans b (len bytes): strings skipped (escapes included), every token
- * outside them that starts with a digit, '-', '+' or '.' checked with
- * json_number_len. Stops at the first bad number, or as soon as the
- * nesting passes depth_limit. Linear in len; allocates nothing. */
-static json_shape json_scan(const uint8_t *b, size_t len, int depth_limit) {
-    json_shape sh = {0, 0, 0, SIZE_MAX};
-    int depth = 0;
-    bool root_array = false;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = b[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ':')
-            continue;
-        if (c == ']' || c == '}') {
-            depth--;
-            continue;
-        }
-        /* a value starts here */
-        sh.values++;
-        if (root_array && depth == 1) sh.root_items++;
-        if (c == '[' || c == '{') {
-            if (depth == 0 && sh.values == 1 && c == '[') root_array = true;
-            if (++depth > sh.depth) sh.depth = depth;
-            if (sh.depth > depth_limit) return sh;
-        } else if (c == '"') {
-            for (i++; i < len && b[i] != '"'; i++)
-                if (b[i] == '\\') i++;
-        } else if (is_token_char(c)) {
-            size_t end = i;
-            while (end < len && is_token_char(b[end])) end++;
-            int numeric = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.';
-            if (numeric && json_number_len((const char *)b + i, end - i) != end - i) {
-                sh.bad_at = i;
-                return sh;
-            }
-            i = end - 1;
-        }
-    }
-    return sh;
 }
 
 /* The one pixel-range check, for both JSON paths: a finite number in

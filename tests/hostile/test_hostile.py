@@ -14,7 +14,9 @@ Groups (one CTest test each, label "hostile"):
               decoded-pixel budget
   memory      60 clients announcing 4 MiB bodies at once: the byte budget
               answers the excess 503 with Retry-After and the daemon's
-              resident memory stays under a stated bound
+              resident memory stays under a stated bound; 4 MiB v2 infer
+              bodies of "0,0,0,..." (128 MB of cJSON nodes each, unchecked)
+              are refused before a tree is built, and the peak stays low
   slow        clients trickling bytes are cut by the absolute read
               deadline, freeing their connection slots
   busy        /healthz p99 under 50 ms while two worst-case batches are
@@ -246,6 +248,42 @@ def group_memory(args):
         for s in socks:
             s.close()
         check(d.stop() == 0, "memory: clean exit")
+    v2_values_bound(args, model, web)
+
+
+def peak_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def v2_values_bound(args, model, web):
+    """Two workers each given a 4 MiB flat array: what the JSON parser
+    would have built (a node per value) must not show in the peak RSS."""
+    d = Daemon(args, model, web, extra=["--workers", "2"], name="memory-v2")
+    try:
+        n = (4 * 1024 * 1024 - 200) // 2
+        body = (b'{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[' +
+                b"0," * (n - 1) + b'0]}]}')
+        path = "/v2/models/%s/infer" % os.path.splitext(os.path.basename(model))[0]
+        base = peak_kb(d.proc.pid)
+        answers = []
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            for _ in range(3):
+                answers += list(ex.map(lambda _: post(d, body, "application/json", path=path),
+                                       range(2)))
+        grown = peak_kb(d.proc.pid) - base
+        print("memory-v2: peak RSS %d KB at start, grew %d KB over six 4 MiB bodies"
+              % (base, grown), flush=True)
+        check(all(st == 400 and b"values" in data for st, _, data in answers),
+              "v2 bodies with more values than a batch can use: 400 (%s)" %
+              [(st, data[:80]) for st, _, data in answers[:2]])
+        check(grown < 48 * 1024, "peak RSS grew %d KB (< 48 MB; cJSON trees were 128 MB each)"
+              % grown)
+    finally:
+        check(d.stop() == 0, "memory-v2: clean exit")
 
 
 def group_slow(args):

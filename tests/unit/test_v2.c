@@ -408,7 +408,41 @@ START_TEST(test_hostile_bodies) {
         memset(bomb, '[', n);
         memset(bomb + n, ']', n);
         bomb[2 * n] = '\0';
-        expect_refused(bomb, 400, NULL);
+        expect_refused(bomb, 400, "nested deeper");
+    }
+    /* numbers JSON does not have, which cJSON alone would take */
+    expect_refused(INPUT("[1,784]", "FP32", "[+1]"), 400, "no JSON number");
+    expect_refused(INPUT("[1,784]", "FP32", "[007]"), 400, "no JSON number");
+    /* More values than a full batch can use are refused before cJSON
+     * builds a node for each (a 4 MB "0,0,..." was 128 MB of nodes); a
+     * full batch in the most nested shape is not. */
+    {
+        size_t n = (size_t)LIM.max_batch * 1100;
+        char *zeros = malloc(2 * n + 200), *p = zeros;
+        p += sprintf(p, "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],"
+                        "\"datatype\":\"FP32\",\"data\":[0");
+        for (size_t i = 1; i < n; i++) p += sprintf(p, ",0");
+        sprintf(p, "]}]}");
+        expect_refused(zeros, 400, "values");
+        p = zeros + sprintf(zeros, "{\"id\":\"full\",\"inputs\":[{\"name\":\"input\","
+                                   "\"shape\":[%d,1,28,28],\"datatype\":\"FP32\",\"data\":[",
+                            LIM.max_batch);
+        for (int s = 0; s < LIM.max_batch; s++) {
+            p += sprintf(p, "%s[[", s ? "," : ""); /* the sample, its one channel */
+            for (int row = 0; row < 28; row++) {
+                p += sprintf(p, "%s[", row ? "," : "");
+                for (int x = 0; x < 28; x++) p += sprintf(p, "%s%d", x ? "," : "", (x + row) % 2);
+                p += sprintf(p, "]");
+            }
+            p += sprintf(p, "]]");
+        }
+        sprintf(p, "]}],\"outputs\":[{\"name\":\"digit\",\"parameters\":{\"binary_data\":false}}]}");
+        v2_infer_request r;
+        char err[256];
+        ck_assert_msg(parse(zeros, &r, err) == 0, "a full batch: %s", err);
+        ck_assert_int_eq(r.n, LIM.max_batch);
+        v2_infer_request_free(&r);
+        free(zeros);
     }
     /* id, parameters, outputs */
     sprintf(b, "{\"id\":42,\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":%s}]}", d);
