@@ -505,7 +505,7 @@ int v2_parse_infer_ext(const uint8_t *body, size_t len, long long header_len,
     if (sh.bad_at != SIZE_MAX)
         return failf(err, errlen, 400, "the body is not valid JSON: no JSON number at byte %zu",
                      sh.bad_at);
-    size_t most = (size_t)lim->max_batch * JSON_VALUES_PER_INPUT + 16;
+    size_t most = json_values_max(lim->max_batch);
     if (sh.values > most)
         return failf(err, errlen, 400,
                      "the JSON holds more than %zu values; a batch of %d never needs more", most,

@@ -25,6 +25,11 @@
  * refused before cJSON builds a node for each value. */
 #define JSON_VALUES_PER_INPUT 1024
 
+/* The most values a body of at most max_batch inputs may hold. */
+static inline size_t json_values_max(int max_batch) {
+    return (size_t)max_batch * JSON_VALUES_PER_INPUT + 16;
+}
+
 /* What the scan finds. */
 typedef struct {
     int depth;          /* deepest nesting of arrays and objects */

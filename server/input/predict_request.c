@@ -320,7 +320,7 @@ static int parse_json(request *r, const uint8_t *body, size_t len) {
     if (sh.root_items > (size_t)r->lim->max_batch)
         return fail(r, 422, "the batch has %zu inputs; the limit is %d", sh.root_items,
                     r->lim->max_batch);
-    size_t most = (size_t)r->lim->max_batch * JSON_VALUES_PER_INPUT + 16;
+    size_t most = json_values_max(r->lim->max_batch);
     if (sh.values > most)
         return fail(r, 422,
                     "the JSON body holds more than %zu values; %d inputs never need more",
