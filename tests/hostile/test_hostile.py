@@ -280,7 +280,9 @@ def v2_values_bound(args, model, web):
         check(all(st == 400 and b"values" in data for st, _, data in answers),
               "v2 bodies with more values than a batch can use: 400 (%s)" %
               [(st, data[:80]) for st, _, data in answers[:2]])
-        check(grown < 48 * 1024, "peak RSS grew %d KB (< 48 MB; cJSON trees were 128 MB each)"
+        # 13 MB in a plain build, 56 MB under ASan (redzones, quarantine);
+        # 341 MB in a plain build when cJSON built its tree first
+        check(grown < 128 * 1024, "peak RSS grew %d KB (< 128 MB; cJSON trees were 128 MB each)"
               % grown)
     finally:
         check(d.stop() == 0, "memory-v2: clean exit")
