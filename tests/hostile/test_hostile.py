@@ -122,10 +122,11 @@ def model_and_web(args):
     return model, os.path.join(d, "web")
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
+    """Resident memory now (VmRSS), or its peak so far (VmHWM), in KB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -251,14 +252,6 @@ def group_memory(args):
     v2_values_bound(args, model, web)
 
 
-def peak_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return -1
-
-
 def v2_values_bound(args, model, web):
     """Two workers each given a 4 MiB flat array: what the JSON parser
     would have built (a node per value) must not show in the peak RSS."""
@@ -268,13 +261,13 @@ def v2_values_bound(args, model, web):
         body = (b'{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[' +
                 b"0," * (n - 1) + b'0]}]}')
         path = "/v2/models/%s/infer" % os.path.splitext(os.path.basename(model))[0]
-        base = peak_kb(d.proc.pid)
+        base = rss_kb(d.proc.pid, "VmHWM")
         answers = []
         with concurrent.futures.ThreadPoolExecutor(2) as ex:
             for _ in range(3):
                 answers += list(ex.map(lambda _: post(d, body, "application/json", path=path),
                                        range(2)))
-        grown = peak_kb(d.proc.pid) - base
+        grown = rss_kb(d.proc.pid, "VmHWM") - base
         print("memory-v2: peak RSS %d KB at start, grew %d KB over six 4 MiB bodies"
               % (base, grown), flush=True)
         check(all(st == 400 and b"values" in data for st, _, data in answers),
