@@ -29,7 +29,8 @@
 static bool utf8(const char *s, size_t n) { return nn_utf8_valid_prefix(s, n) == n; }
 
 /* Smaller than the daemon's defaults, as in fuzz_predict.h. */
-static const v2_limits fuzz_v2_limits = {16, 512, 512, 2 * 512 * 512};
+#define FUZZ_V2_MAX_BATCH 16
+static const v2_limits fuzz_v2_limits = {FUZZ_V2_MAX_BATCH, 512, 512, 2 * 512 * 512};
 
 /* text (n bytes) is UTF-8 JSON; returns the parsed document. */
 static cJSON *json_text(const char *text, size_t n) {
@@ -62,7 +63,7 @@ static void check_answer(const v2_infer_request *req) {
     FUZZ_CHECK(req->n_outputs == 1 || req->n_outputs == 2, "%d outputs", req->n_outputs);
     FUZZ_CHECK(req->n_outputs == 1 || req->outputs[0] != req->outputs[1], "an output twice");
 
-    float probs[16 * NN_CLASSES];
+    float probs[FUZZ_V2_MAX_BATCH * NN_CLASSES]; /* for any accepted batch */
     for (size_t i = 0; i < sizeof probs / sizeof probs[0]; i++) probs[i] = 0.1f;
     size_t len, json_len;
     char *body = v2_render_infer_ext(req, probs, "fuzz", "1", &len, &json_len);
