@@ -5,7 +5,9 @@
  * Three variants, picked at run time with __builtin_cpu_supports like
  * nn/gemm.c, so one binary runs on any x86-64:
  *   vnni     AVX512-VNNI vpdpbusd: 64 multiply-adds of uint8 x int8 into
- *            16 int32 lanes per instruction (loops in int8_vnni_body.h);
+ *            16 int32 lanes per instruction (loops in int8_vnni_body.h),
+ *            skipping the groups of 4 columns that are 0 in a whole row
+ *            tile (after a ReLU, a digit's background);
  *   avx2     vpmaddwd on 16-bit halves: the weights are stored widened to
  *            int16 and each 4-byte group of A is split into its even and
  *            odd bytes, so every product and pair sum is exact (vpmaddubsw
@@ -112,6 +114,21 @@ static inline emu_v16 emu_dpbusd(emu_v16 acc, emu_v16 a, emu_v16 w) {
 static inline void emu_store(int32_t *p, emu_v16 v) {
     memcpy(p, v.v, sizeof v.v);
 }
+static inline uint32_t emu_nonzero(const uint8_t *p, size_t lda, int mr, int n) {
+    uint32_t nz = 0;
+    for (int r = 0; r < mr; r++)
+        for (int i = 0; i < n; i++) {
+            uint32_t v;
+            memcpy(&v, p + (size_t)r * lda + 4 * i, 4);
+            if (v) nz |= 1u << i;
+        }
+    return nz;
+}
+static inline int emu_compress(uint32_t nz, int g, uint16_t *out) {
+    int n = 0;
+    for (; nz; nz &= nz - 1) out[n++] = (uint16_t)(g + __builtin_ctz(nz));
+    return n;
+}
 
 #define VB_NAME(x) x##_emu
 #define VB_ATTR
@@ -121,9 +138,27 @@ static inline void emu_store(int32_t *p, emu_v16 v) {
 #define VB_SET1(x) emu_set1(x)
 #define VB_DP(acc, a, w) emu_dpbusd(acc, a, w)
 #define VB_STORE(p, v) emu_store(p, v)
+#define VB_NONZERO(p, lda, mr, n) emu_nonzero(p, lda, mr, n)
+#define VB_COMPRESS(nz, g, out) emu_compress(nz, g, out)
 #include "int8_vnni_body.h"
 
 #ifdef INT8_X86
+static inline __attribute__((always_inline, target("avx512f,avx512vnni"))) uint32_t
+vnni_nonzero(const uint8_t *p, size_t lda, int mr, int n) {
+    const __mmask16 k = (__mmask16)((1u << n) - 1);
+    __m512i v = _mm512_maskz_loadu_epi32(k, p);
+    for (int r = 1; r < mr; r++)
+        v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(k, p + (size_t)r * lda));
+    return _mm512_test_epi32_mask(v, v);
+}
+static inline __attribute__((always_inline, target("avx512f,avx512vnni"))) int
+vnni_compress(uint32_t nz, int g, uint16_t *out) {
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(g),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __m512i c = _mm512_maskz_compress_epi32((__mmask16)nz, idx);
+    _mm256_storeu_si256((__m256i *)out, _mm512_cvtepi32_epi16(c));
+    return __builtin_popcount(nz);
+}
 /* The real one. */
 #define VB_NAME(x) x##_vnni
 #define VB_ATTR __attribute__((target("avx512f,avx512vnni")))
@@ -133,6 +168,8 @@ static inline void emu_store(int32_t *p, emu_v16 v) {
 #define VB_SET1(x) _mm512_set1_epi32(x)
 #define VB_DP(acc, a, w) _mm512_dpbusd_epi32(acc, a, w)
 #define VB_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define VB_NONZERO(p, lda, mr, n) vnni_nonzero(p, lda, mr, n)
+#define VB_COMPRESS(nz, g, out) vnni_compress(nz, g, out)
 #include "int8_vnni_body.h"
 
 /* ------------------------------------------------------------------ */
