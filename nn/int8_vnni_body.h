@@ -152,13 +152,14 @@ VB_ATTR static void VB_NAME(gemm)(const uint8_t *A, size_t lda, int M,
              * G is 0 (C is then 0) */
             for (int c0 = 0; c0 == 0 || c0 < G; c0 += VB_MAX_GROUPS) {
                 const int c1 = G - c0 < VB_MAX_GROUPS ? G : c0 + VB_MAX_GROUPS;
-                int ng = 0;
+                int ng = 0; /* groups listed from c0, so each < 1,024 */
                 for (int g = c0; g < c1; g += 16) {
                     int n = c1 - g < 16 ? c1 - g : 16;
                     uint32_t nz = VB_NONZERO(At + 4 * (size_t)g, lda, mr, n);
-                    ng += VB_COMPRESS(nz, g, groups + ng);
+                    ng += VB_COMPRESS(nz, g - c0, groups + ng);
                 }
-                VB_NAME(tile_any)(At, lda, W, wstride, groups, ng, c0 > 0,
+                VB_NAME(tile_any)(At + 4 * (size_t)c0, lda, W + (size_t)c0 * 64,
+                                  wstride, groups, ng, c0 > 0,
                                   C + (size_t)m * ldc + (size_t)b0 * 16, ldc,
                                   mr, nb);
             }

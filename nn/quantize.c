@@ -499,19 +499,19 @@ nn_qnet *int8_qnet_create_with(const nn_net *net, const char *kernel,
                     net->layers[after].kernel == 2;
         float *bg_out = malloc((size_t)o->N * sizeof *bg_out);
         int *perm_out = malloc((size_t)o->N * sizeof *perm_out);
-        if (bg_out && perm_out)
-            blank_first_order(o, l, net->params, s_out, fused, bg, bg_out, perm_out);
-        free(bg);
-        bg = bg_out;
-        if (!bg_out || !perm_out ||
-            quantise_weights(o, l, net->params, s, s_out, kern, perm, perm_out, i, err)) {
-            free(perm);
-            perm = perm_out;
-            if (!bg_out || !perm_out) nn_fail(err, "out of memory");
+        if (!bg_out || !perm_out) {
+            free(bg_out);
+            free(perm_out);
+            nn_fail(err, "out of memory");
             goto fail;
         }
+        blank_first_order(o, l, net->params, s_out, fused, bg, bg_out, perm_out);
+        int rc = quantise_weights(o, l, net->params, s, s_out, kern, perm, perm_out, i, err);
+        free(bg);
         free(perm);
+        bg = bg_out;
         perm = perm_out;
+        if (rc) goto fail;
         if (fused) i++; /* the ReLU has no op of its own */
         if (o->pooled) i++;
         size_t np = round_up((size_t)o->N, 16);
