@@ -190,8 +190,9 @@ static void *worker(void *arg) {
         /* Jobs left (a full batch, another model) whose wake-up this
          * worker may have taken while it waited for company: another
          * worker takes them rather than wait for this batch. */
-        if (q->head) pthread_cond_signal(&q->more);
+        bool left = q->head != NULL;
         pthread_mutex_unlock(&q->lock);
+        if (left) pthread_cond_signal(&q->more);
         if (n > 0) run_batch(q, batch, n, rows);
         pthread_mutex_lock(&q->lock);
         atomic_fetch_sub(&q->stats.busy, 1);
@@ -253,8 +254,10 @@ int work_queue_offer(work_queue *q, job *j) {
     q->tail = j;
     q->depth++;
     atomic_store(&q->stats.depth, q->depth);
-    pthread_cond_signal(&q->more);
     pthread_mutex_unlock(&q->lock);
+    /* after the unlock: a worker woken while the lock is still held would
+     * at once sleep again on the lock (a futex wait and wake more a job) */
+    pthread_cond_signal(&q->more);
     return 0;
 }
 
