@@ -256,7 +256,7 @@ int work_queue_offer(work_queue *q, job *j) {
     atomic_store(&q->stats.depth, q->depth);
     pthread_mutex_unlock(&q->lock);
     /* after the unlock: a worker woken while the lock is still held would
-     * at once sleep again on it (one futex wait and one wake more a job) */
+     * at once sleep again on it (a futex wait and a wake more per job) */
     pthread_cond_signal(&q->more);
     return 0;
 }
