@@ -30,8 +30,9 @@ rounds=${ROUNDS:-2}
 threads=${THREADS:-2}
 conns=${CONNECTIONS:-16}
 case $rounds in
-'' | *[!0-9]* | 0) echo "bench_http.sh: ROUNDS must be a whole number of at least 1" >&2; exit 1 ;;
+'' | *[!0-9]*) rounds=0 ;;
 esac
+[ "$rounds" -ge 1 ] || { echo "bench_http.sh: ROUNDS must be a whole number of at least 1" >&2; exit 1; }
 py=/usr/bin/python3
 
 for tool in wrk gunicorn nginx; do
