@@ -169,13 +169,7 @@ wait_http "http://127.0.0.1:$p_nginx/small.txt"
 # ---- the runs: one wrk per target and payload, one after the other
 results="$tmp/results"
 : > "$results"
-# The machine's "cpu" line of /proc/stat: user nice system idle iowait irq
-# softirq steal ... in ticks. Steal is time the hypervisor gave this VM's
-# vCPUs to someone else: a round with much of it was measured on a busy host.
-cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
-steal_pct() { # BEFORE AFTER (each "total steal")
-    echo "$1 $2" | awk '{ d = $3 - $1; printf "%.1f%%", (d > 0 ? 100 * ($4 - $2) / d : 0) }'
-}
+. "$here/cpu_steal.sh" # cpu_ticks, steal_pct: the host's share of each run
 run() { # NAME URL [BODY_FILE BODY_TYPE]
     name=$1 url=$2
     before=$(cpu_ticks)

@@ -144,9 +144,7 @@ more() {
 
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 LOAD_BEFORE=$(load_avg)
-# /proc/stat's "cpu" line: total ticks and steal, the ticks a hypervisor
-# gave this VM's vCPUs to other guests (0 on bare metal)
-cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
+. "$ROOT/bench/cpu_steal.sh" # cpu_ticks, steal_pct: the host's share of the run
 TICKS_BEFORE=$(cpu_ticks)
 THREADS_NOTES=()
 
@@ -275,8 +273,7 @@ echo
 echo "digitd training and inference benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
 echo "data: ${DIGITD_MNIST_DIR:-synthetic}; best of up to $REPEATS alternating runs per side (budget ${BUDGET} s);"
 echo "load average before: $LOAD_BEFORE, after: $(load_avg); took $((T_END - T_START)) s;" \
-    "cpu steal $(echo "$TICKS_BEFORE $(cpu_ticks)" |
-        awk '{ d = $3 - $1; printf "%.1f%%", (d > 0 ? 100 * ($4 - $2) / d : 0) }')"
+    "cpu steal $(steal_pct "$TICKS_BEFORE" "$(cpu_ticks)")"
 echo
 {
     echo "measure|digitd|peer|ratio|target|result"
