@@ -13,8 +13,10 @@
 #   DIGITD_MNIST_DIR    MNIST files (the payload is a real test digit)
 #   THREADS=2 CONNECTIONS=16   wrk's settings
 # Needs wrk, gunicorn, nginx and Debian's python3-flask, -numpy, -pil.
-# Prints requests/s, p50, p99 and the CPU steal (on a VM: time the host ran
-# something else on its vCPUs) per target, the ratios digitd/peer, and
+# Prints requests/s, p50, p99, the CPU steal (on a VM: time the host ran
+# something else on its vCPUs) and the vCPUs' placement before and after
+# (bench/bench_pingpong.c: a cache line's round trip between them, 50-70
+# ns in one core complex of the host, 300-340 ns across two) per target, the ratios digitd/peer, and
 # digitd's resident memory after the load. The JSON pair, which the
 # targets are about, runs ROUNDS times, digitd and peer alternating: a
 # slow minute of this shared machine then lands on both sides or on one
@@ -170,8 +172,11 @@ wait_http "http://127.0.0.1:$p_nginx/small.txt"
 results="$tmp/results"
 : > "$results"
 . "$here/cpu_steal.sh" # cpu_ticks, steal_pct: the host's share of each run
+cc -std=c11 -O2 -pthread "$here/bench_pingpong.c" -o "$tmp/pingpong"
+roundtrip() { "$tmp/pingpong" | sed -n 's/^roundtrip_ns=\([^ ]*\).*/\1/p'; }
 run() { # NAME URL [BODY_FILE BODY_TYPE]
     name=$1 url=$2
+    rt0=$(roundtrip)
     before=$(cpu_ticks)
     if [ $# -ge 4 ]; then
         out=$(BODY_FILE=$3 BODY_TYPE=$4 wrk -t"$threads" -c"$conns" -d"${duration}s" \
@@ -180,14 +185,15 @@ run() { # NAME URL [BODY_FILE BODY_TYPE]
         out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$url")
     fi
     steal=$(steal_pct "$before" "$(cpu_ticks)")
+    rt="$rt0/$(roundtrip)ns"
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     errs=$(echo "$out" | awk '/Socket errors/ {print $0}')
-    echo "$name $rps $p50 $p99 ${bad:-0} $steal" >> "$results"
-    printf '%-28s %10s req/s  p50 %9s  p99 %9s  steal %4s  non-2xx %s %s\n' "$name" "$rps" \
-        "$p50" "$p99" "$steal" "${bad:-0}" "$errs"
+    echo "$name $rps $p50 $p99 ${bad:-0} $steal $rt" >> "$results"
+    printf '%-28s %10s req/s  p50 %9s  p99 %9s  steal %4s  vcpus %9s  non-2xx %s %s\n' \
+        "$name" "$rps" "$p50" "$p99" "$steal" "$rt" "${bad:-0}" "$errs"
 }
 
 echo "wrk -t$threads -c$conns -d${duration}s on loopback; gunicorn -w 2, nginx 2 workers; digitd's defaults:"
@@ -219,9 +225,9 @@ hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$digitd_pid/status")
 # ---- ratios (latencies as wrk prints them: us, ms or s)
 "$py" - "$results" "$rss_kb" "$hwm_kb" <<'EOF'
 import sys
-rows, rounds, steal = {}, {}, {}
+rows, rounds, steal, rt = {}, {}, {}, {}
 for line in open(sys.argv[1]):
-    name, rps, p50, p99, bad, steal[name] = line.split()
+    name, rps, p50, p99, bad, steal[name], rt[name] = line.split()
     rows[name] = (float(rps), p50, p99, int(bad))
     if "#" in name: # a round: rows[name without it] is its best
         base = name.split("#")[0]
@@ -239,6 +245,9 @@ print("json rounds digitd/gunicorn: " + " / ".join(
     f"{a[0]:.0f} vs {b[0]:.0f} req/s {a[0] / b[0]:.1f}x p99 {ms(a[2]):.2f} ms" for a, b in zip(d, p)))
 print("json rounds' cpu steal (time the host gave this VM's vCPUs to others), digitd/gunicorn: " +
       " / ".join(f"{steal[f'digitd_json#{i}']} {steal[f'peer_json#{i}']}" for i in range(1, len(d) + 1)))
+print("json rounds' vCPU round trip before/after (over ~150 ns: the host had them in different "
+      "core complexes), digitd/gunicorn: " +
+      " / ".join(f"{rt[f'digitd_json#{i}']} {rt[f'peer_json#{i}']}" for i in range(1, len(d) + 1)))
 print(f"json      best round of each side below; digitd's p99 over the rounds: "
       f"{min(ms(a[2]) for a in d):.3f}-{max(ms(a[2]) for a in d):.3f} ms")
 for form, peer in (("json", "json"), ("png", "png"), ("json_fp32", "json")):

@@ -65,22 +65,26 @@ say() { echo "run-train-bench: $*" >&2; }
 # ---- build ------------------------------------------------------------------
 build() {
     cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-        cmake --build "$BUILD_DIR" -j2 --target bench_train bench_infer >/dev/null &&
+        cmake --build "$BUILD_DIR" -j2 --target bench_train bench_infer bench_pingpong \
+            >/dev/null &&
         return 0
     # bench/CMakeLists.txt absent or the tree half-built: the library and
-    # the two programs directly.
-    say "CMake targets unavailable; compiling bench_train/bench_infer directly"
+    # the programs directly.
+    say "CMake targets unavailable; compiling bench_train/bench_infer/bench_pingpong directly"
     cmake --build "$BUILD_DIR" -j2 --target nn >/dev/null || return 1
     mkdir -p "$BUILD_DIR/bench"
     for b in bench_train bench_infer; do
         cc -std=c11 -O2 -D_GNU_SOURCE -I"$ROOT/nn" "$ROOT/bench/$b.c" \
             "$BUILD_DIR/libnn.a" -fopenmp -lz -lm -o "$BUILD_DIR/bench/$b" || return 1
     done
+    cc -std=c11 -O2 -pthread "$ROOT/bench/bench_pingpong.c" \
+        -o "$BUILD_DIR/bench/bench_pingpong" || return 1
 }
 build || { say "build failed"; exit 1; }
 BT=$BUILD_DIR/bench/bench_train
 BI=$BUILD_DIR/bench/bench_infer
-[ -x "$BT" ] && [ -x "$BI" ] || { say "no $BT or $BI"; exit 1; }
+BP=$BUILD_DIR/bench/bench_pingpong
+[ -x "$BT" ] && [ -x "$BI" ] && [ -x "$BP" ] || { say "no $BT, $BI or $BP"; exit 1; }
 
 # The peers' BLAS: Debian's python3-torch and python3-numpy call whatever
 # libblas.so.3 the alternatives system selects; with only the netlib
@@ -102,12 +106,21 @@ HAVE_TORCH=0 HAVE_NUMPY=0
 # kv LINE KEY: the value of KEY=... in a benchmark's output line.
 kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -1; }
 
+# The vCPUs' placement just before each training run (bench_pingpong: a
+# cache line's round trip between the first two CPUs; 50-70 ns when the
+# host keeps them in one core complex, 300-340 when not, and then
+# two-thread runs slow down by a third), kept in this file for the summary.
+ROUNDTRIPS=$(mktemp)
+trap 'rm -f "$ROUNDTRIPS"' EXIT
+
 # run KEY CMD...: runs a benchmark, echoes the value of KEY (empty on failure).
 run() {
-    local key=$1 out
+    local key=$1 out rt
     shift
+    rt=$(kv "$("$BP")" roundtrip_ns)
+    echo "$rt" >>"$ROUNDTRIPS"
     out=$(timeout "$STEP_TIMEOUT" "$@" 2>/dev/null | tail -1)
-    say "  $(printf '%q ' "$@" | cut -c1-110)-> $(kv "$out" "$key")"
+    say "  $(printf '%q ' "$@" | cut -c1-110)-> $(kv "$out" "$key") (vCPU round trip ${rt} ns)"
     kv "$out" "$key"
 }
 
@@ -273,7 +286,9 @@ echo
 echo "digitd training and inference benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
 echo "data: ${DIGITD_MNIST_DIR:-synthetic}; best of up to $REPEATS alternating runs per side (budget ${BUDGET} s);"
 echo "load average before: $LOAD_BEFORE, after: $(load_avg); took $((T_END - T_START)) s;" \
-    "cpu steal $(steal_pct "$TICKS_BEFORE" "$(cpu_ticks)")"
+    "cpu steal $(steal_pct "$TICKS_BEFORE" "$(cpu_ticks)");" \
+    "vCPU round trip before each training run $(awk '$1 + 0 > 0 { n++; s = s (n > 1 ? "/" : "") $1;
+        if ($1 >= 150) far++ } END { printf "%s ns (%d of %d runs at 150 ns or more: the vCPUs in different core complexes)", s, far, n }' "$ROUNDTRIPS")"
 echo
 {
     echo "measure|digitd|peer|ratio|target|result"
