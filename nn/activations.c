@@ -189,6 +189,7 @@ const layer_kind_desc layer_relu_desc = {
     .forward = act_layer_forward,
     .backward = relu_layer_backward,
     .elementwise = relu_forward,
+    .derivative = relu_backward,
 };
 
 const layer_kind_desc layer_sigmoid_desc = {
@@ -200,6 +201,7 @@ const layer_kind_desc layer_sigmoid_desc = {
     .forward = act_layer_forward,
     .backward = sigmoid_layer_backward,
     .elementwise = sigmoid_forward,
+    .derivative = sigmoid_backward,
 };
 
 const layer_kind_desc layer_tanh_desc = {
@@ -211,4 +213,5 @@ const layer_kind_desc layer_tanh_desc = {
     .forward = act_layer_forward,
     .backward = tanh_layer_backward,
     .elementwise = tanh_forward,
+    .derivative = tanh_backward,
 };

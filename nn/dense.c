@@ -8,29 +8,108 @@
 
 #include "layers.h"
 
-/* in (B,I), W (O,I), b (O) -> out (B,O) */
-void dense_forward(float *out, const float *in, const float *W, const float *b,
-                   int B, int I, int O, int threads) {
-    /* Start each row from the bias, then add in W^T in one GEMM. */
-    for (int r = 0; r < B; r++) memcpy(out + (size_t)r * O, b, O * sizeof(float));
-    nn_sgemm(false, true, B, O, I, 1.0f, in, I, W, I, 1.0f, out, O, threads);
+/* Training cuts a dense layer between threads by its output units: thread
+ * t of a team of nt owns units [o0, o1) = nn_share_units(O, t, nt): it
+ * computes their outputs (and their activation, fused), their weight and
+ * bias gradients, and optim.c updates their weights on the same thread.
+ * Rows o0..o1 of W, dW and Adam's moments so stay in the cache of the core
+ * that reads and writes them: on these VMs the two vCPUs are at times in
+ * different core complexes, where a cache line written by the other core
+ * costs ~300 ns instead of ~60 ns (bench_pingpong), and the MLP's training
+ * lost a third of its speed to weights, moments and activations that
+ * crossed (bench/README). The input gradient is cut by input units the
+ * same way, so it lands (with the previous activation's derivative) on
+ * the thread that owns those units of the layer before.
+ * Every element is still summed by one nn_sgemm call over the same depth
+ * blocks, so the results do not depend on the team. */
+
+/* Products below this many multiply-adds (GEMM_PAR_MIN_FMAS) run on the
+ * calling thread. */
+#define DENSE_PAR_MIN_FMAS (1 << 19)
+
+static int dense_team(int B, int I, int O, int threads) {
+    return (double)B * I * O < DENSE_PAR_MIN_FMAS ? 1 : threads;
 }
 
-/* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O).
- * The chain rule in matrix form: dW = dout^T in, db = column sums of
- * dout, din = dout W. */
+/* Units [o0, o1) of dense_forward. */
+static void dense_forward_part(float *out, const float *in, const float *W,
+                               const float *b, int B, int I, int O,
+                               act_forward_fn act, int o0, int o1) {
+    if (o0 >= o1) return;
+    const size_t n = (size_t)(o1 - o0);
+    for (int r = 0; r < B; r++)
+        memcpy(out + (size_t)r * O + o0, b + o0, n * sizeof(float));
+    nn_sgemm(false, true, B, o1 - o0, I, 1.0f, in, I, W + (size_t)o0 * I, I,
+             1.0f, out + o0, O, 1);
+    if (act)
+        for (int r = 0; r < B; r++)
+            act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, n);
+}
+
+void dense_forward(float *out, const float *in, const float *W, const float *b,
+                   int B, int I, int O, act_forward_fn act, int threads) {
+    threads = dense_team(B, I, O, threads);
+    if (nn_serial(threads)) {
+        dense_forward_part(out, in, W, b, B, I, O, act, 0, O);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        int o0, o1;
+        nn_share_units(O, omp_get_thread_num(), omp_get_num_threads(), &o0, &o1);
+        dense_forward_part(out, in, W, b, B, I, O, act, o0, o1);
+    }
+#endif
+}
+
+/* One thread's part of dense_backward: the gradients of units [o0, o1)
+ * and the input gradient's columns [i0, i1). */
+static void dense_backward_part(float *din, float *dW, float *db,
+                                const float *dout, const float *in,
+                                const float *W, int B, int I, int O,
+                                act_backward_fn act, int o0, int o1, int i0,
+                                int i1) {
+    if (o0 < o1) {
+        nn_sgemm(true, false, o1 - o0, I, B, 1.0f, dout + o0, O, in, I, 0.0f,
+                 dW + (size_t)o0 * I, I, 1);
+        for (int o = o0; o < o1; o++) db[o] = 0;
+        for (int r = 0; r < B; r++) {
+            const float *d = dout + (size_t)r * O;
+            for (int o = o0; o < o1; o++) db[o] += d[o];
+        }
+    }
+    if (!din || i0 >= i1) return;
+    nn_sgemm(false, false, B, i1 - i0, O, 1.0f, dout, O, W + i0, I, 0.0f,
+             din + i0, I, 1);
+    if (act)
+        for (int r = 0; r < B; r++) {
+            float *d = din + (size_t)r * I + i0;
+            act(d, d, in + (size_t)r * I + i0, (size_t)(i1 - i0));
+        }
+}
+
+/* The chain rule in matrix form: dW = dout^T in, db = column sums of
+ * dout, din = dout W, then (act not NULL) din *= act'(in). */
 void dense_backward(float *din, float *dW, float *db, const float *dout,
                     const float *in, const float *W, int B, int I, int O,
-                    int threads) {
-    nn_sgemm(true, false, O, I, B, 1.0f, dout, O, in, I, 0.0f, dW, I, threads);
-    for (int o = 0; o < O; o++) db[o] = 0;
-    for (int r = 0; r < B; r++) {
-        const float *d = dout + (size_t)r * O;
-        for (int o = 0; o < O; o++) db[o] += d[o];
+                    act_backward_fn act, int threads) {
+    threads = dense_team(B, I, O, threads);
+    if (nn_serial(threads)) {
+        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act, 0, O, 0, I);
+        return;
     }
-    if (din)
-        nn_sgemm(false, false, B, I, O, 1.0f, dout, O, W, I, 0.0f, din, I,
-                 threads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int o0, o1, i0, i1;
+        nn_share_units(O, t, nt, &o0, &o1);
+        nn_share_units(I, t, nt, &i0, &i1);
+        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act, o0, o1, i0,
+                            i1);
+    }
+#endif
 }
 
 /* Weights from which a few rows are worth a parallel region (a few
@@ -131,7 +210,16 @@ static void dense_layer_forward(const nn_layer *l, const float *params,
                                 float *scratch, int threads) {
     (void)argmax, (void)mask, (void)rng, (void)scratch;
     dense_forward(out, in, params + l->weights, params + l->biases, B,
-                  (int)nn_shape_size(l->in), l->size, threads);
+                  (int)nn_shape_size(l->in), l->size, NULL, threads);
+}
+
+static void dense_layer_forward_act(const nn_layer *l, const float *params,
+                                    const float *in, float *out, int B,
+                                    act_forward_fn act, float *scratch,
+                                    int threads) {
+    (void)scratch;
+    dense_forward(out, in, params + l->weights, params + l->biases, B,
+                  (int)nn_shape_size(l->in), l->size, act, threads);
 }
 
 static void dense_layer_backward(const nn_layer *l, const float *params,
@@ -143,7 +231,18 @@ static void dense_layer_backward(const nn_layer *l, const float *params,
     (void)out, (void)argmax, (void)mask, (void)scratch;
     dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
                    params + l->weights, B, (int)nn_shape_size(l->in), l->size,
-                   threads);
+                   NULL, threads);
+}
+
+static void dense_layer_backward_act(const nn_layer *l, const float *params,
+                                     float *grads, const float *in,
+                                     const float *out, const float *dout,
+                                     float *din, int B, const int32_t *argmax,
+                                     act_backward_fn act, int threads) {
+    (void)out, (void)argmax;
+    dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
+                   params + l->weights, B, (int)nn_shape_size(l->in), l->size,
+                   act, threads);
 }
 
 /* The activation after layers[i], fused into its inference, or NULL. */
@@ -229,6 +328,9 @@ const layer_kind_desc layer_dense_desc = {
     .fans = dense_fans,
     .forward = dense_layer_forward,
     .backward = dense_layer_backward,
+    .forward_act = dense_layer_forward_act,
+    .backward_act = dense_layer_backward_act,
+    .backward_act_kinds = 1u << NN_RELU | 1u << NN_SIGMOID | 1u << NN_TANH,
     .infer = dense_layer_infer,
     .infer_span = dense_layer_infer_span,
     .infer_scratch_floats = dense_layer_infer_scratch,

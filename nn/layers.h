@@ -30,6 +30,14 @@ static inline void nn_share(int n, int tid, int team, int align, int *from,
     *to = t < n ? t : n;
 }
 
+/* The units (a layer's outputs) thread tid owns in training, shared in
+ * whole cache lines of 16 floats: dense.c computes their outputs and
+ * gradients, optim.c updates their weights, on the same thread. */
+static inline void nn_share_units(int n, int tid, int team, int *from,
+                                  int *to) {
+    nn_share(n, tid, team, 16, from, to);
+}
+
 /* nn_share for element-wise loops over n floats (n may pass INT_MAX):
  * whole runs of 16, a full vector of every variant of simd.h. */
 static inline void nn_share_floats(size_t n, int tid, int team, size_t *from,
@@ -82,15 +90,6 @@ void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
 void nn_sgemm_sparse_a(int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 
-/* ---- dense (nn/dense.c) ------------------------------------------- */
-/* in (B,I), W (O,I), b (O) -> out (B,O) */
-void dense_forward(float *out, const float *in, const float *W, const float *b,
-                   int B, int I, int O, int threads);
-/* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O) */
-void dense_backward(float *din, float *dW, float *db, const float *dout,
-                    const float *in, const float *W, int B, int I, int O,
-                    int threads);
-
 /* ---- element-wise activations (nn/activations.c) ------------------ */
 /* An element-wise function of n values; out may alias in. */
 typedef void (*act_forward_fn)(float *out, const float *in, size_t n);
@@ -111,6 +110,17 @@ typedef void (*act_backward_fn)(float *din, const float *dout,
  * cannot run the variant. */
 int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
                 act_backward_fn *backward);
+
+/* ---- dense (nn/dense.c) ------------------------------------------- */
+/* in (B,I), W (O,I), b (O) -> out (B,O), then act on out (NULL: none). */
+void dense_forward(float *out, const float *in, const float *W, const float *b,
+                   int B, int I, int O, act_forward_fn act, int threads);
+/* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O);
+ * act not NULL: din is then multiplied by the derivative of the activation
+ * whose output `in` is (act_backward_fn, in place). */
+void dense_backward(float *din, float *dW, float *db, const float *dout,
+                    const float *in, const float *W, int B, int I, int O,
+                    act_backward_fn act, int threads);
 
 /* ---- softmax with cross-entropy (nn/loss.c) ----------------------- */
 /* logits (B,C) -> probs (B,C); max subtracted first, so no overflow. */
@@ -247,17 +257,21 @@ typedef struct layer_kind_desc {
      * part is still in cache. The activation layer after this one then
      * shares this one's output buffer and does nothing; so `backward` of
      * a kind with forward_act must not read its `out`.
-     * backward_relu: backward of a layer whose input is a relu's output,
-     * with the relu's derivative applied as well (din = 0 where that input
-     * is not > 0); the relu layer's own backward is then skipped. Its
-     * result equals the two backwards run one after the other, bit for
-     * bit. */
+     * backward_act: backward of a layer whose input is the output of an
+     * activation of a kind in backward_act_kinds (bits 1 << kind), with
+     * that activation's derivative `act` applied to din as well (computed
+     * from that output, this layer's `in`); the activation layer's own
+     * backward is then skipped. Its result equals the two backwards run
+     * one after the other, bit for bit. */
     void (*forward_act)(const nn_layer *l, const float *params,
                         const float *in, float *out, int B,
                         act_forward_fn act, float *scratch, int threads);
-    void (*backward_relu)(const nn_layer *l, const float *in, const float *out,
-                          const float *dout, float *din, int B,
-                          const int32_t *argmax, int threads);
+    void (*backward_act)(const nn_layer *l, const float *params,
+                         float *grads, const float *in, const float *out,
+                         const float *dout, float *din, int B,
+                         const int32_t *argmax, act_backward_fn act,
+                         int threads);
+    unsigned backward_act_kinds;
     /* Inference kernel, or NULL to run `forward` without training state.
      * Runs layers[i] of net, and may fuse the layers after it (a
      * convolution takes its activation and 2x2 pooling along): in (B,
@@ -278,8 +292,10 @@ typedef struct layer_kind_desc {
      * layers that follow), so nn_predict sizes its buffers by the outputs
      * it really writes. Required with `infer`. */
     int (*infer_span)(const nn_net *net, int i);
-    /* LAYER_ACTIVATION kinds: the function itself. */
+    /* LAYER_ACTIVATION kinds: the function itself, and its derivative
+     * (din = dout * f'(x), from f's output). */
     act_forward_fn elementwise;
+    act_backward_fn derivative;
 } layer_kind_desc;
 
 /* The descriptor of a kind, or NULL for a number that is no kind (a model

@@ -1,6 +1,7 @@
 /* optim.c: learning-rate schedules, L2 weight decay and the optimiser
  * step (SGD, momentum, Adam), each one loop over the flat parameter,
  * gradient and moment arrays. */
+#include <limits.h>
 #include <math.h>
 
 #include "layers.h" /* nn_serial, and omp.h with OpenMP */
@@ -83,9 +84,44 @@ NN_SIMD_VARIANTS(update,
 typedef void update_fn(const optim_args *o, float *p, const float *g, float *m,
                        float *v, size_t n);
 
-static void step_with(update_fn *fn, const nn_train_config *cfg, float *p,
-                      const float *g, float *m, float *v, size_t n, float lr,
-                      long step) {
+/* Parameters [from, to) of p, g, m, v. */
+static void update_range(update_fn *fn, const optim_args *o, float *p,
+                         const float *g, float *m, float *v, size_t from,
+                         size_t to) {
+    if (from < to) /* m and v may be NULL (plain SGD) */
+        fn(o, p + from, g + from, m ? m + from : NULL, v ? v + from : NULL,
+           to - from);
+}
+
+/* Thread t of nt's part of net's parameters: of each layer (weights (O,
+ * fan), biases (O)), the rows of units [o0, o1) = nn_share_units(O);
+ * weights of another shape are shared flat. */
+static void update_owned(update_fn *fn, const optim_args *o, const nn_net *net,
+                         float *p, const float *g, float *m, float *v, int t,
+                         int nt) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *l = &net->layers[i];
+        const size_t O = l->n_biases;
+        size_t w0, w1, b0 = 0, b1 = 0;
+        if (O > 0 && O <= INT_MAX && l->n_weights % O == 0) {
+            int o0, o1;
+            nn_share_units((int)O, t, nt, &o0, &o1);
+            w0 = (size_t)o0 * (l->n_weights / O);
+            w1 = (size_t)o1 * (l->n_weights / O);
+            b0 = (size_t)o0;
+            b1 = (size_t)o1;
+        } else {
+            nn_share_floats(l->n_weights, t, nt, &w0, &w1);
+            nn_share_floats(O, t, nt, &b0, &b1);
+        }
+        update_range(fn, o, p, g, m, v, l->weights + w0, l->weights + w1);
+        update_range(fn, o, p, g, m, v, l->biases + b0, l->biases + b1);
+    }
+}
+
+static void step_with(update_fn *fn, const nn_train_config *cfg,
+                      const nn_net *net, float *p, const float *g, float *m,
+                      float *v, size_t n, float lr, long step) {
     optim_args o = {.opt = cfg->optimizer, .lr = lr, .mu = cfg->momentum};
     if (o.opt == NN_ADAM) {
         o.b1 = cfg->beta1;
@@ -103,25 +139,29 @@ static void step_with(update_fn *fn, const nn_train_config *cfg, float *p,
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
-        size_t from, to;
-        nn_share_floats(n, omp_get_thread_num(), omp_get_num_threads(), &from, &to);
-        if (from < to) /* m and v may be NULL (plain SGD) */
-            fn(&o, p + from, g + from, m ? m + from : NULL, v ? v + from : NULL,
-               to - from);
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (net) {
+            update_owned(fn, &o, net, p, g, m, v, t, nt);
+        } else {
+            size_t from, to;
+            nn_share_floats(n, t, nt, &from, &to);
+            update_range(fn, &o, p, g, m, v, from, to);
+        }
     }
 #endif
 }
 
-void optim_step(const nn_train_config *cfg, float *p, const float *g,
-                float *m, float *v, size_t n, float lr, long step) {
-    step_with(update_best(), cfg, p, g, m, v, n, lr, step);
+void optim_step(const nn_train_config *cfg, const nn_net *net, float *p,
+                const float *g, float *m, float *v, size_t n, float lr,
+                long step) {
+    step_with(update_best(), cfg, net, p, g, m, v, n, lr, step);
 }
 
 int optim_step_variant(const char *variant, const nn_train_config *cfg,
-                       float *p, const float *g, float *m, float *v, size_t n,
-                       float lr, long step) {
+                       const nn_net *net, float *p, const float *g, float *m,
+                       float *v, size_t n, float lr, long step) {
     update_fn *fn = update_named(variant);
     if (!fn) return -1;
-    step_with(fn, cfg, p, g, m, v, n, lr, step);
+    step_with(fn, cfg, net, p, g, m, v, n, lr, step);
     return 0;
 }

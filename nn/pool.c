@@ -349,11 +349,14 @@ static void pool_layer_backward(const nn_layer *l, const float *params,
     pool_backward_shared(l, NULL, dout, din, B, argmax, threads);
 }
 
-static void pool_layer_backward_relu(const nn_layer *l, const float *in,
+/* The relu's derivative only (backward_act_kinds): din = 0 where the
+ * maximum was not > 0, read from this layer's output. */
+static void pool_layer_backward_relu(const nn_layer *l, const float *params,
+                                     float *grads, const float *in,
                                      const float *out, const float *dout,
                                      float *din, int B, const int32_t *argmax,
-                                     int threads) {
-    (void)in;
+                                     act_backward_fn act, int threads) {
+    (void)params, (void)grads, (void)in, (void)act;
     pool_backward_shared(l, out, dout, din, B, argmax, threads);
 }
 
@@ -367,5 +370,6 @@ const layer_kind_desc layer_maxpool_desc = {
     .layout = pool_layout,
     .forward = pool_layer_forward,
     .backward = pool_layer_backward,
-    .backward_relu = pool_layer_backward_relu,
+    .backward_act = pool_layer_backward_relu,
+    .backward_act_kinds = 1u << NN_RELU,
 };

@@ -60,16 +60,16 @@ typedef struct {
     float *best;                      /* (n_params) weights of the best epoch */
     float *scratch;
     int *order;                       /* (n) sample order this epoch */
-    /* Fusions (layers.h, forward_act and backward_relu), per layer i:
+    /* Fusions (layers.h, forward_act and backward_act), per layer i:
      * act_by_prev[i]: activation layer i is applied by layer i-1's
-     * forward, and act[i + 1] is act[i]; relu_by_next[i]: relu layer i's
-     * derivative is applied by layer i+1's backward. */
+     * forward, and act[i + 1] is act[i]; act_by_next[i]: activation layer
+     * i's derivative is applied by layer i+1's backward. */
     bool act_by_prev[NN_MAX_LAYERS];
-    bool relu_by_next[NN_MAX_LAYERS];
+    bool act_by_next[NN_MAX_LAYERS];
 } trainer;
 
 /* Which fusions the layers of net allow (trainer's act_by_prev and
- * relu_by_next). */
+ * act_by_next). */
 static void plan_fusions(trainer *t, const nn_net *net) {
     for (int i = 0; i < net->n_layers; i++) {
         const nn_layer *l = &net->layers[i];
@@ -80,7 +80,8 @@ static void plan_fusions(trainer *t, const nn_net *net) {
                                   : NULL;
         const bool act = layer_activation_fn(l) != NULL;
         t->act_by_prev[i] = act && prev && prev->forward_act;
-        t->relu_by_next[i] = l->kind == NN_RELU && next && next->backward_relu;
+        t->act_by_next[i] = act && next && next->backward_act &&
+                            (next->backward_act_kinds >> l->kind & 1u);
     }
 }
 
@@ -186,15 +187,18 @@ static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
     softmax_xent_backward(dout, t->probs, t->labels, B, K);
     for (int i = n - 1; i >= 0; i--) {
         const nn_layer *l = &net->layers[i];
-        if (t->relu_by_next[i]) continue; /* done by layer i+1 */
-        const bool relu_before = i > 0 && t->relu_by_next[i - 1];
+        if (t->act_by_next[i]) continue; /* done by layer i+1 */
+        const bool act_before = i > 0 && t->act_by_next[i - 1];
         /* The first layer's input gradient is never needed, nor that of
-         * a relu first whose derivative this layer applies. */
-        float *d = i > relu_before ? din : NULL;
-        if (relu_before)
+         * an activation first whose derivative this layer applies. */
+        float *d = i > act_before ? din : NULL;
+        if (act_before)
             layer_kind_find((int)l->kind)
-                ->backward_relu(l, t->act[i], t->act[i + 1], dout, d, B,
-                                t->argmax[i], threads);
+                ->backward_act(l, net->params, t->grads, t->act[i],
+                               t->act[i + 1], dout, d, B, t->argmax[i],
+                               layer_kind_find((int)net->layers[i - 1].kind)
+                                   ->derivative,
+                               threads);
         else
             layer_backward(l, net->params, t->grads, t->act[i], t->act[i + 1],
                            dout, d, B, t->argmax[i], t->mask[i], t->scratch,
@@ -295,7 +299,7 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
             optim_weight_decay(net, t.grads, cfg->weight_decay);
             lr = optim_lr(cfg, epoch, step, total_steps);
             step++;
-            optim_step(cfg, net->params, t.grads, t.m, t.v, net->n_params,
+            optim_step(cfg, net, net->params, t.grads, t.m, t.v, net->n_params,
                            (float)lr, step);
             seen += b;
             if (progress) {

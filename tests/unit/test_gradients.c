@@ -16,7 +16,7 @@ static float d_in[DB * DI], d_w[DO * DI], d_b[DO], d_r[DB * DO];
 static double dense_loss(void *ctx) {
     (void)ctx;
     float out[DB * DO];
-    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, 1);
+    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, NULL, 1);
     double s = 0;
     for (int i = 0; i < DB * DO; i++) s += (double)out[i] * d_r[i];
     return s;
@@ -30,7 +30,7 @@ START_TEST(dense_matches_finite_differences) {
     tu_fill(d_b, DO, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
     ck_assert_double_lt(tu_gradcheck(d_in, DB * DI, din, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_b, DO, db, dense_loss, NULL, 1e-2f), 1e-3);
@@ -188,9 +188,10 @@ START_TEST(cnn_gradients_across_thread_counts) {
 }
 END_TEST
 
-/* Training fuses layers (layers.h: forward_act, backward_relu; train.c):
- * an activation into the convolution before it, a relu's derivative into
- * the pooling after it. The same operations on the same values, so
+/* Training fuses layers (layers.h: forward_act, backward_act; train.c):
+ * an activation into the convolution or dense layer before it, a relu's
+ * derivative into the pooling after it, any activation's into the dense
+ * layer after it. The same operations on the same values, so
  * net_gradients must equal the plain layer-by-layer passes below bit for
  * bit: loss and every gradient, on nets where each fusion happens alone,
  * together, on both convolution paths (im2col and Winograd), and after a
@@ -259,6 +260,10 @@ START_TEST(fused_training_equals_layer_by_layer) {
         {"conv3x4,pool2,relu,pool2,dense10", "relu"},
         /* and a relu that is the first layer */
         {"relu,pool2,conv3x4,relu,pool2,dense10", "relu"},
+        /* dense layers with each activation fused both ways */
+        {"dense24,dense16,dense10", "relu"},
+        {"dense24,dense16,dense10", "sigmoid"},
+        {"sigmoid,dense16,tanh,dense10", "tanh"},
     };
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
         enum { B = 3 };
@@ -298,6 +303,44 @@ START_TEST(fused_training_equals_layer_by_layer) {
 }
 END_TEST
 
+/* Training cuts a dense layer between threads by units (dense.c): an MLP's
+ * gradients with a team of 2 and 3, on a batch large enough for the team,
+ * equal the layer-by-layer passes on one thread bit for bit. */
+START_TEST(dense_training_split_equals_one_thread) {
+    static const char *acts[] = {"relu", "sigmoid"};
+    for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
+        enum { B = 40 };
+        nn_error err;
+        nn_net *net = nn_net_create("dense200,dense100,dense10", acts[k], &err);
+        ck_assert_msg(net != NULL, "%s", err.msg);
+        nn_rng rng;
+        nn_rng_seed(&rng, 50 + k);
+        nn_net_init(net, &rng);
+        float *x = malloc(sizeof(float) * B * NN_PIXELS);
+        float *g = calloc(net->n_params, sizeof(float));
+        float *want = calloc(net->n_params, sizeof(float));
+        ck_assert(x && g && want);
+        tu_fill(x, (size_t)B * NN_PIXELS, &rng, -1, 1);
+        uint8_t labels[B];
+        for (int r = 0; r < B; r++) labels[r] = (uint8_t)nn_rng_below(&rng, 10);
+        double want_loss = layer_by_layer(net, x, labels, B, want, 1);
+        for (int threads = 2; threads <= 3; threads++) {
+            double loss = net_gradients(net, x, labels, B, g, threads, &err);
+            ck_assert_msg(loss == want_loss, "%s: loss %.9g, want %.9g", acts[k],
+                          loss, want_loss);
+            for (size_t i = 0; i < net->n_params; i++)
+                ck_assert_msg(memcmp(&g[i], &want[i], sizeof g[i]) == 0,
+                              "%s, %d threads: parameter %zu: %.9g, want %.9g",
+                              acts[k], threads, i, g[i], want[i]);
+        }
+        free(x);
+        free(g);
+        free(want);
+        nn_net_free(net);
+    }
+}
+END_TEST
+
 /* The gradient check must be able to fail: a wrong gradient is caught. */
 START_TEST(gradcheck_catches_a_wrong_gradient) {
     nn_rng rng;
@@ -306,7 +349,7 @@ START_TEST(gradcheck_catches_a_wrong_gradient) {
     tu_fill(d_w, DO * DI, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
     dw[3] *= 1.1f;
     ck_assert_double_gt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-2);
 }
@@ -427,6 +470,7 @@ int main(void) {
     tcase_add_test(tc, cnn_winograd);
     tcase_add_test(tc, cnn_gradients_across_thread_counts);
     tcase_add_test(tc, fused_training_equals_layer_by_layer);
+    tcase_add_test(tc, dense_training_split_equals_one_thread);
     tcase_add_test(tc, gradcheck_catches_a_wrong_gradient);
     tcase_add_test(tc, sigmoid_never_overflows);
     tcase_add_test(tc, sigmoid_is_accurate);

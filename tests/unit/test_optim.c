@@ -2,6 +2,7 @@
  * by hand (the arithmetic is in the comments). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "optim.h"
 #include "testutil.h"
@@ -16,7 +17,7 @@ static nn_train_config config(nn_optimizer o) {
 START_TEST(sgd_step) {
     nn_train_config c = config(NN_SGD);
     float p = 1, g = 0.5f, m = 0, v = 0;
-    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1); /* 1 - 0.1 * 0.5 */
+    optim_step(&c, NULL, &p, &g, &m, &v, 1, 0.1f, 1); /* 1 - 0.1 * 0.5 */
     ck_assert_float_eq_tol(p, 0.95f, 1e-7f);
 }
 END_TEST
@@ -24,9 +25,9 @@ END_TEST
 START_TEST(momentum_steps) {
     nn_train_config c = config(NN_MOMENTUM); /* mu 0.9 */
     float p = 1, g = 0.5f, m = 0, v = 0;
-    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1); /* m = 0.5, p = 0.95 */
+    optim_step(&c, NULL, &p, &g, &m, &v, 1, 0.1f, 1); /* m = 0.5, p = 0.95 */
     ck_assert_float_eq_tol(p, 0.95f, 1e-7f);
-    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 2); /* m = 0.95, p = 0.855 */
+    optim_step(&c, NULL, &p, &g, &m, &v, 1, 0.1f, 2); /* m = 0.95, p = 0.855 */
     ck_assert_float_eq_tol(m, 0.95f, 1e-7f);
     ck_assert_float_eq_tol(p, 0.855f, 1e-6f);
 }
@@ -36,13 +37,13 @@ START_TEST(adam_steps) {
     nn_train_config c = config(NN_ADAM); /* b1 0.9, b2 0.999, eps 1e-8 */
     float p = 1, g = 0.5f, m = 0, v = 0;
     /* m = 0.05, v = 0.00025, m^ = 0.5, v^ = 0.25: p -= 0.1 * 0.5 / 0.5 */
-    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 1);
+    optim_step(&c, NULL, &p, &g, &m, &v, 1, 0.1f, 1);
     ck_assert_float_eq_tol(p, 0.9f, 1e-6f);
     g = -0.25f;
     /* m = 0.045 - 0.025 = 0.02, v = 0.00024975 + 0.0000625 = 0.00031225,
      * m^ = 0.02 / 0.19 = 0.1052632, v^ = 0.00031225 / 0.001999 = 0.1562031,
      * p = 0.9 - 0.1 * 0.1052632 / 0.3952254 = 0.8733662 */
-    optim_step(&c, &p, &g, &m, &v, 1, 0.1f, 2);
+    optim_step(&c, NULL, &p, &g, &m, &v, 1, 0.1f, 2);
     ck_assert_float_eq_tol(m, 0.02f, 1e-7f);
     ck_assert_float_eq_tol(v, 0.00031225f, 1e-8f);
     ck_assert_float_eq_tol(p, 0.8733662f, 2e-6f);
@@ -86,7 +87,7 @@ START_TEST(variants_agree) {
         m[k] = malloc(N * sizeof(float));
         v[k] = malloc(N * sizeof(float));
     }
-    ck_assert_int_eq(optim_step_variant("sse9", NULL, NULL, NULL, NULL, NULL, 0, 0, 1), -1);
+    ck_assert_int_eq(optim_step_variant("sse9", NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 1), -1);
     int ran = 0;
     for (size_t vi = 0; vi < sizeof variants / sizeof *variants; vi++) {
         for (size_t oi = 0; oi < sizeof opts / sizeof *opts; oi++) {
@@ -107,10 +108,10 @@ START_TEST(variants_agree) {
                     reference_step(&c, &rp[i], g[i], &rm[i], &rv[i], 0.01, step);
                 }
                 c.threads = 1;
-                rc = optim_step_variant(variants[vi], &c, p[0], g, m[0], v[0], N, 0.01f, step);
+                rc = optim_step_variant(variants[vi], &c, NULL, p[0], g, m[0], v[0], N, 0.01f, step);
                 c.threads = 3;
                 if (rc == 0)
-                    ck_assert_int_eq(optim_step_variant(variants[vi], &c, p[1], g, m[1],
+                    ck_assert_int_eq(optim_step_variant(variants[vi], &c, NULL, p[1], g, m[1],
                                                         v[1], N, 0.01f, step), 0);
             }
             if (rc != 0) { /* this CPU has not the variant's instructions */
@@ -137,6 +138,57 @@ START_TEST(variants_agree) {
     free(rp);
     free(rm);
     free(rv);
+}
+END_TEST
+
+/* Training updates each layer's rows on the thread that owns their units
+ * (optim_step with a net): the same bits as one thread's flat pass, for
+ * layers whose unit counts are no multiple of the share (16), a conv
+ * layer's (OC, C*K*K) rows, and teams of 2 and 3. A row updated twice or
+ * never would differ. */
+START_TEST(owned_rows_update_like_one_pass) {
+    static const char *specs[] = {"784-100-10", "conv3x20,dense37,dense10"};
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        nn_error err;
+        nn_net *net = nn_net_create(specs[k], "relu", &err);
+        ck_assert_msg(net != NULL, "%s", err.msg);
+        const size_t n = net->n_params;
+        ck_assert_uint_ge(n, 65536); /* shared between threads */
+        float *g = malloc(n * sizeof(float)), *p[2], *m[2], *v[2];
+        ck_assert_ptr_nonnull(g);
+        for (int i = 0; i < 2; i++) {
+            p[i] = malloc(n * sizeof(float));
+            m[i] = calloc(n, sizeof(float));
+            v[i] = calloc(n, sizeof(float));
+            ck_assert(p[i] && m[i] && v[i]);
+        }
+        for (int threads = 2; threads <= 3; threads++) {
+            srand(11);
+            for (size_t i = 0; i < n; i++) {
+                p[0][i] = p[1][i] = (float)rand() / RAND_MAX - 0.5f;
+                g[i] = (float)rand() / RAND_MAX - 0.5f;
+                m[0][i] = m[1][i] = v[0][i] = v[1][i] = 0;
+            }
+            nn_train_config c = config(NN_ADAM);
+            for (long step = 1; step <= 2; step++) {
+                c.threads = 1;
+                optim_step(&c, NULL, p[0], g, m[0], v[0], n, 0.01f, step);
+                c.threads = threads;
+                optim_step(&c, net, p[1], g, m[1], v[1], n, 0.01f, step);
+            }
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(memcmp(&p[0][i], &p[1][i], sizeof(float)) == 0 &&
+                                  memcmp(&v[0][i], &v[1][i], sizeof(float)) == 0,
+                              "%s, %d threads: parameter %zu", specs[k], threads, i);
+        }
+        for (int i = 0; i < 2; i++) {
+            free(p[i]);
+            free(m[i]);
+            free(v[i]);
+        }
+        free(g);
+        nn_net_free(net);
+    }
 }
 END_TEST
 
@@ -178,6 +230,7 @@ int main(void) {
     tcase_add_test(tc, momentum_steps);
     tcase_add_test(tc, adam_steps);
     tcase_add_test(tc, variants_agree);
+    tcase_add_test(tc, owned_rows_update_like_one_pass);
     tcase_add_test(tc, weight_decay_spares_biases);
     tcase_add_test(tc, schedules);
     suite_add_tcase(s, tc);
