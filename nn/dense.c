@@ -23,12 +23,8 @@
  * Every element is still summed by one nn_sgemm call over the same depth
  * blocks, so the results do not depend on the team. */
 
-/* Products below this many multiply-adds (GEMM_PAR_MIN_FMAS) run on the
- * calling thread. */
-#define DENSE_PAR_MIN_FMAS (1 << 19)
-
 static int dense_team(int B, int I, int O, int threads) {
-    return (double)B * I * O < DENSE_PAR_MIN_FMAS ? 1 : threads;
+    return (double)B * I * O < NN_PAR_MIN_FMAS ? 1 : threads;
 }
 
 /* Units [o0, o1) of dense_forward. */

@@ -60,10 +60,6 @@
 #define GEMM_KC 512
 /* Widest packed block of B: KC x NC floats = 512 KiB at most, in L2. */
 #define GEMM_NC 256
-/* Products below this many multiply-adds run on one thread: a parallel
- * region costs a few microseconds, which a product this small does not
- * repay. */
-#define GEMM_PAR_MIN_FMAS (1 << 19)
 /* Up to this many rows of op(A), skip packing (see the top comment):
  * measured faster than packing for 1..4 rows of the MLP's shapes. */
 #define GEMM_DIRECT_MAX_M 4
@@ -772,7 +768,7 @@ static void sgemm_run(const gemm_impl *im, const gemm_args *g, int M, int N,
         return;
     }
     int nt = threads;
-    if ((double)M * N * g->K < GEMM_PAR_MIN_FMAS)
+    if ((double)M * N * g->K < NN_PAR_MIN_FMAS)
         nt = 1;
     if (nt <= 1) {
         im->slice(g, 0, M, 0, N);

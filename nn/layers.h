@@ -65,6 +65,11 @@ static inline bool nn_serial(int threads) {
 }
 
 /* ---- GEMM variants (nn/gemm.c) ------------------------------------ */
+/* Products below this many multiply-adds run on one thread (nn_sgemm, and
+ * dense.c's training, which cuts a layer between threads itself): a
+ * parallel region costs a few microseconds, which a product this small
+ * does not repay. */
+#define NN_PAR_MIN_FMAS (1 << 19)
 /* nn_sgemm with a named kernel ("avx512", "avx2", "generic"), so tests and
  * benchmarks can check every variant on one machine. Returns -1 (and does
  * nothing) when the variant is unknown or this CPU cannot run it, else 0. */
