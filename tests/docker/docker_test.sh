@@ -135,9 +135,10 @@ cleanup() {
     log "images kept: $(docker images --format '{{.Repository}}:{{.Tag}} ({{.Size}})' | tr '\n' ' ')"
     if [ $STARTED_DOCKERD = 1 ]; then
         "$REPO/scripts/dockerd.sh" stop
-        if grep -q "${DIGITD_DOCKER_RUN:-/run/digitd-docker}\|${DIGITD_DOCKER_ROOT:-/var/lib/digitd-docker}" /proc/mounts; then
+        left=$(comm -13 <(echo "$DOCKERD_MOUNTS_BEFORE") <(dockerd_mounts) | grep .)
+        if [ -n "$left" ]; then
             fail "mounts of the private dockerd are left behind"
-            grep "${DIGITD_DOCKER_RUN:-/run/digitd-docker}\|${DIGITD_DOCKER_ROOT:-/var/lib/digitd-docker}" /proc/mounts
+            echo "$left"
         else
             pass "dockerd stopped, no mount left behind"
         fi
