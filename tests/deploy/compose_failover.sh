@@ -29,42 +29,11 @@ PY=python3
 PROJECT=digitdlb$$
 IMAGE=digitd:compose-test-$$
 LB_IMAGE=digitd-haproxy:compose-test-$$
-STARTED_DOCKERD=0
-PASSED=0
-FAILED=0
-FAILURES=()
-T_START=$(date +%s)
+LABEL=compose
+# shellcheck source=tests/lib/docker.sh
+. "$REPO/tests/lib/docker.sh"
 
-log() { printf '[compose %4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
-pass() { PASSED=$((PASSED + 1)); log "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); FAILURES+=("$*"); log "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-summary() {
-    for f in "${FAILURES[@]+"${FAILURES[@]}"}"; do log "failed: $f"; done
-    echo "compose: $PASSED passed, $FAILED failed ($(($(date +%s) - T_START))s)"
-}
-
-# ---- prerequisites ---------------------------------------------------------
-if [ "$(id -u)" != 0 ] && ! docker version >/dev/null 2>&1; then
-    echo "compose: SKIPPED: needs root to run a Docker daemon (run: sudo $0)"
-    exit 77
-fi
-missing=()
-command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "compose: SKIPPED: ${missing[*]} missing, and installing needs root"
-        exit 77
-    fi
-    echo "[compose] installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update >/dev/null 2>&1 &&
-            apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; } ||
-        { echo "compose: FAILED: cannot install ${missing[*]}"; exit 1; }
-fi
+docker_tools
 
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 WORK=$(mktemp -d /tmp/digitd-compose-test.XXXXXX)
@@ -89,9 +58,7 @@ cleanup() {
     rm -rf "$WORK"
     check "teardown: no test container left" \
         test -z "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null)"
-    if [ $STARTED_DOCKERD = 1 ]; then
-        "$REPO/scripts/dockerd.sh" stop
-    fi
+    docker_down
     summary
     if [ $rc = 0 ] && [ $FAILED != 0 ]; then rc=1; fi
     if [ $rc = 77 ] && [ $FAILED != 0 ]; then rc=1; fi
@@ -101,9 +68,7 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- the daemon, the base image, the images ---------------------------------
-# shellcheck source=../lib/docker_up.sh
-. "$REPO/tests/lib/docker_up.sh"
-docker_up compose
+docker_up
 rc=$?
 if [ $rc = 77 ]; then
     if [ "${STARTED_DOCKERD:-0}" != 1 ]; then # nothing to clean up but WORK

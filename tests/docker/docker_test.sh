@@ -36,56 +36,11 @@ PY=python3
 IMAGE=digitd:docker-test
 PROJECT=digitdtest$$
 RUN_NAME=digitd-test-$$
-STARTED_DOCKERD=0
-PASSED=0
-FAILED=0
-FAILURES=()
-T_START=$(date +%s)
+LABEL=docker
+# shellcheck source=tests/lib/docker.sh
+. "$REPO/tests/lib/docker.sh"
 
-log() { printf '[docker %4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
-pass() {
-    PASSED=$((PASSED + 1))
-    log "PASS $*"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$*")
-    log "FAIL $*"
-}
-check() { # check "what" command...: pass or fail on the command's status
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
-summary() {
-    local t=$(($(date +%s) - T_START))
-    for f in "${FAILURES[@]+"${FAILURES[@]}"}"; do log "failed: $f"; done
-    echo "docker: $PASSED passed, $FAILED failed (${t}s)"
-}
-
-# ---- prerequisites ---------------------------------------------------------
-# Without root this only runs against a Docker daemon that already answers
-# (e.g. as a member of the docker group) and a base image that exists.
-if [ "$(id -u)" != 0 ] && ! docker version >/dev/null 2>&1; then
-    echo "docker: SKIPPED: needs root to run a Docker daemon (run: sudo $0)"
-    exit 77
-fi
-missing=()
-command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "docker: SKIPPED: ${missing[*]} missing, and installing needs root"
-        exit 77
-    fi
-    echo "[docker] installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update >/dev/null 2>&1 &&
-            apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; } ||
-        { echo "docker: FAILED: cannot install ${missing[*]}"; exit 1; }
-fi
+docker_tools
 
 MNIST=${DIGITD_MNIST_DIR:-}
 if [ -z "$MNIST" ]; then
@@ -133,16 +88,7 @@ cleanup() {
     check "teardown: no dangling build image left" \
         test -z "$(docker images -q --filter dangling=true 2>/dev/null)"
     log "images kept: $(docker images --format '{{.Repository}}:{{.Tag}} ({{.Size}})' | tr '\n' ' ')"
-    if [ $STARTED_DOCKERD = 1 ]; then
-        "$REPO/scripts/dockerd.sh" stop
-        left=$(comm -13 <(echo "$DOCKERD_MOUNTS_BEFORE") <(dockerd_mounts) | grep .)
-        if [ -n "$left" ]; then
-            fail "mounts of the private dockerd are left behind"
-            echo "$left"
-        else
-            pass "dockerd stopped, no mount left behind"
-        fi
-    fi
+    docker_down
     summary
     if [ $rc = 0 ] && [ $FAILED != 0 ]; then rc=1; fi
     if [ $rc = 77 ] && [ $FAILED != 0 ]; then rc=1; fi
@@ -152,9 +98,7 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # ---- the daemon and the base image -----------------------------------------
-# shellcheck source=../lib/docker_up.sh
-. "$REPO/tests/lib/docker_up.sh"
-docker_up docker
+docker_up
 rc=$?
 if [ $rc = 77 ]; then
     if [ "${STARTED_DOCKERD:-0}" != 1 ]; then # nothing to clean up but WORK
