@@ -15,7 +15,7 @@ Python standard library. Groups (one CTest test each):
                a JSON error body, and /healthz still 200 afterwards; slow
                clients; wrong methods; path traversal
   concurrency  many clients at once, every answer identical to the
-               sequential one                                   (needs MNIST)
+               sequential one; clients of two models at once    (needs MNIST)
   reload       SIGHUP with good, corrupt, truncated and missing model files
                while under load: zero failed requests
   signals      SIGTERM/SIGINT finish the request in flight and exit 0;
@@ -837,6 +837,64 @@ def group_concurrency(args):
                 break
             time.sleep(0.02)
         check(b"digitd_http_requests_in_flight 1\n" in data, "in-flight back to just this one")
+    finally:
+        check(d.stop() == 0, "exit 0")
+    two_models_at_once(args, digits, model)
+
+
+def two_models_at_once(args, digits, model):
+    """Jobs of two models in one queue: a worker gathering a batch stops
+    at a job of the other model and leaves it for the next pass. One
+    worker waiting long for company (50 ms) makes that happen on most
+    passes; a job whose wake-up got lost there would wait for a later
+    request, and the last ones for none (the clients' 10 s timeout)."""
+    repo = os.path.join(args.work, "repo")
+    for name, path in (("alpha", model), ("beta", random_model(args, "beta.model", seed=3))):
+        os.makedirs(os.path.join(repo, name, "1"), exist_ok=True)
+        shutil.copy(path, os.path.join(repo, name, "1", "model.digitd"))
+    d = Daemon(args, model, web_root(args), name="two-models",
+               extra=["--quiet", "--model-dir", repo, "--default-model", "alpha",
+                      "--workers", "1", "--batch", "8", "--batch-wait-us", "50000"])
+
+    def infer(name, px, conn):
+        body = json.dumps({"inputs": [{"name": "input", "shape": [1, 784],
+                                       "datatype": "FP32", "data": px}]})
+        st, h, ans = d.json("POST", "/v2/models/%s/infer" % name, body=body, conn=conn)
+        return st, ans and ans.get("model_name"), ans and ans.get("outputs")
+
+    try:
+        work = [(("alpha", "beta")[i % 2], [v / 255 for v in px])
+                for i, (px, _) in enumerate(digits[:24])]
+        c = d.conn()
+        expect = [infer(name, px, c) for name, px in work]
+        c.close()
+        check(all(e[0] == 200 and e[1] == n for e, (n, _) in zip(expect, work)),
+              "each model answers alone: %r" % sorted(set((e[0], e[1]) for e in expect)))
+
+        def client(k):
+            conn = d.conn(timeout=10)
+            bad = []
+            for i in range(k % 2, len(work), 3):  # clients start on different models
+                try:
+                    got = infer(work[i][0], work[i][1], conn)
+                except Exception as e:  # noqa: BLE001 - a timeout counts
+                    got = ("exception", repr(e))
+                    conn.close()
+                    conn = d.conn(timeout=10)
+                if got != expect[i]:
+                    bad.append((i, got[:2]))
+            conn.close()
+            return bad
+
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            bad = sum(ex.map(client, range(12)), [])
+        check(not bad, "12 clients on two models at once: every answer as when alone "
+              "(%d differ: %r)" % (len(bad), bad[:4]))
+        st, h, data = d.request("GET", "/metrics")
+        passes = sum(int(l.split()[-1]) for l in data.decode().splitlines()
+                     if l.startswith("digitd_batches_total{"))
+        jobs = 12 * 8 + len(work)
+        check(0 < passes < jobs, "the jobs shared passes (%d passes for %d jobs)" % (passes, jobs))
     finally:
         check(d.stop() == 0, "exit 0")
 
