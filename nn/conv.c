@@ -372,7 +372,8 @@ static void conv_fans(const nn_layer *l, size_t *fan_in, size_t *fan_out) {
     *fan_out = (size_t)l->size * l->kernel * l->kernel;
 }
 
-static size_t conv_layer_scratch(const nn_layer *l, int threads) {
+static size_t conv_layer_scratch(const nn_layer *l, int B, int threads) {
+    (void)B;
     return conv_scratch_floats(l->in.c, l->in.h, l->in.w, l->size, l->kernel,
                                l->pad, threads);
 }

@@ -95,6 +95,12 @@ void nn_sgemm_dot(int M, int N, int K, const float *A, int lda, const float *B,
 void nn_sgemm_sparse_a(int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: a (rows,
+ * cols) block of a row-major matrix into a (cols, rows) block of another,
+ * by 8x8 blocks in registers. */
+void nn_transpose(const float *src, size_t lds, float *dst, size_t ldd,
+                  int rows, int cols);
+
 /* ---- element-wise activations (nn/activations.c) ------------------ */
 /* An element-wise function of n values; out may alias in. */
 typedef void (*act_forward_fn)(float *out, const float *in, size_t n);
@@ -117,15 +123,21 @@ int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
                 act_backward_fn *backward);
 
 /* ---- dense (nn/dense.c) ------------------------------------------- */
-/* in (B,I), W (O,I), b (O) -> out (B,O), then act on out (NULL: none). */
+/* in (B,I), W (O,I), b (O) -> out (B,O), then act on out (NULL: none).
+ * scratch: NULL, or dense_scratch_floats(B, I, O, threads) floats, with
+ * which an input that is mostly zeros skips them (the sparse path, beside
+ * the code): the same values up to the order of the sums. */
+size_t dense_scratch_floats(int B, int I, int O, int threads);
 void dense_forward(float *out, const float *in, const float *W, const float *b,
-                   int B, int I, int O, act_forward_fn act, int threads);
+                   int B, int I, int O, act_forward_fn act, float *scratch,
+                   int threads);
 /* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O);
  * act not NULL: din is then multiplied by the derivative of the activation
- * whose output `in` is (act_backward_fn, in place). */
+ * whose output `in` is (act_backward_fn, in place). scratch as
+ * dense_forward's: with din NULL, dW by the sparse path. */
 void dense_backward(float *din, float *dW, float *db, const float *dout,
                     const float *in, const float *W, int B, int I, int O,
-                    act_backward_fn act, int threads);
+                    act_backward_fn act, float *scratch, int threads);
 
 /* ---- softmax with cross-entropy (nn/loss.c) ----------------------- */
 /* logits (B,C) -> probs (B,C); max subtracted first, so no overflow. */
@@ -186,8 +198,9 @@ void dropout_backward(float *din, const float *dout, const float *mask,
                       size_t n);
 
 /* ---- one layer of a network, whatever its kind (nn/network.c) ----- */
-/* Scratch floats layer_forward/layer_backward need for this layer. */
-size_t layer_scratch_floats(const nn_layer *l, int threads);
+/* Scratch floats layer_forward/layer_backward need for this layer and
+ * batches of up to B. */
+size_t layer_scratch_floats(const nn_layer *l, int B, int threads);
 /* in (B, l->in) -> out (B, l->out). params: the net's parameter array.
  * Training passes rng (dropout draws its mask into `mask`, pooling keeps
  * `argmax`); inference passes rng NULL and may pass NULL argmax/mask. */
@@ -245,8 +258,9 @@ typedef struct layer_kind_desc {
     int (*layout)(nn_layer *l, const nn_layer *src, int index, nn_error *err);
     /* Weighted kinds: fan-in and fan-out for the initialisation. */
     void (*fans)(const nn_layer *l, size_t *fan_in, size_t *fan_out);
-    /* Scratch floats forward/backward need; NULL: none. */
-    size_t (*scratch_floats)(const nn_layer *l, int threads);
+    /* Scratch floats forward/backward need for batches of up to B; NULL:
+     * none. */
+    size_t (*scratch_floats)(const nn_layer *l, int B, int threads);
     /* As layer_forward / layer_backward below. */
     void (*forward)(const nn_layer *l, const float *params, const float *in,
                     float *out, int B, int32_t *argmax, float *mask,

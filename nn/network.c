@@ -320,9 +320,9 @@ void nn_net_init(nn_net *net, nn_rng *rng) {
 /* One layer, whatever its kind                                        */
 /* ================================================================== */
 
-size_t layer_scratch_floats(const nn_layer *l, int threads) {
+size_t layer_scratch_floats(const nn_layer *l, int B, int threads) {
     const layer_kind_desc *d = layer_kind_find((int)l->kind);
-    return d->scratch_floats ? d->scratch_floats(l, threads) : 0;
+    return d->scratch_floats ? d->scratch_floats(l, B, threads) : 0;
 }
 
 void layer_forward(const nn_layer *l, const float *params, const float *in,
@@ -372,7 +372,7 @@ static size_t infer_scratch(const nn_net *net, int i, int B, int threads) {
         return d->infer_scratch_floats
                    ? d->infer_scratch_floats(net, i, B, threads)
                    : 0;
-    return d->scratch_floats ? d->scratch_floats(l, threads) : 0;
+    return d->scratch_floats ? d->scratch_floats(l, B, threads) : 0;
 }
 
 int nn_net_outputs(const nn_net *net) {

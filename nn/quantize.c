@@ -199,7 +199,7 @@ int nn_quantize_calibrate(nn_net *net, const float *x, int n, double percentile,
     for (int i = 0; i < L; i++) {
         size_t o = nn_shape_size(net->layers[i].out);
         if (o > wide) wide = o;
-        size_t s = layer_scratch_floats(&net->layers[i], threads);
+        size_t s = layer_scratch_floats(&net->layers[i], CHUNK, threads);
         if (s > scratch_n) scratch_n = s;
     }
     float *mem = malloc((2 * wide * CHUNK + scratch_n) * sizeof(float));

@@ -116,7 +116,7 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
         const nn_layer *l = &net->layers[i];
         size_t o = nn_shape_size(l->out);
         if (o > wide) wide = o;
-        size_t s = layer_scratch_floats(l, threads);
+        size_t s = layer_scratch_floats(l, B, threads);
         if (s > scratch) scratch = s;
         t->act[i + 1] = t->act_by_prev[i] ? t->act[i]
                                           : malloc((size_t)B * o * sizeof(float));
@@ -139,7 +139,9 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
     t->m = calloc(net->n_params, sizeof(float));
     t->v = calloc(net->n_params, sizeof(float));
     t->best = malloc(net->n_params * sizeof(float));
-    t->scratch = malloc((scratch ? scratch : 1) * sizeof(float));
+    /* Cache-line aligned: threads write their own columns of dense.c's
+     * sparse-path scratch, split at multiples of 16 floats. */
+    t->scratch = aligned_alloc(64, ((scratch + 15) / 16 + 1) * 64);
     t->order = malloc((size_t)n * sizeof(int));
     ok &= t->grad_a && t->grad_b && t->probs && t->labels && t->grads &&
           t->m && t->v && t->best && t->scratch && t->order;

@@ -228,6 +228,40 @@ START_TEST(test_sparse_a_any_rows) {
 }
 END_TEST
 
+/* nn_transpose (dense.c's sparse path and its inference's W^T): blocks of
+ * every size around its 8x8 tiles, with padded leading dimensions whose
+ * padding must stay untouched, equal element by element. */
+START_TEST(test_transpose_any_block) {
+    static const int sizes[] = {1, 3, 7, 8, 9, 16, 17, 100, 129};
+    enum { NS = sizeof sizes / sizeof sizes[0], PAD = 3 };
+    nn_rng rng;
+    nn_rng_seed(&rng, 17);
+    for (int a = 0; a < NS; a++)
+        for (int b = 0; b < NS; b++) {
+            const int rows = sizes[a], cols = sizes[b];
+            const size_t lds = (size_t)cols + PAD, ldd = (size_t)rows + PAD;
+            float *src = malloc(sizeof(float) * rows * lds);
+            float *dst = malloc(sizeof(float) * cols * ldd);
+            ck_assert(src && dst);
+            tu_fill(src, (size_t)rows * lds, &rng, -1, 1);
+            for (size_t k = 0; k < (size_t)cols * ldd; k++)
+                dst[k] = C_PAD_SENTINEL;
+            nn_transpose(src, lds, dst, ldd, rows, cols);
+            for (int j = 0; j < cols; j++)
+                for (size_t i = 0; i < ldd; i++) {
+                    const float want = i < (size_t)rows
+                                           ? src[i * lds + (size_t)j]
+                                           : C_PAD_SENTINEL;
+                    ck_assert_msg(dst[(size_t)j * ldd + i] == want,
+                                  "%d x %d: dst[%d][%zu] = %g, want %g", rows,
+                                  cols, j, i, (double)dst[(size_t)j * ldd + i],
+                                  (double)want);
+                }
+            free(src), free(dst);
+        }
+}
+END_TEST
+
 START_TEST(test_leading_dimensions_alpha_beta) {
     const char *variant = variants[_i];
     static const float alphas[] = {1.0f, -0.5f, 2.0f};
@@ -399,6 +433,7 @@ static Suite *gemm_suite(void) {
     tcase_add_loop_test(tc, test_large_blocked, 0, N_VARIANTS);
     tcase_add_test(tc, test_dot_any_rows);
     tcase_add_test(tc, test_sparse_a_any_rows);
+    tcase_add_test(tc, test_transpose_any_block);
     tcase_add_test(tc, test_mlp_shapes_public);
     tcase_add_test(tc, test_empty_depth_and_zero_alpha);
     tcase_add_loop_test(tc, test_threads_bitwise_identical, 0, N_VARIANTS);

@@ -16,7 +16,7 @@ static float d_in[DB * DI], d_w[DO * DI], d_b[DO], d_r[DB * DO];
 static double dense_loss(void *ctx) {
     (void)ctx;
     float out[DB * DO];
-    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, NULL, 1);
+    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, NULL, NULL, 1);
     double s = 0;
     for (int i = 0; i < DB * DO; i++) s += (double)out[i] * d_r[i];
     return s;
@@ -30,10 +30,76 @@ START_TEST(dense_matches_finite_differences) {
     tu_fill(d_b, DO, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, NULL, 1);
     ck_assert_double_lt(tu_gradcheck(d_in, DB * DI, din, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_b, DO, db, dense_loss, NULL, 1e-2f), 1e-3);
+}
+END_TEST
+
+/* The sparse path of the dense layer (dense.c: inputs mostly zeros, with
+ * scratch; dW in a first layer, without din) against the packed GEMM (no
+ * scratch), on shapes around its tiles and teams: outputs, dW and db equal
+ * up to the order of the sums, and the sparse path's own results bit for
+ * bit on every team. */
+START_TEST(dense_sparse_path_equals_gemm) {
+    static const struct {
+        int B, I, O;
+    } shapes[] = {{1, 784, 256}, {32, 784, 64}, {32, 17, 33},
+                  {5, 100, 1},   {32, 300, 130}, {100, 784, 40}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int B = shapes[k].B, I = shapes[k].I, O = shapes[k].O;
+        nn_rng rng;
+        nn_rng_seed(&rng, 70 + k);
+        float *in = malloc(sizeof(float) * B * I);
+        float *W = malloc(sizeof(float) * O * I), *b = malloc(sizeof(float) * O);
+        float *dout = malloc(sizeof(float) * B * O);
+        float *out[2], *dW[2], *db[2];
+        float *first_out = malloc(sizeof(float) * B * O);
+        float *first_dW = malloc(sizeof(float) * O * I);
+        float *scratch = malloc(sizeof(float) * dense_scratch_floats(B, I, O, 3));
+        ck_assert(in && W && b && dout && first_out && first_dW && scratch);
+        for (int p = 0; p < 2; p++) {
+            out[p] = malloc(sizeof(float) * B * O);
+            dW[p] = malloc(sizeof(float) * O * I);
+            db[p] = malloc(sizeof(float) * O);
+            ck_assert(out[p] && dW[p] && db[p]);
+        }
+        /* an image's background: about 85% zeros, some rows all zeros */
+        tu_fill(in, (size_t)B * I, &rng, 0, 1);
+        for (int r = 0; r < B; r++)
+            for (int i = 0; i < I; i++)
+                if (r % 7 == 3 || in[(size_t)r * I + i] < 0.85f)
+                    in[(size_t)r * I + i] = 0.0f;
+        tu_fill(W, (size_t)O * I, &rng, -1, 1);
+        tu_fill(b, (size_t)O, &rng, -1, 1);
+        tu_fill(dout, (size_t)B * O, &rng, -1, 1);
+        for (int threads = 1; threads <= 3; threads++) {
+            for (int p = 0; p < 2; p++) {
+                float *sc = p ? scratch : NULL;
+                dense_forward(out[p], in, W, b, B, I, O, NULL, sc, threads);
+                dense_backward(NULL, dW[p], db[p], dout, in, W, B, I, O,
+                               NULL, sc, threads);
+            }
+            tu_assert_close("out", out[1], out[0], (size_t)B * O, 1e-5);
+            tu_assert_close("dW", dW[1], dW[0], (size_t)O * I, 1e-5);
+            tu_assert_close("db", db[1], db[0], (size_t)O, 1e-6);
+            if (threads == 1) {
+                memcpy(first_out, out[1], sizeof(float) * B * O);
+                memcpy(first_dW, dW[1], sizeof(float) * O * I);
+            }
+            ck_assert_msg(memcmp(first_out, out[1], sizeof(float) * B * O) == 0,
+                          "%d x %d x %d: outputs differ on %d threads", B, I, O,
+                          threads);
+            ck_assert_msg(memcmp(first_dW, dW[1], sizeof(float) * O * I) == 0,
+                          "%d x %d x %d: dW differs on %d threads", B, I, O,
+                          threads);
+        }
+        for (int p = 0; p < 2; p++)
+            free(out[p]), free(dW[p]), free(db[p]);
+        free(in), free(W), free(b), free(dout), free(first_out), free(first_dW);
+        free(scratch);
+    }
 }
 END_TEST
 
@@ -210,7 +276,7 @@ static double layer_by_layer(const nn_net *net, const float *x,
     memcpy(act[0], x, (size_t)B * NN_PIXELS * sizeof(float));
     for (int i = 0; i < n; i++) {
         size_t o = nn_shape_size(net->layers[i].out);
-        size_t s = layer_scratch_floats(&net->layers[i], threads);
+        size_t s = layer_scratch_floats(&net->layers[i], B, threads);
         wide = o > wide ? o : wide;
         scratch_n = s > scratch_n ? s : scratch_n;
         act[i + 1] = malloc((size_t)B * o * sizeof(float));
@@ -251,27 +317,31 @@ START_TEST(fused_training_equals_layer_by_layer) {
         const char *spec, *act;
         int B;
         bool against_one_thread; /* else against as many threads */
+        bool image_like; /* inputs mostly zeros: dense.c's sparse path */
     } nets[] = {
         /* im2col conv1 + relu + pool, Winograd conv2 + relu + pool (the
          * default CNN's layers with fewer channels: this test runs under
          * valgrind too, and cnn_gradients_across_thread_counts above
          * trains the default CNN itself) */
-        {"conv5x16,pool2,conv5x16,pool2,dense10", "relu", 3, false},
+        {"conv5x16,pool2,conv5x16,pool2,dense10", "relu", 3, false, false},
         /* an activation fused into im2col and into Winograd, no relu */
-        {"conv3x16,conv5x16,dense12,dense10", "sigmoid", 3, false},
-        {"conv3x16,conv5x16,pool2,dense10", "tanh", 3, false},
+        {"conv3x16,conv5x16,dense12,dense10", "sigmoid", 3, false, false},
+        {"conv3x16,conv5x16,pool2,dense10", "tanh", 3, false, false},
         /* a relu's derivative into the pooling, the relu after no conv */
-        {"conv3x4,pool2,relu,pool2,dense10", "relu", 3, false},
+        {"conv3x4,pool2,relu,pool2,dense10", "relu", 3, false, false},
         /* and a relu that is the first layer */
-        {"relu,pool2,conv3x4,relu,pool2,dense10", "relu", 3, false},
+        {"relu,pool2,conv3x4,relu,pool2,dense10", "relu", 3, false, false},
         /* dense layers with each activation fused both ways */
-        {"dense24,dense16,dense10", "relu", 3, false},
-        {"dense24,dense16,dense10", "sigmoid", 3, false},
-        {"sigmoid,dense16,tanh,dense10", "tanh", 3, false},
+        {"dense24,dense16,dense10", "relu", 3, false, false},
+        {"dense24,dense16,dense10", "sigmoid", 3, false, false},
+        {"sigmoid,dense16,tanh,dense10", "tanh", 3, false, false},
         /* dense layers cut between threads: both of the first two get a
          * team (batch x inputs x outputs >= 2^19, dense.c) */
-        {"dense64,dense512,dense10", "relu", 16, true},
-        {"dense64,dense512,dense10", "sigmoid", 16, true},
+        {"dense64,dense512,dense10", "relu", 16, true, false},
+        {"dense64,dense512,dense10", "sigmoid", 16, true, false},
+        /* the first layer on the sparse path, on every team */
+        {"dense64,dense10", "sigmoid", 16, true, true},
+        {"dense64,dense32,dense10", "relu", 16, true, true},
     };
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
         const int B = nets[k].B;
@@ -291,6 +361,9 @@ START_TEST(fused_training_equals_layer_by_layer) {
         ck_assert(x && g && want);
         /* inputs centred on 0, so relus and pools meet both signs */
         tu_fill(x, (size_t)B * NN_PIXELS, &rng, -1, 1);
+        if (nets[k].image_like)
+            for (size_t i = 0; i < (size_t)B * NN_PIXELS; i++)
+                x[i] = x[i] < 0.6f ? 0.0f : x[i];
         uint8_t labels[16];
         ck_assert_int_le(B, 16);
         for (int r = 0; r < B; r++) labels[r] = (uint8_t)nn_rng_below(&rng, 10);
@@ -324,7 +397,7 @@ START_TEST(gradcheck_catches_a_wrong_gradient) {
     tu_fill(d_w, DO * DI, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, NULL, 1);
     dw[3] *= 1.1f;
     ck_assert_double_gt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-2);
 }
@@ -437,6 +510,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, dense_matches_finite_differences);
+    tcase_add_test(tc, dense_sparse_path_equals_gemm);
     tcase_add_test(tc, mlp_sigmoid);
     tcase_add_test(tc, mlp_tanh);
     tcase_add_test(tc, mlp_relu);

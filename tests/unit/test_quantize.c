@@ -111,7 +111,7 @@ static void fp32_logits(const nn_net *net, const float *x, int B, float *out) {
     for (int i = 0; i < net->n_layers; i++) {
         size_t o = nn_shape_size(net->layers[i].out);
         wide = o > wide ? o : wide;
-        size_t s = layer_scratch_floats(&net->layers[i], 1);
+        size_t s = layer_scratch_floats(&net->layers[i], B, 1);
         scratch_n = s > scratch_n ? s : scratch_n;
     }
     float *mem = malloc((2 * wide * (size_t)B + scratch_n) * sizeof(float));

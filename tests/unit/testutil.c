@@ -191,7 +191,7 @@ void tu_reference_logits(const nn_net *net, const float *x, int B,
     for (int i = 0; i < net->n_layers; i++) {
         size_t o = nn_shape_size(net->layers[i].out);
         if (o > wide) wide = o;
-        size_t s = layer_scratch_floats(&net->layers[i], 1);
+        size_t s = layer_scratch_floats(&net->layers[i], B, 1);
         if (s > scratch_n) scratch_n = s;
     }
     float *a = malloc(wide * B * sizeof *a), *c = malloc(wide * B * sizeof *c),
