@@ -499,13 +499,15 @@ GEMM_INLINE void pack_b(const int NR, const gemm_args *g, int j0, int nlen,
  * whatever the blocks. ATTR: the variant's target, which LIST may need. */
 enum { SPARSE_SEG = 512 };
 
-/* The positions k0 + k (k < kn) where a[k0 + k] != 0, ascending, into idx
- * (room for kn + 16); returns their count. One element at a time. */
-GEMM_INLINE int list_nonzeros(const float *a, int k0, int kn, int *idx) {
+/* The positions k0 + k (k < kn) where a0[k0 + k] != 0 or, with R == 2,
+ * a1[k0 + k] != 0, ascending, into idx (room for kn + 16); returns their
+ * count. One element at a time. */
+GEMM_INLINE int list_nonzeros(const int R, const float *a0, const float *a1,
+                              int k0, int kn, int *idx) {
     int nz = 0;
     for (int k = 0; k < kn; k++) {
         idx[nz] = k0 + k;
-        nz += a[k0 + k] != 0.0f;
+        nz += a0[k0 + k] != 0.0f || (R == 2 && a1[k0 + k] != 0.0f);
     }
     return nz;
 }
@@ -514,7 +516,9 @@ GEMM_INLINE int list_nonzeros(const float *a, int k0, int kn, int *idx) {
 /* list_nonzeros 16 elements at a time: a compare and a compress (a
  * third of the first dense layer's time in training when one by one). It
  * stores 16 positions whatever the count, hence idx's room. */
-NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const float *a, int k0,
+NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const int R,
+                                                      const float *a0,
+                                                      const float *a1, int k0,
                                                       int kn, int *idx) {
     const __m512 zero = _mm512_setzero_ps();
     __m512i pos = _mm512_add_epi32(
@@ -525,8 +529,11 @@ NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const float *a, int k0,
         const __mmask16 in =
             kn - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kn - k)) - 1);
         /* NEQ_UQ: true for NaN, as C's != */
-        const __mmask16 m = _mm512_mask_cmp_ps_mask(
-            in, _mm512_maskz_loadu_ps(in, a + k0 + k), zero, _CMP_NEQ_UQ);
+        __mmask16 m = _mm512_mask_cmp_ps_mask(
+            in, _mm512_maskz_loadu_ps(in, a0 + k0 + k), zero, _CMP_NEQ_UQ);
+        if (R == 2)
+            m |= _mm512_mask_cmp_ps_mask(
+                in, _mm512_maskz_loadu_ps(in, a1 + k0 + k), zero, _CMP_NEQ_UQ);
         _mm512_storeu_si512((void *)(idx + nz), _mm512_maskz_compress_epi32(m, pos));
         nz += __builtin_popcount(m);
         pos = _mm512_add_epi32(pos, _mm512_set1_epi32(16));
@@ -544,38 +551,72 @@ NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const float *a, int k0,
 #define SPARSE_LIST_v8 list_nonzeros
 #define SPARSE_ATTR_v4
 #define SPARSE_LIST_v4 list_nonzeros
+/* Rows of A in pairs: AVX-512's 32 registers hold two rows' 8 vectors of
+ * sums; AVX2's and SSE's 16 do not. Two images share a fifth to a half of
+ * their non-zero pixels, two neighbouring pixels most of their images, so
+ * a pair loads a row of B for about 0.6 rows of A instead of 1: the loads
+ * (from L2) bound this kernel, not the multiply-adds. */
+#define SPARSE_PAIRS_v16 1
+#define SPARSE_PAIRS_v8 0
+#define SPARSE_PAIRS_v4 0
 
 #define GEMM_DEFINE_SPARSE_ROWS(VEC)                                           \
+    /* R (1 or 2) rows of A at once: their non-zero positions are listed  \
+     * together, and each listed row of B, loaded once, is added to both   \
+     * rows of C (times 0 where that row's element is 0, which leaves its  \
+     * sum as it was). */                                                  \
     SPARSE_ATTR_##VEC GEMM_INLINE void sparse_block_##VEC(                     \
-        const gemm_args *g, const int NV, const float *arow, int j,            \
-        float *crow) {                                                         \
+        const gemm_args *g, const int NV, const int R, const float *a0,       \
+        const float *a1, int j, float *c0, float *c1) {                        \
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
-        VEC acc[8];                                                            \
-        GEMM_UNROLL for (int v = 0; v < NV; v++)                               \
-            acc[v] = (VEC){0};                                                 \
+        const float *arow[2] = {a0, a1};                                       \
+        float *crow[2] = {c0, c1};                                             \
+        VEC acc[2][8];                                                         \
+        GEMM_UNROLL for (int r = 0; r < R; r++)                                \
+            GEMM_UNROLL for (int v = 0; v < NV; v++)                           \
+                acc[r][v] = (VEC){0};                                          \
         int idx[SPARSE_SEG + 16];                                              \
         for (int k0 = 0; k0 < g->K; k0 += SPARSE_SEG) {                        \
             const int kn = g->K - k0 < SPARSE_SEG ? g->K - k0 : SPARSE_SEG;    \
-            const int nz = SPARSE_LIST_##VEC(arow, k0, kn, idx);               \
+            const int nz = SPARSE_LIST_##VEC(R, a0, a1, k0, kn, idx);          \
             for (int t = 0; t < nz; t++) {                                     \
-                const float s = arow[idx[t]];                                  \
+                float s[2];                                                    \
+                GEMM_UNROLL for (int r = 0; r < R; r++)                        \
+                    s[r] = arow[r][idx[t]];                                    \
                 const float *brow = g->B + (size_t)idx[t] * g->ldb + j;        \
                 GEMM_UNROLL for (int v = 0; v < NV; v++) {                     \
                     VEC bv;                                                    \
                     VEC_LOAD(bv, brow + VL * v);                               \
-                    acc[v] += s * bv;                                          \
+                    GEMM_UNROLL for (int r = 0; r < R; r++)                    \
+                        acc[r][v] += s[r] * bv;                                \
                 }                                                              \
             }                                                                  \
         }                                                                      \
-        GEMM_UNROLL for (int v = 0; v < NV; v++) {                             \
-            VEC out = acc[v];                                                  \
-            if (g->beta != 0.0f) {                                             \
-                VEC old;                                                       \
-                VEC_LOAD(old, crow + j + VL * v);                              \
-                out = acc[v] + g->beta * old;                                  \
+        GEMM_UNROLL for (int r = 0; r < R; r++)                                \
+            GEMM_UNROLL for (int v = 0; v < NV; v++) {                         \
+                VEC out = acc[r][v];                                           \
+                if (g->beta != 0.0f) {                                         \
+                    VEC old;                                                   \
+                    VEC_LOAD(old, crow[r] + j + VL * v);                       \
+                    out = acc[r][v] + g->beta * old;                           \
+                }                                                              \
+                VEC_STORE(crow[r] + j + VL * v, out);                          \
             }                                                                  \
-            VEC_STORE(crow + j + VL * v, out);                                 \
-        }                                                                      \
+    }                                                                          \
+    /* Rows i0.. of A against the panel of NV vectors at column j: in      \
+     * pairs where the variant has the registers (SPARSE_PAIRS). */          \
+    SPARSE_ATTR_##VEC GEMM_INLINE void sparse_panel_##VEC(                     \
+        const gemm_args *g, const int NV, int m0, int m1, int j) {             \
+        int i = m0;                                                            \
+        if (SPARSE_PAIRS_##VEC)                                                \
+            for (; i + 2 <= m1; i += 2)                                        \
+                sparse_block_##VEC(g, NV, 2, g->A + (size_t)i * g->lda,        \
+                                   g->A + (size_t)(i + 1) * g->lda, j,         \
+                                   g->C + (size_t)i * g->ldc,                  \
+                                   g->C + (size_t)(i + 1) * g->ldc);           \
+        for (; i < m1; i++)                                                    \
+            sparse_block_##VEC(g, NV, 1, g->A + (size_t)i * g->lda, NULL, j,   \
+                               g->C + (size_t)i * g->ldc, NULL);               \
     }                                                                          \
     /* Panels of 8 vectors outside, rows inside: a panel's rows of B (8 VL  \
      * floats each, at most K of them: 1.6 MB for the CNN's dense256 in      \
@@ -586,13 +627,9 @@ NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const float *a, int k0,
         enum { VL = sizeof(VEC) / sizeof(float) };                             \
         int j = n0;                                                            \
         for (; j + 8 * VL <= n1; j += 8 * VL)                                  \
-            for (int i = m0; i < m1; i++)                                      \
-                sparse_block_##VEC(g, 8, g->A + (size_t)i * g->lda, j,         \
-                                   g->C + (size_t)i * g->ldc);                 \
+            sparse_panel_##VEC(g, 8, m0, m1, j);                               \
         for (; j + VL <= n1; j += VL)                                          \
-            for (int i = m0; i < m1; i++)                                      \
-                sparse_block_##VEC(g, 1, g->A + (size_t)i * g->lda, j,         \
-                                   g->C + (size_t)i * g->ldc);                 \
+            sparse_panel_##VEC(g, 1, m0, m1, j);                               \
         for (; j < n1; j++)                                                    \
             for (int i = m0; i < m1; i++) {                                    \
                 const float *arow = g->A + (size_t)i * g->lda;                 \
