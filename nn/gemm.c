@@ -552,10 +552,11 @@ NN_TARGET_AVX512 GEMM_INLINE int list_nonzeros_avx512(const int R,
 #define SPARSE_ATTR_v4
 #define SPARSE_LIST_v4 list_nonzeros
 /* Rows of A in pairs: AVX-512's 32 registers hold two rows' 8 vectors of
- * sums; AVX2's and SSE's 16 do not. Two images share a fifth to a half of
- * their non-zero pixels, two neighbouring pixels most of their images, so
- * a pair loads a row of B for about 0.6 rows of A instead of 1: the loads
- * (from L2) bound this kernel, not the multiply-adds. */
+ * sums; AVX2's and SSE's 16 do not. The loads of B (from L2) bound this
+ * kernel, not the multiply-adds, and rows that share non-zero positions
+ * (images share pixels; neighbouring pixels, the rows of in^T, share
+ * images) share them: the classic network trained 7% faster on one
+ * thread (bench/README). */
 #define SPARSE_PAIRS_v16 1
 #define SPARSE_PAIRS_v8 0
 #define SPARSE_PAIRS_v4 0
