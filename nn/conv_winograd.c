@@ -546,10 +546,8 @@ float *conv_winograd_weights_create(const char *variant, const float *W,
     if (C < 1 || OC < 1 || !im) return NULL;
     cw_args a = make_args(C, 5, 5, OC, 0, false);
     a.w = W;
-    const size_t bytes = round_up(CW_P * a.US * sizeof(float), 64);
-    float *u = aligned_alloc(64, bytes);
+    float *u = nn_floats_alloc(CW_P * a.US);
     if (!u) return NULL;
-    memset(u, 0, bytes);
     const int oc_vecs = a.OCP / im->vl;
     for (int k = 0; k < C * oc_vecs; k++)
         im->weights(&a, k / oc_vecs, k % oc_vecs * im->vl, u);

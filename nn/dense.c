@@ -13,14 +13,15 @@
  * t of a team of nt owns units [o0, o1) = nn_share_units(O, t, nt): it
  * computes their outputs (and their activation, fused), their weight and
  * bias gradients, and optim.c updates their weights on the same thread.
- * Rows o0..o1 of W, dW and Adam's moments so stay in the cache of the core
- * that reads and writes them: on these VMs the two vCPUs are at times in
- * different core complexes, where a cache line written by the other core
- * costs ~300 ns instead of ~60 ns (bench_pingpong), and the MLP's training
- * lost a third of its speed to weights, moments and activations that
- * crossed (bench/README). The input gradient is cut by input units the
- * same way, so it lands (with the previous activation's derivative) on
- * the thread that owns those units of the layer before.
+ * Rows o0..o1 of W, dW and Adam's moments so stay in the cache of the
+ * core that reads and writes them (an input-major layer's W^T is updated
+ * by runs of rows instead: optim.c): on these VMs the two vCPUs are at
+ * times in different core complexes, where a cache line written by the
+ * other core costs 300-500 ns instead of ~60 ns (bench_pingpong), and the
+ * MLP's training lost a third of its speed to weights, moments and
+ * activations that crossed (bench/README). The input gradient is cut by input units the same way,
+ * so it lands (with the previous activation's derivative) on the thread
+ * that owns those units of the layer before.
  * Every element is still summed by one nn_sgemm call over the same depth
  * blocks, so the results do not depend on the team. */
 
@@ -28,17 +29,15 @@ static int dense_team(int B, int I, int O, int threads) {
     return (double)B * I * O < NN_PAR_MIN_FMAS ? 1 : threads;
 }
 
-/* Inputs that are mostly zeros (an image's background: 81% of MNIST's
- * pixels) take the sparse path in training, given scratch: a product
- * reads a row of W only for an input that is not 0. in W^T is then
- * nn_sgemm_sparse_a with W transposed, and, in a first layer (no din),
- * dW^T = in^T dout likewise with in transposed (a pixel is not 0 in about
- * a fifth of the batch): the first layer of an MLP on MNIST does a fifth
- * of the multiply-adds. Each thread transposes its own rows of W (which
- * it updated itself) and of dW, and makes its own copy of in^T: nothing
- * it writes is read by the other core. Below half zeros, listing them and
- * the transposes would cost about what they save (the MLP, whose hidden
- * ReLU layers are near this share, trained alike with 0.5 and 0.75). */
+/* An input-major layer (training's first dense layer, W^T (I, O)) whose
+ * batch is mostly zeros (an image's background: 81% of MNIST's pixels)
+ * takes the sparse path: out = in W^T is nn_sgemm_sparse_a, which reads a
+ * row of W^T only for an input that is not 0, and dW^T = in^T dout
+ * likewise with in transposed (a pixel is not 0 in about a fifth of the
+ * batch), each thread making its own copy of in^T so that nothing it
+ * writes is read by the other core. The first layer of an MLP on MNIST so
+ * does a fifth of the multiply-adds. Below half zeros, listing them would
+ * cost about what it saves. */
 #define DENSE_SPARSE_MIN_ZEROS 0.5
 
 static void count_zeros_body(const float *x, size_t n, size_t *zeros) {
@@ -50,17 +49,13 @@ static void count_zeros_body(const float *x, size_t n, size_t *zeros) {
 NN_SIMD_VARIANTS(count_zeros, (const float *x, size_t n, size_t *zeros),
                  (x, n, zeros))
 
-/* Scratch of the sparse path, in floats: W^T or dW^T (I, O), whose
- * columns are shared among the threads as their units, then in^T (I, B)
- * for each thread, each 16-float aligned. */
-static size_t dense_wt_floats(int I, int O) {
-    return ((size_t)I * O + 15) & ~(size_t)15;
-}
+/* Scratch of the sparse path: in^T (I, B) for each thread, 16-float
+ * aligned, in floats. */
 static size_t dense_xt_floats(int B, int I) {
     return ((size_t)I * B + 15) & ~(size_t)15;
 }
-size_t dense_scratch_floats(int B, int I, int O, int threads) {
-    return dense_wt_floats(I, O) + (size_t)threads * dense_xt_floats(B, I);
+size_t dense_scratch_floats(int B, int I, int threads) {
+    return (size_t)threads * dense_xt_floats(B, I);
 }
 
 /* Most weights for the sparse path: W^T is read once per input that is
@@ -71,42 +66,48 @@ size_t dense_scratch_floats(int B, int I, int O, int threads) {
 
 /* Whether a product over in (B, I) into O outputs takes the sparse path.
  * Decided on the whole batch, so every thread and team decides alike. */
-static bool dense_sparse(const float *in, int B, int I, int O,
-                         const float *scratch) {
-    if (!scratch || (size_t)I * O > DENSE_SPARSE_MAX_WEIGHTS)
+static bool dense_sparse(const float *in, int B, int I, int O) {
+    if ((size_t)I * O > DENSE_SPARSE_MAX_WEIGHTS)
         return false;
     size_t n = (size_t)B * I, zeros;
     count_zeros_best()(in, n, &zeros);
     return (double)zeros >= DENSE_SPARSE_MIN_ZEROS * (double)n;
 }
 
-/* Units [o0, o1) of dense_forward; Wt: NULL, or the sparse path's W^T. */
+/* How a dense layer's weights are held and multiplied in training. */
+typedef enum {
+    DENSE_W,        /* W (O, I): the packed GEMM */
+    DENSE_WT,       /* W^T (I, O): the packed GEMM */
+    DENSE_WT_SPARSE /* W^T (I, O): zero inputs skipped */
+} dense_path;
+
+/* Units [o0, o1) of dense_forward. */
 static void dense_forward_part(float *out, const float *in, const float *W,
-                               const float *b, int B, int I, int O,
-                               act_forward_fn act, float *Wt, int o0, int o1) {
+                               dense_path path, const float *b, int B, int I,
+                               int O, act_forward_fn act, int o0, int o1) {
     if (o0 >= o1) return;
     const size_t n = (size_t)(o1 - o0);
     for (int r = 0; r < B; r++)
         memcpy(out + (size_t)r * O + o0, b + o0, n * sizeof(float));
-    if (Wt) {
-        nn_transpose(W + (size_t)o0 * I, I, Wt + o0, O, o1 - o0, I);
-        nn_sgemm_sparse_a(B, o1 - o0, I, in, I, Wt + o0, O, 1.0f, out + o0, O);
-    } else {
+    if (path == DENSE_WT_SPARSE)
+        nn_sgemm_sparse_a(B, o1 - o0, I, in, I, W + o0, O, 1.0f, out + o0, O);
+    else if (path == DENSE_WT)
+        nn_sgemm(false, false, B, o1 - o0, I, 1.0f, in, I, W + o0, O, 1.0f,
+                 out + o0, O, 1);
+    else
         nn_sgemm(false, true, B, o1 - o0, I, 1.0f, in, I, W + (size_t)o0 * I,
                  I, 1.0f, out + o0, O, 1);
-    }
     if (act)
         for (int r = 0; r < B; r++)
             act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, n);
 }
 
-void dense_forward(float *out, const float *in, const float *W, const float *b,
-                   int B, int I, int O, act_forward_fn act, float *scratch,
-                   int threads) {
+static void dense_forward_path(float *out, const float *in, const float *W,
+                               dense_path path, const float *b, int B, int I,
+                               int O, act_forward_fn act, int threads) {
     threads = dense_team(B, I, O, threads);
-    float *Wt = dense_sparse(in, B, I, O, scratch) ? scratch : NULL;
     if (nn_serial(threads)) {
-        dense_forward_part(out, in, W, b, B, I, O, act, Wt, 0, O);
+        dense_forward_part(out, in, W, path, b, B, I, O, act, 0, O);
         return;
     }
 #ifdef _OPENMP
@@ -114,34 +115,45 @@ void dense_forward(float *out, const float *in, const float *W, const float *b,
     {
         int o0, o1;
         nn_share_units(O, omp_get_thread_num(), omp_get_num_threads(), &o0, &o1);
-        dense_forward_part(out, in, W, b, B, I, O, act, Wt, o0, o1);
+        dense_forward_part(out, in, W, path, b, B, I, O, act, o0, o1);
     }
 #endif
 }
 
+void dense_forward(float *out, const float *in, const float *W, const float *b,
+                   int B, int I, int O, act_forward_fn act, int threads) {
+    dense_forward_path(out, in, W, DENSE_W, b, B, I, O, act, threads);
+}
+
+void dense_forward_wt(float *out, const float *in, const float *Wt,
+                      const float *b, int B, int I, int O, act_forward_fn act,
+                      int threads) {
+    dense_forward_path(out, in, Wt,
+                       dense_sparse(in, B, I, O) ? DENSE_WT_SPARSE : DENSE_WT,
+                       b, B, I, O, act, threads);
+}
+
+/* db (O) = column sums of dout (B, O), units [o0, o1). */
+static void dense_bias_grad(float *db, const float *dout, int B, int O, int o0,
+                            int o1) {
+    for (int o = o0; o < o1; o++) db[o] = 0;
+    for (int r = 0; r < B; r++) {
+        const float *d = dout + (size_t)r * O;
+        for (int o = o0; o < o1; o++) db[o] += d[o];
+    }
+}
+
 /* One thread's part of dense_backward: the gradients of units [o0, o1)
- * and the input gradient's columns [i0, i1). Xt: NULL, or the sparse
- * path's in^T (this thread's own), then dWt its dW^T. */
+ * and the input gradient's columns [i0, i1). */
 static void dense_backward_part(float *din, float *dW, float *db,
                                 const float *dout, const float *in,
                                 const float *W, int B, int I, int O,
-                                act_backward_fn act, float *dWt, float *Xt,
-                                int o0, int o1, int i0, int i1) {
+                                act_backward_fn act, int o0, int o1, int i0,
+                                int i1) {
     if (o0 < o1) {
-        if (Xt) {
-            nn_transpose(in, I, Xt, B, B, I);
-            nn_sgemm_sparse_a(I, o1 - o0, B, Xt, B, dout + o0, O, 0.0f,
-                              dWt + o0, O);
-            nn_transpose(dWt + o0, O, dW + (size_t)o0 * I, I, I, o1 - o0);
-        } else {
-            nn_sgemm(true, false, o1 - o0, I, B, 1.0f, dout + o0, O, in, I,
-                     0.0f, dW + (size_t)o0 * I, I, 1);
-        }
-        for (int o = o0; o < o1; o++) db[o] = 0;
-        for (int r = 0; r < B; r++) {
-            const float *d = dout + (size_t)r * O;
-            for (int o = o0; o < o1; o++) db[o] += d[o];
-        }
+        nn_sgemm(true, false, o1 - o0, I, B, 1.0f, dout + o0, O, in, I, 0.0f,
+                 dW + (size_t)o0 * I, I, 1);
+        dense_bias_grad(db, dout, B, O, o0, o1);
     }
     if (!din || i0 >= i1) return;
     nn_sgemm(false, false, B, i1 - i0, O, 1.0f, dout, O, W + i0, I, 0.0f,
@@ -157,16 +169,10 @@ static void dense_backward_part(float *din, float *dW, float *db,
  * dout, din = dout W, then (act not NULL) din *= act'(in). */
 void dense_backward(float *din, float *dW, float *db, const float *dout,
                     const float *in, const float *W, int B, int I, int O,
-                    act_backward_fn act, float *scratch, int threads) {
+                    act_backward_fn act, int threads) {
     threads = dense_team(B, I, O, threads);
-    /* Only for a first layer (din not wanted), so that backward_act, which
-     * has no scratch, and backward give a hidden layer the same bits. */
-    const bool sparse = !din && dense_sparse(in, B, I, O, scratch);
     if (nn_serial(threads)) {
-        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act,
-                            sparse ? scratch : NULL,
-                            sparse ? scratch + dense_wt_floats(I, O) : NULL, 0,
-                            O, 0, I);
+        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act, 0, O, 0, I);
         return;
     }
 #ifdef _OPENMP
@@ -176,11 +182,51 @@ void dense_backward(float *din, float *dW, float *db, const float *dout,
         int o0, o1, i0, i1;
         nn_share_units(O, t, nt, &o0, &o1);
         nn_share_units(I, t, nt, &i0, &i1);
-        float *Xt = sparse ? scratch + dense_wt_floats(I, O) +
-                                 (size_t)t * dense_xt_floats(B, I)
-                           : NULL;
-        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act,
-                            sparse ? scratch : NULL, Xt, o0, o1, i0, i1);
+        dense_backward_part(din, dW, db, dout, in, W, B, I, O, act, o0, o1, i0,
+                            i1);
+    }
+#endif
+}
+
+/* Units [o0, o1) of dense_backward_wt; Xt: NULL, or this thread's in^T
+ * for the sparse path. */
+static void dense_backward_wt_part(float *dWt, float *db, const float *dout,
+                                   const float *in, int B, int I, int O,
+                                   float *Xt, int o0, int o1) {
+    if (o0 >= o1) return;
+    if (Xt) {
+        nn_transpose(in, I, Xt, B, B, I);
+        nn_sgemm_sparse_a(I, o1 - o0, B, Xt, B, dout + o0, O, 0.0f, dWt + o0,
+                          O);
+    } else {
+        nn_sgemm(true, false, I, o1 - o0, B, 1.0f, in, I, dout + o0, O, 0.0f,
+                 dWt + o0, O, 1);
+    }
+    dense_bias_grad(db, dout, B, O, o0, o1);
+}
+
+/* dW^T (I, O) = in^T dout and db; no input gradient: an input-major layer
+ * is a first layer. */
+void dense_backward_wt(float *dWt, float *db, const float *dout,
+                       const float *in, int B, int I, int O, float *scratch,
+                       int threads) {
+    threads = dense_team(B, I, O, threads);
+    const bool sparse = scratch && dense_sparse(in, B, I, O);
+    if (nn_serial(threads)) {
+        dense_backward_wt_part(dWt, db, dout, in, B, I, O,
+                               sparse ? scratch : NULL, 0, O);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int o0, o1;
+        nn_share_units(O, t, nt, &o0, &o1);
+        dense_backward_wt_part(
+            dWt, db, dout, in, B, I, O,
+            sparse ? scratch + (size_t)t * dense_xt_floats(B, I) : NULL, o0,
+            o1);
     }
 #endif
 }
@@ -276,8 +322,20 @@ static void dense_fans(const nn_layer *l, size_t *fan_in, size_t *fan_out) {
 }
 
 static size_t dense_layer_scratch(const nn_layer *l, int B, int threads) {
-    return dense_scratch_floats(B, (int)nn_shape_size(l->in), l->size,
-                                threads);
+    return l->input_major
+               ? dense_scratch_floats(B, (int)nn_shape_size(l->in), threads)
+               : 0;
+}
+
+static void dense_layer_forward_act(const nn_layer *l, const float *params,
+                                    const float *in, float *out, int B,
+                                    act_forward_fn act, float *scratch,
+                                    int threads) {
+    (void)scratch;
+    const int I = (int)nn_shape_size(l->in);
+    (l->input_major ? dense_forward_wt : dense_forward)(
+        out, in, params + l->weights, params + l->biases, B, I, l->size, act,
+        threads);
 }
 
 static void dense_layer_forward(const nn_layer *l, const float *params,
@@ -285,16 +343,7 @@ static void dense_layer_forward(const nn_layer *l, const float *params,
                                 int32_t *argmax, float *mask, nn_rng *rng,
                                 float *scratch, int threads) {
     (void)argmax, (void)mask, (void)rng;
-    dense_forward(out, in, params + l->weights, params + l->biases, B,
-                  (int)nn_shape_size(l->in), l->size, NULL, scratch, threads);
-}
-
-static void dense_layer_forward_act(const nn_layer *l, const float *params,
-                                    const float *in, float *out, int B,
-                                    act_forward_fn act, float *scratch,
-                                    int threads) {
-    dense_forward(out, in, params + l->weights, params + l->biases, B,
-                  (int)nn_shape_size(l->in), l->size, act, scratch, threads);
+    dense_layer_forward_act(l, params, in, out, B, NULL, scratch, threads);
 }
 
 static void dense_layer_backward(const nn_layer *l, const float *params,
@@ -304,11 +353,17 @@ static void dense_layer_backward(const nn_layer *l, const float *params,
                                  const float *mask, float *scratch,
                                  int threads) {
     (void)out, (void)argmax, (void)mask;
-    dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
-                   params + l->weights, B, (int)nn_shape_size(l->in), l->size,
-                   NULL, scratch, threads);
+    const int I = (int)nn_shape_size(l->in);
+    if (l->input_major) /* a first layer: din is NULL */
+        dense_backward_wt(grads + l->weights, grads + l->biases, dout, in, B,
+                          I, l->size, scratch, threads);
+    else
+        dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
+                       params + l->weights, B, I, l->size, NULL, threads);
 }
 
+/* Never input-major: only a layer after an activation applies its
+ * derivative, and an input-major layer is a first layer. */
 static void dense_layer_backward_act(const nn_layer *l, const float *params,
                                      float *grads, const float *in,
                                      const float *out, const float *dout,
@@ -317,7 +372,7 @@ static void dense_layer_backward_act(const nn_layer *l, const float *params,
     (void)out, (void)argmax;
     dense_backward(din, grads + l->weights, grads + l->biases, dout, in,
                    params + l->weights, B, (int)nn_shape_size(l->in), l->size,
-                   act, NULL, threads);
+                   act, threads);
 }
 
 /* The activation after layers[i], fused into its inference, or NULL. */

@@ -123,21 +123,29 @@ int act_variant(const char *kind, const char *variant, act_forward_fn *forward,
                 act_backward_fn *backward);
 
 /* ---- dense (nn/dense.c) ------------------------------------------- */
-/* in (B,I), W (O,I), b (O) -> out (B,O), then act on out (NULL: none).
- * scratch: NULL, or dense_scratch_floats(B, I, O, threads) floats, with
- * which an input that is mostly zeros skips them (the sparse path, beside
- * the code): the same values up to the order of the sums. */
-size_t dense_scratch_floats(int B, int I, int O, int threads);
+/* in (B,I), W (O,I), b (O) -> out (B,O), then act on out (NULL: none). */
 void dense_forward(float *out, const float *in, const float *W, const float *b,
-                   int B, int I, int O, act_forward_fn act, float *scratch,
-                   int threads);
+                   int B, int I, int O, act_forward_fn act, int threads);
 /* dout (B,O), in (B,I), W (O,I) -> din (B,I) or NULL, dW (O,I), db (O);
  * act not NULL: din is then multiplied by the derivative of the activation
- * whose output `in` is (act_backward_fn, in place). scratch as
- * dense_forward's: with din NULL, dW by the sparse path. */
+ * whose output `in` is (act_backward_fn, in place). */
 void dense_backward(float *din, float *dW, float *db, const float *dout,
                     const float *in, const float *W, int B, int I, int O,
-                    act_backward_fn act, float *scratch, int threads);
+                    act_backward_fn act, int threads);
+/* The same with the weights input-major, Wt = W^T (I,O), as training
+ * holds a first dense layer's (nn_layer.input_major): an input that is
+ * mostly zeros then skips them (the sparse path, beside the code), with
+ * the same values up to the order of the sums. dense_backward_wt gives
+ * dWt = dW^T (I,O) and db, no input gradient; its sparse path needs
+ * scratch of dense_scratch_floats(B, I, threads) floats (NULL: the
+ * GEMM). */
+void dense_forward_wt(float *out, const float *in, const float *Wt,
+                      const float *b, int B, int I, int O, act_forward_fn act,
+                      int threads);
+size_t dense_scratch_floats(int B, int I, int threads);
+void dense_backward_wt(float *dWt, float *db, const float *dout,
+                       const float *in, int B, int I, int O, float *scratch,
+                       int threads);
 
 /* ---- softmax with cross-entropy (nn/loss.c) ----------------------- */
 /* logits (B,C) -> probs (B,C); max subtracted first, so no overflow. */
@@ -435,6 +443,14 @@ void dense_infer(float *out, const float *in, const float *W, const float *Wt,
 double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
                      int B, float *grads, int threads, nn_error *err);
 
+/* *view = net as training holds it, its parameters in params (n_params
+ * floats): a first dense layer input-major (nn_layer.input_major), its
+ * weights W^T. view shares nothing with net and owns nothing. */
+void train_layout(const nn_net *net, nn_net *view, float *params);
+/* dst = src (parameters or gradients laid out as view's) in the layout of
+ * the net view was made from. */
+void net_layout(const nn_net *view, const float *src, float *dst);
+
 /* ---- evaluation, whatever runs the model (nn/train.c) ------------- */
 /* x (B, 784) -> probs (B, 10); 0, or -1 with err. */
 typedef int (*eval_predict_fn)(const void *ctx, const float *x, int B, float *probs,
@@ -455,5 +471,12 @@ double evaluate_with(eval_predict_fn predict, const void *ctx, const nn_dataset 
 int nn_net_layout(nn_net *net, const nn_layer *src, int n_layers,
                   nn_error *err);
 int nn_net_alloc_params(nn_net *net, nn_error *err);
+
+/* n floats (at least one), zeroed, aligned to a cache line (64 bytes), to
+ * free(); NULL when out of memory. A tensor that starts at a multiple of
+ * 16 floats inside starts a line, and a vector load across two lines
+ * costs twice the L2 traffic; threads that write their own runs of 16
+ * floats never write the same line. */
+float *nn_floats_alloc(size_t n);
 
 #endif

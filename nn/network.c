@@ -67,18 +67,22 @@ int nn_net_layout(nn_net *net, const nn_layer *src, int n_layers,
     return 0;
 }
 
+float *nn_floats_alloc(size_t n) {
+    size_t bytes = n > 0 ? (n * sizeof(float) + 63) & ~(size_t)63 : 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
 int nn_net_alloc_params(nn_net *net, nn_error *err) {
     free(net->params);
-    /* Aligned to a cache line: the inference kernels stream W in vectors,
-     * and a vector load across two lines costs twice the L2 traffic (the
-     * MLP's batch-1 forward pass took 20 us with calloc's 16-byte
-     * alignment). Every tensor of our models starts at a multiple of 16
-     * floats, so this aligns all of them. */
-    size_t bytes = (net->n_params * sizeof(float) + 63) & ~(size_t)63;
-    net->params = aligned_alloc(64, bytes > 0 ? bytes : 64);
+    /* Aligned: the inference kernels stream W in vectors (the MLP's
+     * batch-1 forward pass took 20 us with calloc's 16-byte alignment).
+     * Every tensor of our models starts at a multiple of 16 floats, so
+     * this aligns all of them. */
+    net->params = nn_floats_alloc(net->n_params);
     if (!net->params)
         return nn_fail(err, "out of memory for %zu parameters", net->n_params);
-    memset(net->params, 0, bytes);
     return 0;
 }
 

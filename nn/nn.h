@@ -105,6 +105,11 @@ typedef struct {
     nn_shape in, out;
     size_t weights, n_weights; /* offset into net->params and count */
     size_t biases, n_biases;
+    /* Set only in training's own copy of the net (nn/train.c), never
+     * stored: the weights are held transposed, W^T (fan in, size), so
+     * that a product with a mostly-zero input reads a row of W^T per
+     * input that is not 0 (nn/dense.c). Only a first dense layer. */
+    bool input_major;
 } nn_layer;
 
 #define NN_MAX_LAYERS 32

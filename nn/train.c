@@ -49,6 +49,11 @@ static double now_seconds(void) {
 /* ================================================================== */
 
 typedef struct {
+    /* The net as training holds it: a copy of the caller's whose first
+     * layer, when dense, is input-major (nn_layer.input_major), with its
+     * own parameters net.params laid out to match; the caller's net gets
+     * them back (net_layout) before each evaluation and at the end. */
+    nn_net net;
     int B;                            /* largest batch */
     float *act[NN_MAX_LAYERS + 1];    /* act[0] input (B,784); act[i+1] output of layer i */
     int32_t *argmax[NN_MAX_LAYERS];   /* pooling layers only */
@@ -68,6 +73,31 @@ typedef struct {
     bool act_by_next[NN_MAX_LAYERS];
 } trainer;
 
+void train_layout(const nn_net *net, nn_net *view, float *params) {
+    *view = *net;
+    memset(view->prepared, 0, sizeof view->prepared);
+    view->params = params;
+    memcpy(params, net->params, net->n_params * sizeof(float));
+    nn_layer *l = &view->layers[0];
+    if (net->n_layers > 0 && l->kind == NN_DENSE) {
+        const int I = (int)nn_shape_size(l->in), O = l->size;
+        l->input_major = true;
+        nn_transpose(net->params + l->weights, (size_t)I, params + l->weights,
+                     (size_t)O, O, I);
+    }
+}
+
+void net_layout(const nn_net *view, const float *src, float *dst) {
+    memcpy(dst, src, view->n_params * sizeof(float));
+    for (int i = 0; i < view->n_layers; i++) {
+        const nn_layer *l = &view->layers[i];
+        if (l->input_major)
+            nn_transpose(src + l->weights, (size_t)l->size, dst + l->weights,
+                         nn_shape_size(l->in), (int)nn_shape_size(l->in),
+                         l->size);
+    }
+}
+
 /* Which fusions the layers of net allow (trainer's act_by_prev and
  * act_by_next). */
 static void plan_fusions(trainer *t, const nn_net *net) {
@@ -85,7 +115,8 @@ static void plan_fusions(trainer *t, const nn_net *net) {
     }
 }
 
-static void trainer_free(trainer *t, const nn_net *net) {
+static void trainer_free(trainer *t) {
+    const nn_net *net = &t->net;
     for (int i = 0; i <= net->n_layers; i++)
         if (i == 0 || t->act[i] != t->act[i - 1]) free(t->act[i]);
     for (int i = 0; i < net->n_layers; i++) {
@@ -96,6 +127,7 @@ static void trainer_free(trainer *t, const nn_net *net) {
     free(t->grad_b);
     free(t->probs);
     free(t->labels);
+    free(t->net.params);
     free(t->grads);
     free(t->m);
     free(t->v);
@@ -104,13 +136,21 @@ static void trainer_free(trainer *t, const nn_net *net) {
     free(t->order);
 }
 
+/* Buffers for batches of up to B from a data set of n, and t->net. The
+ * float buffers are nn_floats_alloc's: threads write their own units'
+ * columns of activations, gradients and scratch, split at multiples of
+ * 16 floats (nn_share_units), so that no cache line is written by both. */
 static int trainer_init(trainer *t, const nn_net *net, int B, int n,
                         int threads, nn_error *err) {
     memset(t, 0, sizeof *t);
+    float *params = nn_floats_alloc(net->n_params);
+    if (!params) return nn_fail(err, "out of memory for training buffers");
+    train_layout(net, &t->net, params);
+    net = &t->net;
     t->B = B;
     plan_fusions(t, net);
     size_t wide = NN_PIXELS, scratch = 0;
-    t->act[0] = malloc((size_t)B * NN_PIXELS * sizeof(float));
+    t->act[0] = nn_floats_alloc((size_t)B * NN_PIXELS);
     int ok = t->act[0] != NULL;
     for (int i = 0; i < net->n_layers; i++) {
         const nn_layer *l = &net->layers[i];
@@ -119,7 +159,7 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
         size_t s = layer_scratch_floats(l, B, threads);
         if (s > scratch) scratch = s;
         t->act[i + 1] = t->act_by_prev[i] ? t->act[i]
-                                          : malloc((size_t)B * o * sizeof(float));
+                                          : nn_floats_alloc((size_t)B * o);
         ok &= t->act[i + 1] != NULL;
         unsigned flags = layer_kind_find((int)l->kind)->flags;
         if (flags & LAYER_NEEDS_ARGMAX) {
@@ -127,26 +167,24 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
             ok &= t->argmax[i] != NULL;
         }
         if (flags & LAYER_NEEDS_MASK) {
-            t->mask[i] = malloc((size_t)B * o * sizeof(float));
+            t->mask[i] = nn_floats_alloc((size_t)B * o);
             ok &= t->mask[i] != NULL;
         }
     }
-    t->grad_a = malloc((size_t)B * wide * sizeof(float));
-    t->grad_b = malloc((size_t)B * wide * sizeof(float));
-    t->probs = malloc((size_t)B * nn_net_outputs(net) * sizeof(float));
+    t->grad_a = nn_floats_alloc((size_t)B * wide);
+    t->grad_b = nn_floats_alloc((size_t)B * wide);
+    t->probs = nn_floats_alloc((size_t)B * nn_net_outputs(net));
     t->labels = malloc((size_t)B);
-    t->grads = calloc(net->n_params, sizeof(float));
-    t->m = calloc(net->n_params, sizeof(float));
-    t->v = calloc(net->n_params, sizeof(float));
-    t->best = malloc(net->n_params * sizeof(float));
-    /* Cache-line aligned: threads write their own columns of dense.c's
-     * sparse-path scratch, split at multiples of 16 floats. */
-    t->scratch = aligned_alloc(64, ((scratch + 15) / 16 + 1) * 64);
+    t->grads = nn_floats_alloc(net->n_params);
+    t->m = nn_floats_alloc(net->n_params);
+    t->v = nn_floats_alloc(net->n_params);
+    t->best = nn_floats_alloc(net->n_params);
+    t->scratch = nn_floats_alloc(scratch);
     t->order = malloc((size_t)n * sizeof(int));
     ok &= t->grad_a && t->grad_b && t->probs && t->labels && t->grads &&
           t->m && t->v && t->best && t->scratch && t->order;
     if (!ok) {
-        trainer_free(t, net);
+        trainer_free(t);
         return nn_fail(err, "out of memory for training buffers");
     }
     return 0;
@@ -159,8 +197,9 @@ static int trainer_init(trainer *t, const nn_net *net, int B, int n,
 /* Forward and backward of one batch already in t->act[0] / t->labels.
  * Leaves gradients in t->grads; returns the batch's summed loss and adds
  * the number of correct predictions to *correct. */
-static double train_batch(trainer *t, const nn_net *net, int B, nn_rng *rng,
-                          int threads, int *correct) {
+static double train_batch(trainer *t, int B, nn_rng *rng, int threads,
+                          int *correct) {
+    const nn_net *net = &t->net;
     const int n = net->n_layers;
     for (int i = 0; i < n; i++) {
         const nn_layer *l = &net->layers[i];
@@ -219,9 +258,9 @@ double net_gradients(const nn_net *net, const float *x, const uint8_t *labels,
     memcpy(t.act[0], x, (size_t)B * NN_PIXELS * sizeof(float));
     memcpy(t.labels, labels, (size_t)B);
     int correct = 0;
-    double loss = train_batch(&t, net, B, NULL, threads, &correct) / B;
-    memcpy(grads, t.grads, net->n_params * sizeof(float));
-    trainer_free(&t, net);
+    double loss = train_batch(&t, B, NULL, threads, &correct) / B;
+    net_layout(&t.net, t.grads, grads);
+    trainer_free(&t);
     return loss;
 }
 
@@ -297,12 +336,12 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
             int b = train->n - first < B ? train->n - first : B;
             gather_batch(&t, train, t.order + first, b, cfg->augment,
                          cfg->seed, epoch, first, threads);
-            loss_sum += train_batch(&t, net, b, &rng, threads, &correct);
-            optim_weight_decay(net, t.grads, cfg->weight_decay);
+            loss_sum += train_batch(&t, b, &rng, threads, &correct);
+            optim_weight_decay(&t.net, t.grads, cfg->weight_decay);
             lr = optim_lr(cfg, epoch, step, total_steps);
             step++;
-            optim_step(cfg, net, net->params, t.grads, t.m, t.v, net->n_params,
-                           (float)lr, step);
+            optim_step(cfg, &t.net, t.net.params, t.grads, t.m, t.v,
+                       net->n_params, (float)lr, step);
             seen += b;
             if (progress) {
                 double el = now_seconds() - epoch_start;
@@ -322,12 +361,13 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
             }
         }
         double epoch_time = now_seconds() - epoch_start;
+        net_layout(&t.net, t.net.params, net->params);
         double val_acc = -1;
         bool best = false;
         if (val) {
             val_acc = nn_evaluate(net, val, threads, NULL, err);
             if (val_acc < 0) {
-                trainer_free(&t, net);
+                trainer_free(&t);
                 return -1;
             }
             if (val_acc > best_val) {
@@ -358,7 +398,7 @@ int nn_train(nn_net *net, const nn_dataset *train, const nn_dataset *val,
         net->meta.val_accuracy = best_val;
     }
     net->meta.train_seconds = now_seconds() - start;
-    trainer_free(&t, net);
+    trainer_free(&t);
     return 0;
 }
 

@@ -16,7 +16,7 @@ static float d_in[DB * DI], d_w[DO * DI], d_b[DO], d_r[DB * DO];
 static double dense_loss(void *ctx) {
     (void)ctx;
     float out[DB * DO];
-    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, NULL, NULL, 1);
+    dense_forward(out, d_in, d_w, d_b, DB, DI, DO, NULL, 1);
     double s = 0;
     for (int i = 0; i < DB * DO; i++) s += (double)out[i] * d_r[i];
     return s;
@@ -30,75 +30,85 @@ START_TEST(dense_matches_finite_differences) {
     tu_fill(d_b, DO, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, NULL, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
     ck_assert_double_lt(tu_gradcheck(d_in, DB * DI, din, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-3);
     ck_assert_double_lt(tu_gradcheck(d_b, DO, db, dense_loss, NULL, 1e-2f), 1e-3);
 }
 END_TEST
 
-/* The sparse path of the dense layer (dense.c: inputs mostly zeros, with
- * scratch; dW in a first layer, without din) against the packed GEMM (no
- * scratch), on shapes around its tiles and teams: outputs, dW and db equal
- * up to the order of the sums, and the sparse path's own results bit for
- * bit on every team. */
-START_TEST(dense_sparse_path_equals_gemm) {
+/* The input-major dense layer (dense.c: W^T, as training holds a first
+ * layer's) against the plain one (W, the packed GEMM), on shapes around
+ * the tiles and on teams of 1-3: outputs, dW and db equal up to the order
+ * of the sums, on an image-like input (mostly zeros: the sparse path, and
+ * for dW also the GEMM when no scratch is given) and on one without zeros
+ * (the GEMM on W^T); the sparse path's own results bit for bit on every
+ * team. */
+START_TEST(dense_input_major_equals_plain) {
     static const struct {
         int B, I, O;
     } shapes[] = {{1, 784, 256}, {32, 784, 64}, {32, 17, 33},
                   {5, 100, 1},   {32, 300, 130}, {100, 784, 40}};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const int B = shapes[k].B, I = shapes[k].I, O = shapes[k].O;
+        const size_t nw = (size_t)O * I;
         nn_rng rng;
         nn_rng_seed(&rng, 70 + k);
         float *in = malloc(sizeof(float) * B * I);
-        float *W = malloc(sizeof(float) * O * I), *b = malloc(sizeof(float) * O);
+        float *W = malloc(sizeof(float) * nw), *Wt = malloc(sizeof(float) * nw);
+        float *b = malloc(sizeof(float) * O);
         float *dout = malloc(sizeof(float) * B * O);
-        float *out[2], *dW[2], *db[2];
+        float *out = malloc(sizeof(float) * B * O), *want_out = malloc(sizeof(float) * B * O);
+        float *dWt = malloc(sizeof(float) * nw), *dW = malloc(sizeof(float) * nw);
+        float *want_dW = malloc(sizeof(float) * nw);
+        float *db = malloc(sizeof(float) * O), *want_db = malloc(sizeof(float) * O);
         float *first_out = malloc(sizeof(float) * B * O);
-        float *first_dW = malloc(sizeof(float) * O * I);
-        float *scratch = malloc(sizeof(float) * dense_scratch_floats(B, I, O, 3));
-        ck_assert(in && W && b && dout && first_out && first_dW && scratch);
-        for (int p = 0; p < 2; p++) {
-            out[p] = malloc(sizeof(float) * B * O);
-            dW[p] = malloc(sizeof(float) * O * I);
-            db[p] = malloc(sizeof(float) * O);
-            ck_assert(out[p] && dW[p] && db[p]);
-        }
-        /* an image's background: about 85% zeros, some rows all zeros */
-        tu_fill(in, (size_t)B * I, &rng, 0, 1);
-        for (int r = 0; r < B; r++)
-            for (int i = 0; i < I; i++)
-                if (r % 7 == 3 || in[(size_t)r * I + i] < 0.85f)
-                    in[(size_t)r * I + i] = 0.0f;
-        tu_fill(W, (size_t)O * I, &rng, -1, 1);
+        float *first_dWt = malloc(sizeof(float) * nw);
+        float *scratch = malloc(sizeof(float) * dense_scratch_floats(B, I, 3));
+        ck_assert(in && W && Wt && b && dout && out && want_out && dWt && dW &&
+                  want_dW && db && want_db && first_out && first_dWt && scratch);
+        tu_fill(W, nw, &rng, -1, 1);
+        nn_transpose(W, (size_t)I, Wt, (size_t)O, O, I);
         tu_fill(b, (size_t)O, &rng, -1, 1);
         tu_fill(dout, (size_t)B * O, &rng, -1, 1);
-        for (int threads = 1; threads <= 3; threads++) {
-            for (int p = 0; p < 2; p++) {
-                float *sc = p ? scratch : NULL;
-                dense_forward(out[p], in, W, b, B, I, O, NULL, sc, threads);
-                dense_backward(NULL, dW[p], db[p], dout, in, W, B, I, O,
-                               NULL, sc, threads);
+        for (int image_like = 1; image_like >= 0; image_like--) {
+            /* an image's background: about 85% zeros, some rows all zeros */
+            tu_fill(in, (size_t)B * I, &rng, 0, 1);
+            if (image_like)
+                for (int r = 0; r < B; r++)
+                    for (int i = 0; i < I; i++)
+                        if (r % 7 == 3 || in[(size_t)r * I + i] < 0.85f)
+                            in[(size_t)r * I + i] = 0.0f;
+            for (int threads = 1; threads <= 3; threads++) {
+                dense_forward(want_out, in, W, b, B, I, O, NULL, threads);
+                dense_backward(NULL, want_dW, want_db, dout, in, W, B, I, O,
+                               NULL, threads);
+                dense_forward_wt(out, in, Wt, b, B, I, O, NULL, threads);
+                tu_assert_close("out", out, want_out, (size_t)B * O, 1e-5);
+                for (int with_scratch = 0; with_scratch <= 1; with_scratch++) {
+                    dense_backward_wt(dWt, db, dout, in, B, I, O,
+                                      with_scratch ? scratch : NULL, threads);
+                    nn_transpose(dWt, (size_t)O, dW, (size_t)I, I, O);
+                    tu_assert_close("dW", dW, want_dW, nw, 1e-5);
+                    tu_assert_close("db", db, want_db, (size_t)O, 1e-6);
+                }
+                if (!image_like)
+                    continue;
+                if (threads == 1) {
+                    memcpy(first_out, out, sizeof(float) * B * O);
+                    memcpy(first_dWt, dWt, sizeof(float) * nw);
+                }
+                ck_assert_msg(memcmp(first_out, out, sizeof(float) * B * O) == 0,
+                              "%d x %d x %d: outputs differ on %d threads", B,
+                              I, O, threads);
+                ck_assert_msg(memcmp(first_dWt, dWt, sizeof(float) * nw) == 0,
+                              "%d x %d x %d: dW differs on %d threads", B, I,
+                              O, threads);
             }
-            tu_assert_close("out", out[1], out[0], (size_t)B * O, 1e-5);
-            tu_assert_close("dW", dW[1], dW[0], (size_t)O * I, 1e-5);
-            tu_assert_close("db", db[1], db[0], (size_t)O, 1e-6);
-            if (threads == 1) {
-                memcpy(first_out, out[1], sizeof(float) * B * O);
-                memcpy(first_dW, dW[1], sizeof(float) * O * I);
-            }
-            ck_assert_msg(memcmp(first_out, out[1], sizeof(float) * B * O) == 0,
-                          "%d x %d x %d: outputs differ on %d threads", B, I, O,
-                          threads);
-            ck_assert_msg(memcmp(first_dW, dW[1], sizeof(float) * O * I) == 0,
-                          "%d x %d x %d: dW differs on %d threads", B, I, O,
-                          threads);
         }
-        for (int p = 0; p < 2; p++)
-            free(out[p]), free(dW[p]), free(db[p]);
-        free(in), free(W), free(b), free(dout), free(first_out), free(first_dW);
-        free(scratch);
+        free(in), free(W), free(Wt), free(b), free(dout), free(out);
+        free(want_out), free(dWt), free(dW), free(want_dW), free(db);
+        free(want_db), free(first_out), free(first_dWt), free(scratch);
     }
 }
 END_TEST
@@ -264,9 +274,15 @@ END_TEST
  * relu that is the first layer. Training also cuts a dense layer between
  * threads by units (dense.c): on a batch large enough for a team, an
  * MLP's gradients on 2 and 3 threads equal the passes on one. */
-static double layer_by_layer(const nn_net *net, const float *x,
+static double layer_by_layer(const nn_net *plain, const float *x,
                              const uint8_t *labels, int B, float *grads,
                              int threads) {
+    /* the layout training uses: a first dense layer input-major */
+    nn_net view, *net = &view;
+    float *params = malloc(plain->n_params * sizeof(float));
+    float *view_grads = malloc(plain->n_params * sizeof(float));
+    ck_assert(params && view_grads);
+    train_layout(plain, net, params);
     const int n = net->n_layers, K = nn_net_outputs(net);
     float *act[NN_MAX_LAYERS + 1];
     int32_t *argmax[NN_MAX_LAYERS];
@@ -296,15 +312,18 @@ static double layer_by_layer(const nn_net *net, const float *x,
     double loss = (double)xent_loss(act[n], labels, B, K) * B / B;
     softmax_xent_backward(dout, probs, labels, B, K);
     for (int i = n - 1; i >= 0; i--) {
-        layer_backward(&net->layers[i], net->params, grads, act[i],
+        layer_backward(&net->layers[i], net->params, view_grads, act[i],
                        act[i + 1], dout, i > 0 ? din : NULL, B, argmax[i],
                        NULL, scratch, threads);
         float *tmp = dout;
         dout = din;
         din = tmp;
     }
+    net_layout(net, view_grads, grads);
     for (int i = 0; i <= n; i++) free(act[i]);
     for (int i = 0; i < n; i++) free(argmax[i]);
+    free(params);
+    free(view_grads);
     free(scratch);
     free(dout);
     free(din);
@@ -339,7 +358,7 @@ START_TEST(fused_training_equals_layer_by_layer) {
          * team (batch x inputs x outputs >= 2^19, dense.c) */
         {"dense64,dense512,dense10", "relu", 16, true, false},
         {"dense64,dense512,dense10", "sigmoid", 16, true, false},
-        /* the first layer on the sparse path, on every team */
+        /* the first layer input-major on the sparse path, on every team */
         {"dense64,dense10", "sigmoid", 16, true, true},
         {"dense64,dense32,dense10", "relu", 16, true, true},
     };
@@ -397,7 +416,7 @@ START_TEST(gradcheck_catches_a_wrong_gradient) {
     tu_fill(d_w, DO * DI, &rng, -1, 1);
     tu_fill(d_r, DB * DO, &rng, -1, 1);
     float din[DB * DI], dw[DO * DI], db[DO];
-    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, NULL, 1);
+    dense_backward(din, dw, db, d_r, d_in, d_w, DB, DI, DO, NULL, 1);
     dw[3] *= 1.1f;
     ck_assert_double_gt(tu_gradcheck(d_w, DO * DI, dw, dense_loss, NULL, 1e-2f), 1e-2);
 }
@@ -510,7 +529,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, dense_matches_finite_differences);
-    tcase_add_test(tc, dense_sparse_path_equals_gemm);
+    tcase_add_test(tc, dense_input_major_equals_plain);
     tcase_add_test(tc, mlp_sigmoid);
     tcase_add_test(tc, mlp_tanh);
     tcase_add_test(tc, mlp_relu);
