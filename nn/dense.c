@@ -13,15 +13,15 @@
  * t of a team of nt owns units [o0, o1) = nn_share_units(O, t, nt): it
  * computes their outputs (and their activation, fused), their weight and
  * bias gradients, and optim.c updates their weights on the same thread.
- * Rows o0..o1 of W, dW and Adam's moments so stay in the cache of the
- * core that reads and writes them (an input-major layer's W^T is updated
- * by runs of rows instead: optim.c): on these VMs the two vCPUs are at
- * times in different core complexes, where a cache line written by the
- * other core costs 300-500 ns instead of ~60 ns (bench_pingpong), and the
- * MLP's training lost a third of its speed to weights, moments and
- * activations that crossed (bench/README). The input gradient is cut by input units the same way,
- * so it lands (with the previous activation's derivative) on the thread
- * that owns those units of the layer before.
+ * Rows o0..o1 of W, dW and Adam's moments (in an input-major layer, its
+ * panels of W^T's columns: layers.h) so stay in the cache of the core
+ * that reads and writes them: on these VMs the two vCPUs are at times in
+ * different core complexes, where a cache line written by the other core
+ * costs 300-500 ns instead of ~60 ns (bench_pingpong), and the MLP's
+ * training lost a third of its speed to weights, moments and activations
+ * that crossed (bench/README). The input gradient is cut by input units
+ * the same way, so it lands (with the previous activation's derivative)
+ * on the thread that owns those units of the layer before.
  * Every element is still summed by one nn_sgemm call over the same depth
  * blocks, so the results do not depend on the team. */
 
@@ -74,11 +74,35 @@ static bool dense_sparse(const float *in, int B, int I, int O) {
     return (double)zeros >= DENSE_SPARSE_MIN_ZEROS * (double)n;
 }
 
+/* The input-major layout (layers.h): W^T cut into panels of
+ * DENSE_PANEL columns, each (I, width) row-major and stored whole, one
+ * after the other. Column o of row i is at panel_start(o) + i * width +
+ * o % DENSE_PANEL, where panel_start(o) = (o - o % DENSE_PANEL) * I. */
+static int dense_panel_width(int O, int p0) {
+    return O - p0 < DENSE_PANEL ? O - p0 : DENSE_PANEL;
+}
+
+void dense_to_wt(const float *W, float *Wt, int I, int O) {
+    for (int p0 = 0; p0 < O; p0 += DENSE_PANEL) {
+        const int w = dense_panel_width(O, p0);
+        nn_transpose(W + (size_t)p0 * I, (size_t)I, Wt + (size_t)p0 * I,
+                     (size_t)w, w, I);
+    }
+}
+
+void dense_from_wt(const float *Wt, float *W, int I, int O) {
+    for (int p0 = 0; p0 < O; p0 += DENSE_PANEL) {
+        const int w = dense_panel_width(O, p0);
+        nn_transpose(Wt + (size_t)p0 * I, (size_t)w, W + (size_t)p0 * I,
+                     (size_t)I, I, w);
+    }
+}
+
 /* How a dense layer's weights are held and multiplied in training. */
 typedef enum {
     DENSE_W,        /* W (O, I): the packed GEMM */
-    DENSE_WT,       /* W^T (I, O): the packed GEMM */
-    DENSE_WT_SPARSE /* W^T (I, O): zero inputs skipped */
+    DENSE_WT,       /* W^T in panels: the packed GEMM */
+    DENSE_WT_SPARSE /* W^T in panels: zero inputs skipped */
 } dense_path;
 
 /* Units [o0, o1) of dense_forward. */
@@ -89,14 +113,23 @@ static void dense_forward_part(float *out, const float *in, const float *W,
     const size_t n = (size_t)(o1 - o0);
     for (int r = 0; r < B; r++)
         memcpy(out + (size_t)r * O + o0, b + o0, n * sizeof(float));
-    if (path == DENSE_WT_SPARSE)
-        nn_sgemm_sparse_a(B, o1 - o0, I, in, I, W + o0, O, 1.0f, out + o0, O);
-    else if (path == DENSE_WT)
-        nn_sgemm(false, false, B, o1 - o0, I, 1.0f, in, I, W + o0, O, 1.0f,
-                 out + o0, O, 1);
-    else
+    if (path == DENSE_W) {
         nn_sgemm(false, true, B, o1 - o0, I, 1.0f, in, I, W + (size_t)o0 * I,
                  I, 1.0f, out + o0, O, 1);
+    } else {
+        /* by the panels' parts in [o0, o1) */
+        for (int c0 = o0, c1; c0 < o1; c0 = c1) {
+            const int p0 = c0 - c0 % DENSE_PANEL, w = dense_panel_width(O, p0);
+            c1 = p0 + w < o1 ? p0 + w : o1;
+            const float *Wp = W + (size_t)p0 * I + (c0 - p0);
+            if (path == DENSE_WT_SPARSE)
+                nn_sgemm_sparse_a(B, c1 - c0, I, in, I, Wp, w, 1.0f, out + c0,
+                                  O);
+            else
+                nn_sgemm(false, false, B, c1 - c0, I, 1.0f, in, I, Wp, w, 1.0f,
+                         out + c0, O, 1);
+        }
+    }
     if (act)
         for (int r = 0; r < B; r++)
             act(out + (size_t)r * O + o0, out + (size_t)r * O + o0, n);
@@ -194,13 +227,16 @@ static void dense_backward_wt_part(float *dWt, float *db, const float *dout,
                                    const float *in, int B, int I, int O,
                                    float *Xt, int o0, int o1) {
     if (o0 >= o1) return;
-    if (Xt) {
-        nn_transpose(in, I, Xt, B, B, I);
-        nn_sgemm_sparse_a(I, o1 - o0, B, Xt, B, dout + o0, O, 0.0f, dWt + o0,
-                          O);
-    } else {
-        nn_sgemm(true, false, I, o1 - o0, B, 1.0f, in, I, dout + o0, O, 0.0f,
-                 dWt + o0, O, 1);
+    if (Xt) nn_transpose(in, I, Xt, B, B, I);
+    for (int c0 = o0, c1; c0 < o1; c0 = c1) {
+        const int p0 = c0 - c0 % DENSE_PANEL, w = dense_panel_width(O, p0);
+        c1 = p0 + w < o1 ? p0 + w : o1;
+        float *dWp = dWt + (size_t)p0 * I + (c0 - p0);
+        if (Xt)
+            nn_sgemm_sparse_a(I, c1 - c0, B, Xt, B, dout + c0, O, 0.0f, dWp, w);
+        else
+            nn_sgemm(true, false, I, c1 - c0, B, 1.0f, in, I, dout + c0, O,
+                     0.0f, dWp, w, 1);
     }
     dense_bias_grad(db, dout, B, O, o0, o1);
 }

@@ -132,13 +132,21 @@ void dense_forward(float *out, const float *in, const float *W, const float *b,
 void dense_backward(float *din, float *dW, float *db, const float *dout,
                     const float *in, const float *W, int B, int I, int O,
                     act_backward_fn act, int threads);
-/* The same with the weights input-major, Wt = W^T (I,O), as training
- * holds a first dense layer's (nn_layer.input_major): an input that is
- * mostly zeros then skips them (the sparse path, beside the code), with
- * the same values up to the order of the sums. dense_backward_wt gives
- * dWt = dW^T (I,O) and db, no input gradient; its sparse path needs
- * scratch of dense_scratch_floats(B, I, threads) floats (NULL: the
+/* The same with the weights input-major, as training holds a first dense
+ * layer's (nn_layer.input_major): W^T (I,O) cut into panels of
+ * DENSE_PANEL columns (the last one narrower), each (I, width)
+ * row-major, one after the other, so that the columns a thread owns
+ * (nn_share_units: both halves of a 256-unit layer are whole panels) are
+ * one run of memory; dense_to_wt and dense_from_wt convert W (O,I) to
+ * this layout and back (also for gradients). An input that is mostly
+ * zeros then skips them (the sparse path, beside the code), with the same
+ * values up to the order of the sums. dense_backward_wt gives dWt (W's
+ * gradient in this layout) and db, no input gradient; its sparse path
+ * needs scratch of dense_scratch_floats(B, I, threads) floats (NULL: the
  * GEMM). */
+#define DENSE_PANEL 128
+void dense_to_wt(const float *W, float *Wt, int I, int O);
+void dense_from_wt(const float *Wt, float *W, int I, int O);
 void dense_forward_wt(float *out, const float *in, const float *Wt,
                       const float *b, int B, int I, int O, act_forward_fn act,
                       int threads);

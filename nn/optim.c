@@ -95,14 +95,15 @@ static void update_range(update_fn *fn, const optim_args *o, float *p,
 
 /* Thread t of nt's part of net's parameters: of each layer (weights (O,
  * fan), biases (O)), the rows of units [o0, o1) = nn_share_units(O);
- * weights of another shape are shared flat. In an input-major layer
- * (weights W^T (fan, O)) the same share is a run of W^T's rows, which the
- * other thread also reads and writes (its units' columns), but in one
- * stream: updating each row's owned columns instead made the MLP train
- * 17% slower on two threads (165-173k against 196-207k samples/s), Adam's
- * share of the time going from 10% to 23%, and still 176-181k against
- * 207-215k in one call over the strided columns (the vCPUs apart, 450
- * ns: what crosses costs less than the broken streams). */
+ * weights of another shape are shared flat. An input-major layer's W^T
+ * is held in panels of columns (dense.c), so that the same flat share is
+ * the thread's own columns in one run when they are whole panels (a
+ * 256-unit layer on two threads). Before the panels, updating each row's
+ * owned columns of a plain W^T made the MLP train 17% slower on two
+ * threads than a flat half of its rows (165-173k against 196-207k
+ * samples/s; Adam 23% of the time against 10%), and still 176-181k
+ * against 207-215k in one call over the strided columns: broken streams
+ * cost more than lines that cross between the cores. */
 static void update_owned(update_fn *fn, const optim_args *o, const nn_net *net,
                          float *p, const float *g, float *m, float *v, int t,
                          int nt) {

@@ -82,8 +82,7 @@ void train_layout(const nn_net *net, nn_net *view, float *params) {
     if (net->n_layers > 0 && l->kind == NN_DENSE) {
         const int I = (int)nn_shape_size(l->in), O = l->size;
         l->input_major = true;
-        nn_transpose(net->params + l->weights, (size_t)I, params + l->weights,
-                     (size_t)O, O, I);
+        dense_to_wt(net->params + l->weights, params + l->weights, I, O);
     }
 }
 
@@ -92,9 +91,8 @@ void net_layout(const nn_net *view, const float *src, float *dst) {
     for (int i = 0; i < view->n_layers; i++) {
         const nn_layer *l = &view->layers[i];
         if (l->input_major)
-            nn_transpose(src + l->weights, (size_t)l->size, dst + l->weights,
-                         nn_shape_size(l->in), (int)nn_shape_size(l->in),
-                         l->size);
+            dense_from_wt(src + l->weights, dst + l->weights,
+                          (int)nn_shape_size(l->in), l->size);
     }
 }
 
