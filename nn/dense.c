@@ -29,7 +29,7 @@ static int dense_team(int B, int I, int O, int threads) {
     return (double)B * I * O < NN_PAR_MIN_FMAS ? 1 : threads;
 }
 
-/* An input-major layer (training's first dense layer, W^T (I, O)) whose
+/* An input-major layer (training's first dense layer, W^T in panels) whose
  * batch is mostly zeros (an image's background: 81% of MNIST's pixels)
  * takes the sparse path: out = in W^T is nn_sgemm_sparse_a, which reads a
  * row of W^T only for an input that is not 0, and dW^T = in^T dout
