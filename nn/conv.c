@@ -22,6 +22,13 @@
  * counts by up to that error too, not only in the last bits. db is
  * summed here either way.
  *
+ * Training runs an im2col convolution followed by a relu and a 2x2
+ * pooling as one (conv_forward_pool, conv_backward_pool): each sample's
+ * map (OC, OH*OW) lives in its chunk's scratch, in L2, between the
+ * convolution and the pooling, and in backward between the pooling's
+ * scatter and the GEMMs; the batch's map (12.8 MB for the default CNN's
+ * first layer at batch 128) is never written or read.
+ *
  * Threads. The batch is cut into `chunks` contiguous runs of samples; each
  * chunk owns one slice of scratch (its col buffer and its partial dW) and
  * calls nn_sgemm with one thread. When there are fewer samples than
@@ -145,13 +152,35 @@ static void col2im(float *din_b, const float *dcol, int C, int H, int W, int K,
             }
 }
 
+/* One sample by im2col: out_b (OC, OH*OW) = W * col(in_b) + b, then act;
+ * col: the chunk's buffer. */
+static void sample_forward(float *out_b, const float *in_b, const float *W,
+                           const float *b, float *col, int C, int H, int Wd,
+                           int OC, int K, int pad, act_forward_fn act,
+                           int gemm_threads) {
+    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
+    const int CKK = C * K * K, P = OH * OW;
+    const float *src = in_b;
+    if (!col_is_input(K, pad)) {
+        im2col(col, in_b, C, H, Wd, K, pad, OH, OW);
+        src = col;
+    }
+    /* out_b starts as the bias, then the GEMM adds W * col. */
+    for (int oc = 0; oc < OC; oc++) {
+        float *row = out_b + (size_t)oc * P;
+        for (int p = 0; p < P; p++) row[p] = b[oc];
+    }
+    nn_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, src, P, 1.0f, out_b, P,
+             gemm_threads);
+    if (act) act(out_b, out_b, (size_t)OC * P);
+}
+
 void conv_forward(float *out, const float *in, const float *W, const float *b,
                   int B, int C, int H, int Wd, int OC, int K, int pad,
                   act_forward_fn act, float *scratch, int threads) {
     const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
-    const int CKK = C * K * K, P = OH * OW;
-    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
-    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * CKK);
+    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * OH * OW;
+    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
     const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
 
@@ -172,22 +201,50 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
             float *col = scratch + (size_t)ch * slice;
             int b0 = (int)((long)B * ch / chunks);
             int b1 = (int)((long)B * (ch + 1) / chunks);
+            for (int s = b0; s < b1; s++)
+                sample_forward(out + (size_t)s * out_size, in + (size_t)s * in_size,
+                               W, b, col, C, H, Wd, OC, K, pad, act, gemm_threads);
+        }
+    }
+}
+
+/* Per chunk of the pooled fusion: the im2col slice, then the sample's map
+ * (OC, OH*OW): its output in forward, its gradient in backward. */
+static size_t pool_slice_floats(int C, int H, int W, int OC, int K, int pad) {
+    const size_t P = (size_t)(H + 2 * pad - K + 1) * (size_t)(W + 2 * pad - K + 1);
+    return col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K) +
+           round_up16((size_t)OC * P);
+}
+
+void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
+                       const float *W, const float *b, int B, int C, int H,
+                       int Wd, int OC, int K, int pad, act_forward_fn act,
+                       float *scratch, int threads) {
+    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
+    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * OH * OW;
+    const size_t pooled_size = (size_t)OC * (OH / 2) * (OW / 2);
+    const size_t colf = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
+    const size_t stride = pool_slice_floats(C, H, Wd, OC, K, pad);
+    const int chunks = conv_chunk_count(B, threads);
+    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
+
+#pragma omp parallel num_threads(chunks) if (chunks > 1)
+    {
+#ifdef _OPENMP
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        int tid = 0, team = 1;
+#endif
+        for (int ch = tid; ch < chunks; ch += team) {
+            float *col = scratch + (size_t)ch * stride, *map = col + colf;
+            int b0 = (int)((long)B * ch / chunks);
+            int b1 = (int)((long)B * (ch + 1) / chunks);
             for (int s = b0; s < b1; s++) {
-                const float *in_b = in + (size_t)s * in_size;
-                float *out_b = out + (size_t)s * out_size;
-                const float *src = in_b;
-                if (!col_is_input(K, pad)) {
-                    im2col(col, in_b, C, H, Wd, K, pad, OH, OW);
-                    src = col;
-                }
-                /* out_b starts as the bias, then the GEMM adds W * col. */
-                for (int oc = 0; oc < OC; oc++) {
-                    float *row = out_b + (size_t)oc * P;
-                    for (int p = 0; p < P; p++) row[p] = b[oc];
-                }
-                nn_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, src, P, 1.0f,
-                         out_b, P, gemm_threads);
-                if (act) act(out_b, out_b, out_size);
+                sample_forward(map, in + (size_t)s * in_size, W, b, col, C, H,
+                               Wd, OC, K, pad, act, gemm_threads);
+                maxpool2_forward_sample(pooled + (size_t)s * pooled_size,
+                                        argmax + (size_t)s * pooled_size, map,
+                                        OC, OH, OW, (int32_t)((size_t)s * out_size));
             }
         }
     }
@@ -196,15 +253,39 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
 /* Independent partial sums for db: wide enough for one AVX-512 add. */
 #define DB_LANES 16
 
-void conv_backward(float *din, float *dW, float *db, const float *dout,
-                   const float *in, const float *W, int B, int C, int H,
-                   int Wd, int OC, int K, int pad, float *scratch,
-                   int threads) {
+/* db's partial sums of one row of dout (P values) in DB_LANES float lanes
+ * (one vector add per step); the rows' lanes are then added in double in
+ * sample order (B*OH*OW terms in all, about 10^5 for MNIST at batch 128),
+ * an order that depends on nothing but the shapes. */
+static void db_lanes(const float *row, int P, float lane[DB_LANES]) {
+    for (int j = 0; j < DB_LANES; j++) lane[j] = 0;
+    int p = 0;
+    for (; p + DB_LANES <= P; p += DB_LANES)
+        for (int j = 0; j < DB_LANES; j++) lane[j] += row[p + j];
+    for (; p < P; p++) lane[0] += row[p];
+}
+
+/* Where the pooled fusion's backward gets each sample's dout: made in the
+ * chunk's buffer from the pooling's gradient, never read from a
+ * batch-sized map. */
+typedef struct {
+    const float *dpooled, *pooled; /* (B, OC, OH/2, OW/2) */
+    const int32_t *argmax;         /* as the pooling's */
+    float *lanes;                  /* (B, OC, DB_LANES): db's, per sample */
+} pooled_grad;
+
+/* dW and din by im2col, each chunk of samples with its slice of scratch
+ * (`stride` floats apart); each sample's dout from dout, or from pg. */
+static void im2col_backward(float *din, float *dW, const float *dout,
+                            const pooled_grad *pg, const float *in,
+                            const float *W, int B, int C, int H, int Wd,
+                            int OC, int K, int pad, float *scratch,
+                            size_t stride, int threads) {
     const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
     const int CKK = C * K * K, P = OH * OW;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
+    const size_t pooled_size = (size_t)OC * (OH / 2) * (OW / 2);
     const size_t colf = col_floats(C, H, Wd, K, pad);
-    const size_t slice = colf + round_up16((size_t)OC * CKK);
     const size_t n_dw = (size_t)OC * CKK;
     const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
@@ -217,32 +298,6 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
      * x 800 it was 83 -> 79, so larger OC keep (OC, CKK). */
     const bool dw_t = OC <= 32;
 
-    /* db (OC): each channel summed over samples and positions in a fixed
-     * order that depends on nothing but the shapes: each sample's row in
-     * DB_LANES float lanes (one vector add per step), the row totals in
-     * double (B*OH*OW terms in all, about 10^5 for MNIST at batch 128). */
-#pragma omp parallel for num_threads(team_max) if (team_max > 1 && B > 1) \
-    schedule(static)
-    for (int oc = 0; oc < OC; oc++) {
-        double sum = 0;
-        for (int s = 0; s < B; s++) {
-            const float *row = dout + (size_t)s * out_size + (size_t)oc * P;
-            float lane[DB_LANES] = {0};
-            int p = 0;
-            for (; p + DB_LANES <= P; p += DB_LANES)
-                for (int j = 0; j < DB_LANES; j++) lane[j] += row[p + j];
-            for (; p < P; p++) lane[0] += row[p];
-            for (int j = 0; j < DB_LANES; j++) sum += lane[j];
-        }
-        db[oc] = (float)sum;
-    }
-
-    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
-        conv_winograd_backward(din, dW, dout, in, W, B, C, H, Wd, OC, pad,
-                               scratch, threads);
-        return;
-    }
-
 #pragma omp parallel num_threads(chunks) if (chunks > 1)
     {
 #ifdef _OPENMP
@@ -251,16 +306,26 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
         int tid = 0, team = 1;
 #endif
         for (int ch = tid; ch < chunks; ch += team) {
-            float *col = scratch + (size_t)ch * slice;
+            float *col = scratch + (size_t)ch * stride;
             /* Chunk 0 sums straight into dW (unless transposed), the others
              * into their slice. */
             float *part = ch == 0 && !dw_t ? dW : col + colf;
+            float *map = col + colf + round_up16(n_dw); /* pg's dout_b */
             int b0 = (int)((long)B * ch / chunks);
             int b1 = (int)((long)B * (ch + 1) / chunks);
             if (b0 == b1) memset(part, 0, n_dw * sizeof *part);
             for (int s = b0; s < b1; s++) {
                 const float *in_b = in + (size_t)s * in_size;
-                const float *dout_b = dout + (size_t)s * out_size;
+                const float *dout_b = dout ? dout + (size_t)s * out_size : map;
+                if (pg) {
+                    const size_t at = (size_t)s * pooled_size;
+                    maxpool_backward_relu_sample(map, pg->dpooled + at, pg->argmax + at,
+                                                 pg->pooled + at, OC, OH, OW, 2,
+                                                 (int32_t)((size_t)s * out_size));
+                    for (int oc = 0; oc < OC; oc++)
+                        db_lanes(map + (size_t)oc * P, P,
+                                 pg->lanes + ((size_t)s * OC + oc) * DB_LANES);
+                }
                 const float *src = in_b;
                 if (!col_is_input(K, pad)) {
                     im2col(col, in_b, C, H, Wd, K, pad, OH, OW);
@@ -298,7 +363,7 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
             const size_t at = i % CKK * OC + i / CKK;
             float sum = scratch[colf + at];
             for (int ch = 1; ch < chunks; ch++)
-                sum += scratch[(size_t)ch * slice + colf + at];
+                sum += scratch[(size_t)ch * stride + colf + at];
             dW[i] = sum;
         }
     } else if (chunks > 1) {
@@ -306,10 +371,68 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
         for (size_t i = 0; i < n_dw; i++) {
             float sum = dW[i];
             for (int ch = 1; ch < chunks; ch++)
-                sum += scratch[(size_t)ch * slice + colf + i];
+                sum += scratch[(size_t)ch * stride + colf + i];
             dW[i] = sum;
         }
     }
+}
+
+void conv_backward(float *din, float *dW, float *db, const float *dout,
+                   const float *in, const float *W, int B, int C, int H,
+                   int Wd, int OC, int K, int pad, float *scratch,
+                   int threads) {
+    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
+    const int P = OH * OW;
+    const size_t out_size = (size_t)OC * P;
+    const int team_max = threads > 1 ? threads : 1;
+
+#pragma omp parallel for num_threads(team_max) if (team_max > 1 && B > 1) \
+    schedule(static)
+    for (int oc = 0; oc < OC; oc++) {
+        double sum = 0;
+        for (int s = 0; s < B; s++) {
+            float lane[DB_LANES];
+            db_lanes(dout + (size_t)s * out_size + (size_t)oc * P, P, lane);
+            for (int j = 0; j < DB_LANES; j++) sum += lane[j];
+        }
+        db[oc] = (float)sum;
+    }
+
+    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
+        conv_winograd_backward(din, dW, dout, in, W, B, C, H, Wd, OC, pad,
+                               scratch, threads);
+        return;
+    }
+    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
+    im2col_backward(din, dW, dout, NULL, in, W, B, C, H, Wd, OC, K, pad, scratch,
+                    slice, threads);
+}
+
+void conv_backward_pool(float *din, float *dW, float *db, const float *dpooled,
+                        const float *pooled, const int32_t *argmax,
+                        const float *in, const float *W, int B, int C, int H,
+                        int Wd, int OC, int K, int pad, float *scratch,
+                        int threads) {
+    const size_t stride = pool_slice_floats(C, H, Wd, OC, K, pad);
+    const int chunks = conv_chunk_count(B, threads);
+    pooled_grad pg = {dpooled, pooled, argmax, scratch + (size_t)chunks * stride};
+    im2col_backward(din, dW, NULL, &pg, in, W, B, C, H, Wd, OC, K, pad, scratch,
+                    stride, threads);
+    /* db as conv_backward sums it, from the same lanes */
+    for (int oc = 0; oc < OC; oc++) {
+        double sum = 0;
+        for (int s = 0; s < B; s++)
+            for (int j = 0; j < DB_LANES; j++)
+                sum += pg.lanes[((size_t)s * OC + oc) * DB_LANES + j];
+        db[oc] = (float)sum;
+    }
+}
+
+size_t conv_pool_scratch_floats(int B, int C, int H, int W, int OC, int K,
+                                int pad, int threads) {
+    if (threads < 1) threads = 1;
+    return (size_t)threads * pool_slice_floats(C, H, W, OC, K, pad) +
+           round_up16((size_t)B * OC * DB_LANES);
 }
 
 /* ================================================================== */
@@ -373,9 +496,14 @@ static void conv_fans(const nn_layer *l, size_t *fan_in, size_t *fan_out) {
 }
 
 static size_t conv_layer_scratch(const nn_layer *l, int B, int threads) {
-    (void)B;
-    return conv_scratch_floats(l->in.c, l->in.h, l->in.w, l->size, l->kernel,
-                               l->pad, threads);
+    size_t f = conv_scratch_floats(l->in.c, l->in.h, l->in.w, l->size,
+                                   l->kernel, l->pad, threads);
+    if (conv_winograd_applies(l->in.c, l->in.h, l->in.w, l->size, l->kernel,
+                              l->pad))
+        return f;
+    size_t g = conv_pool_scratch_floats(B, l->in.c, l->in.h, l->in.w, l->size,
+                                        l->kernel, l->pad, threads);
+    return f > g ? f : g;
 }
 
 static void conv_layer_forward_act(const nn_layer *l, const float *params,
@@ -405,6 +533,38 @@ static void conv_layer_backward(const nn_layer *l, const float *params,
     conv_backward(din, grads + l->weights, grads + l->biases, dout, in,
                   params + l->weights, B, l->in.c, l->in.h, l->in.w, l->size,
                   l->kernel, l->pad, scratch, threads);
+}
+
+/* Training's pooled fusion: an im2col convolution (Winograd needs each
+ * sample's whole gradient map from memory anyway), then a relu, then a
+ * 2x2 pooling. */
+static bool conv_layer_pool_fused(const nn_net *net, int i) {
+    const nn_layer *l = &net->layers[i];
+    return i + 2 < net->n_layers && net->layers[i + 1].kind == NN_RELU &&
+           net->layers[i + 2].kind == NN_MAXPOOL &&
+           net->layers[i + 2].kernel == 2 &&
+           !conv_winograd_applies(l->in.c, l->in.h, l->in.w, l->size,
+                                  l->kernel, l->pad);
+}
+
+static void conv_layer_forward_pool(const nn_layer *l, const float *params,
+                                    const float *in, float *pooled,
+                                    int32_t *argmax, int B, act_forward_fn act,
+                                    float *scratch, int threads) {
+    conv_forward_pool(pooled, argmax, in, params + l->weights,
+                      params + l->biases, B, l->in.c, l->in.h, l->in.w,
+                      l->size, l->kernel, l->pad, act, scratch, threads);
+}
+
+static void conv_layer_backward_pool(const nn_layer *l, const float *params,
+                                     float *grads, const float *in,
+                                     const float *pooled, const float *dpooled,
+                                     float *din, int B, const int32_t *argmax,
+                                     float *scratch, int threads) {
+    conv_backward_pool(din, grads + l->weights, grads + l->biases, dpooled,
+                       pooled, argmax, in, params + l->weights, B, l->in.c,
+                       l->in.h, l->in.w, l->size, l->kernel, l->pad, scratch,
+                       threads);
 }
 
 /* How many layers from i on the inference kernel runs: the convolution,
@@ -475,6 +635,9 @@ const layer_kind_desc layer_conv_desc = {
     .forward = conv_layer_forward,
     .forward_act = conv_layer_forward_act,
     .backward = conv_layer_backward,
+    .pool_fused = conv_layer_pool_fused,
+    .forward_pool = conv_layer_forward_pool,
+    .backward_pool = conv_layer_backward_pool,
     .infer = conv_layer_infer,
     .infer_prepare = conv_layer_infer_prepare,
     .infer_scratch_floats = conv_layer_infer_scratch,

@@ -191,6 +191,27 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
                    const float *in, const float *W, int B, int C, int H,
                    int Wd, int OC, int K, int pad, float *scratch,
                    int threads);
+/* Training's fusion of an im2col convolution, the relu after it and a 2x2
+ * pooling after that, one sample at a time, so that the convolution's map
+ * (the default CNN's first: 12.8 MB at batch 128) is never written out:
+ * forward writes only the pooling's out (B,OC,OH/2,OW/2) and argmax (as
+ * maxpool_forward's over the (B,OC,OH,OW) map), act being the relu;
+ * backward takes the pooling's dout (dpooled) and its out (pooled: the
+ * relu's derivative at each winner) and gives din (or NULL), dW and db.
+ * Both equal conv_forward (with act), maxpool_forward and conv_backward
+ * after the pooling's backward_act, bit for bit. scratch holds
+ * conv_pool_scratch_floats(B, ...) floats. */
+void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
+                       const float *W, const float *b, int B, int C, int H,
+                       int Wd, int OC, int K, int pad, act_forward_fn act,
+                       float *scratch, int threads);
+void conv_backward_pool(float *din, float *dW, float *db, const float *dpooled,
+                        const float *pooled, const int32_t *argmax,
+                        const float *in, const float *W, int B, int C, int H,
+                        int Wd, int OC, int K, int pad, float *scratch,
+                        int threads);
+size_t conv_pool_scratch_floats(int B, int C, int H, int W, int OC, int K,
+                                int pad, int threads);
 
 /* ---- max-pooling, window K, stride K (nn/pool.c) ------------------ */
 /* in (B,C,H,W) -> out (B,C,H/K,W/K) (floor); argmax (B,C,H/K,W/K) holds
@@ -205,6 +226,17 @@ int maxpool2_forward_variant(const char *variant, float *out, int32_t *argmax,
 /* din (B,C,H,W) is zeroed, then each dout goes to its argmax. */
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                       int B, int C, int H, int W, int K);
+/* One sample of a batch, for training's fusion of a convolution, its relu
+ * and a pooling (conv_forward_pool): in (C,H,W) -> out (C,H/2,W/2), argmax
+ * as maxpool_forward's for the whole batch, where in[0] has the flat index
+ * `first`. And the backward of the relu and the pooling: din (C,H,W)
+ * zeroed, then each dout whose out (the relu's output, at its winner) is
+ * > 0 goes to argmax - first, as the pooling's backward_act does. */
+void maxpool2_forward_sample(float *out, int32_t *argmax, const float *in,
+                             int C, int H, int W, int32_t first);
+void maxpool_backward_relu_sample(float *din, const float *dout,
+                                  const int32_t *argmax, const float *out,
+                                  int C, int H, int W, int K, int32_t first);
 
 /* ---- inverted dropout (nn/dropout.c) ------------------------------ */
 /* mask (n) gets 0 or 1/(1-rate); out = in * mask. */
@@ -307,6 +339,22 @@ typedef struct layer_kind_desc {
                          const int32_t *argmax, act_backward_fn act,
                          int threads);
     unsigned backward_act_kinds;
+    /* pool_fused: whether training runs layers[i] of net, the relu after
+     * it and the 2x2 pooling after that as one (NULL: never). Then
+     * forward_pool writes only the pooling's out and argmax (the
+     * pooling's buffers), and backward_pool takes the pooling's dout and
+     * out and gives this layer's din (or NULL), weight and bias gradients:
+     * the three layers' forwards and backwards, bit for bit, without the
+     * maps between them (conv_forward_pool). */
+    bool (*pool_fused)(const nn_net *net, int i);
+    void (*forward_pool)(const nn_layer *l, const float *params,
+                         const float *in, float *pooled, int32_t *argmax,
+                         int B, act_forward_fn act, float *scratch,
+                         int threads);
+    void (*backward_pool)(const nn_layer *l, const float *params,
+                          float *grads, const float *in, const float *pooled,
+                          const float *dpooled, float *din, int B,
+                          const int32_t *argmax, float *scratch, int threads);
     /* Inference kernel, or NULL to run `forward` without training state.
      * Runs layers[i] of net, and may fuse the layers after it (a
      * convolution takes its activation and 2x2 pooling along): in (B,

@@ -71,6 +71,9 @@ typedef struct {
      * i's derivative is applied by layer i+1's backward. */
     bool act_by_prev[NN_MAX_LAYERS];
     bool act_by_next[NN_MAX_LAYERS];
+    /* pool_fused[i]: layer i runs the relu i+1 and the pooling i+2 with
+     * it (layers.h, pool_fused), in both directions. */
+    bool pool_fused[NN_MAX_LAYERS];
 } trainer;
 
 void train_layout(const nn_net *net, nn_net *view, float *params) {
@@ -110,6 +113,13 @@ static void plan_fusions(trainer *t, const nn_net *net) {
         t->act_by_prev[i] = act && prev && prev->forward_act;
         t->act_by_next[i] = act && next && next->backward_act &&
                             (next->backward_act_kinds >> l->kind & 1u);
+    }
+    /* the relu between must be fused both ways already: forward into this
+     * layer, its derivative into the pooling */
+    for (int i = 0; i + 2 < net->n_layers; i++) {
+        const layer_kind_desc *d = layer_kind_find((int)net->layers[i].kind);
+        t->pool_fused[i] = d->pool_fused && d->pool_fused(net, i) &&
+                           t->act_by_prev[i + 1] && t->act_by_next[i + 1];
     }
 }
 
@@ -202,6 +212,14 @@ static double train_batch(trainer *t, int B, nn_rng *rng, int threads,
     for (int i = 0; i < n; i++) {
         const nn_layer *l = &net->layers[i];
         if (t->act_by_prev[i]) continue; /* done by layer i-1 */
+        if (t->pool_fused[i]) {
+            layer_kind_find((int)l->kind)
+                ->forward_pool(l, net->params, t->act[i], t->act[i + 3], t->argmax[i + 2],
+                               B, layer_activation_fn(&net->layers[i + 1]), t->scratch,
+                               threads);
+            i += 2; /* the relu and the pooling are done */
+            continue;
+        }
         if (i + 1 < n && t->act_by_prev[i + 1])
             layer_kind_find((int)l->kind)
                 ->forward_act(l, net->params, t->act[i], t->act[i + 1], B,
@@ -227,6 +245,19 @@ static double train_batch(trainer *t, int B, nn_rng *rng, int threads,
     for (int i = n - 1; i >= 0; i--) {
         const nn_layer *l = &net->layers[i];
         if (t->act_by_next[i]) continue; /* done by layer i+1 */
+        if (i >= 2 && t->pool_fused[i - 2]) {
+            /* the pooling i, the relu i-1 and the layer i-2 */
+            const nn_layer *w = &net->layers[i - 2];
+            layer_kind_find((int)w->kind)
+                ->backward_pool(w, net->params, t->grads, t->act[i - 2], t->act[i + 1],
+                                dout, i - 2 > 0 ? din : NULL, B, t->argmax[i],
+                                t->scratch, threads);
+            float *tmp = dout;
+            dout = din;
+            din = tmp;
+            i -= 2;
+            continue;
+        }
         const bool act_before = i > 0 && t->act_by_next[i - 1];
         /* The first layer's input gradient is never needed, nor that of
          * an activation first whose derivative this layer applies. */

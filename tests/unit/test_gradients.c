@@ -346,6 +346,9 @@ START_TEST(fused_training_equals_layer_by_layer) {
          * valgrind too, and cnn_gradients_across_thread_counts above
          * trains the default CNN itself) */
         {"conv5x16,pool2,conv5x16,pool2,dense10", "relu", 3, false, false},
+        /* the pooled fusion on an odd map (25 x 25: the last row and
+         * column pooled by no window) */
+        {"conv4x6:valid,pool2,dense10", "relu", 3, false, false},
         /* an activation fused into im2col and into Winograd, no relu */
         {"conv3x16,conv5x16,dense12,dense10", "sigmoid", 3, false, false},
         {"conv3x16,conv5x16,pool2,dense10", "tanh", 3, false, false},
