@@ -175,39 +175,6 @@ static void sample_forward(float *out_b, const float *in_b, const float *W,
     if (act) act(out_b, out_b, (size_t)OC * P);
 }
 
-void conv_forward(float *out, const float *in, const float *W, const float *b,
-                  int B, int C, int H, int Wd, int OC, int K, int pad,
-                  act_forward_fn act, float *scratch, int threads) {
-    const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
-    const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * OH * OW;
-    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
-    const int chunks = conv_chunk_count(B, threads);
-    const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
-
-    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
-        conv_winograd_variant(NULL, out, in, W, b, NULL, B, C, H, Wd, OC, pad,
-                              act, false, scratch, threads);
-        return;
-    }
-
-#pragma omp parallel num_threads(chunks) if (chunks > 1)
-    {
-#ifdef _OPENMP
-        int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        int tid = 0, team = 1;
-#endif
-        for (int ch = tid; ch < chunks; ch += team) {
-            float *col = scratch + (size_t)ch * slice;
-            int b0 = (int)((long)B * ch / chunks);
-            int b1 = (int)((long)B * (ch + 1) / chunks);
-            for (int s = b0; s < b1; s++)
-                sample_forward(out + (size_t)s * out_size, in + (size_t)s * in_size,
-                               W, b, col, C, H, Wd, OC, K, pad, act, gemm_threads);
-        }
-    }
-}
-
 /* Per chunk of the pooled fusion: the im2col slice, then the sample's map
  * (OC, OH*OW): its output in forward, its gradient in backward. */
 static size_t pool_slice_floats(int C, int H, int W, int OC, int K, int pad) {
@@ -216,15 +183,18 @@ static size_t pool_slice_floats(int C, int H, int W, int OC, int K, int pad) {
            round_up16((size_t)OC * P);
 }
 
-void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
-                       const float *W, const float *b, int B, int C, int H,
-                       int Wd, int OC, int K, int pad, act_forward_fn act,
-                       float *scratch, int threads) {
+/* The forward by im2col, each chunk of samples with its slice of scratch
+ * (`stride` floats apart): into out, or with pooled (and argmax) into
+ * the chunk's map and from there through the 2x2 pooling. */
+static void im2col_forward(float *out, float *pooled, int32_t *argmax,
+                           const float *in, const float *W, const float *b,
+                           int B, int C, int H, int Wd, int OC, int K, int pad,
+                           act_forward_fn act, float *scratch, size_t stride,
+                           int threads) {
     const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * OH * OW;
     const size_t pooled_size = (size_t)OC * (OH / 2) * (OW / 2);
     const size_t colf = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
-    const size_t stride = pool_slice_floats(C, H, Wd, OC, K, pad);
     const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
 
@@ -236,18 +206,41 @@ void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
         int tid = 0, team = 1;
 #endif
         for (int ch = tid; ch < chunks; ch += team) {
-            float *col = scratch + (size_t)ch * stride, *map = col + colf;
+            float *col = scratch + (size_t)ch * stride;
             int b0 = (int)((long)B * ch / chunks);
             int b1 = (int)((long)B * (ch + 1) / chunks);
             for (int s = b0; s < b1; s++) {
+                float *map = pooled ? col + colf : out + (size_t)s * out_size;
                 sample_forward(map, in + (size_t)s * in_size, W, b, col, C, H,
                                Wd, OC, K, pad, act, gemm_threads);
-                maxpool2_forward_sample(pooled + (size_t)s * pooled_size,
-                                        argmax + (size_t)s * pooled_size, map,
-                                        OC, OH, OW, (int32_t)((size_t)s * out_size));
+                if (pooled)
+                    maxpool2_forward_sample(pooled + (size_t)s * pooled_size,
+                                            argmax + (size_t)s * pooled_size, map,
+                                            OC, OH, OW, (int32_t)((size_t)s * out_size));
             }
         }
     }
+}
+
+void conv_forward(float *out, const float *in, const float *W, const float *b,
+                  int B, int C, int H, int Wd, int OC, int K, int pad,
+                  act_forward_fn act, float *scratch, int threads) {
+    if (conv_winograd_applies(C, H, Wd, OC, K, pad)) {
+        conv_winograd_variant(NULL, out, in, W, b, NULL, B, C, H, Wd, OC, pad,
+                              act, false, scratch, threads);
+        return;
+    }
+    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
+    im2col_forward(out, NULL, NULL, in, W, b, B, C, H, Wd, OC, K, pad, act, scratch,
+                   slice, threads);
+}
+
+void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
+                       const float *W, const float *b, int B, int C, int H,
+                       int Wd, int OC, int K, int pad, act_forward_fn act,
+                       float *scratch, int threads) {
+    im2col_forward(NULL, pooled, argmax, in, W, b, B, C, H, Wd, OC, K, pad, act,
+                   scratch, pool_slice_floats(C, H, Wd, OC, K, pad), threads);
 }
 
 /* Independent partial sums for db: wide enough for one AVX-512 add. */
