@@ -60,6 +60,12 @@ static size_t col_floats(int C, int H, int W, int K, int pad) {
     return round_up16((size_t)C * K * K * oh * ow);
 }
 
+/* A chunk's slice of scratch for im2col: col (C*K*K, OH*OW), reused as
+ * dcol in backward, then a partial dW (OC, C*K*K). */
+static size_t slice_floats(int C, int H, int W, int OC, int K, int pad) {
+    return col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K);
+}
+
 int conv_chunk_count(int B, int threads) {
     if (threads < 1) threads = 1;
     return B >= threads ? threads : 1;
@@ -78,10 +84,8 @@ size_t conv_scratch_floats(int C, int H, int W, int OC, int K, int pad,
         size_t g = conv_winograd_grad_scratch_floats(C, H, W, OC, pad, threads);
         return f > g ? f : g;
     }
-    /* Per chunk: col (C*K*K, OH*OW), reused as dcol in backward, and a
-     * partial dW (OC, C*K*K). At most `threads` chunks. */
-    size_t per = col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K);
-    return (size_t)threads * per;
+    /* a slice per chunk, at most `threads` chunks */
+    return (size_t)threads * slice_floats(C, H, W, OC, K, pad);
 }
 
 /* Output columns ow whose input column ow+kw-pad lies inside [0, W), for
@@ -175,12 +179,12 @@ static void sample_forward(float *out_b, const float *in_b, const float *W,
     if (act) act(out_b, out_b, (size_t)OC * P);
 }
 
-/* Per chunk of the pooled fusion: the im2col slice, then the sample's map
- * (OC, OH*OW): its output in forward, its gradient in backward. */
+/* Per chunk of the pooled fusion: the slice, then the sample's map (OC,
+ * OH*OW) at slice_floats(): its output in forward, its gradient in
+ * backward. */
 static size_t pool_slice_floats(int C, int H, int W, int OC, int K, int pad) {
     const size_t P = (size_t)(H + 2 * pad - K + 1) * (size_t)(W + 2 * pad - K + 1);
-    return col_floats(C, H, W, K, pad) + round_up16((size_t)OC * C * K * K) +
-           round_up16((size_t)OC * P);
+    return slice_floats(C, H, W, OC, K, pad) + round_up16((size_t)OC * P);
 }
 
 /* The forward by im2col, each chunk of samples with its slice of scratch
@@ -194,7 +198,7 @@ static void im2col_forward(float *out, float *pooled, int32_t *argmax,
     const int OH = H + 2 * pad - K + 1, OW = Wd + 2 * pad - K + 1;
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * OH * OW;
     const size_t pooled_size = (size_t)OC * (OH / 2) * (OW / 2);
-    const size_t colf = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
+    const size_t at_map = slice_floats(C, H, Wd, OC, K, pad);
     const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
 
@@ -210,7 +214,7 @@ static void im2col_forward(float *out, float *pooled, int32_t *argmax,
             int b0 = (int)((long)B * ch / chunks);
             int b1 = (int)((long)B * (ch + 1) / chunks);
             for (int s = b0; s < b1; s++) {
-                float *map = pooled ? col + colf : out + (size_t)s * out_size;
+                float *map = pooled ? col + at_map : out + (size_t)s * out_size;
                 sample_forward(map, in + (size_t)s * in_size, W, b, col, C, H,
                                Wd, OC, K, pad, act, gemm_threads);
                 if (pooled)
@@ -230,9 +234,8 @@ void conv_forward(float *out, const float *in, const float *W, const float *b,
                               act, false, scratch, threads);
         return;
     }
-    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
     im2col_forward(out, NULL, NULL, in, W, b, B, C, H, Wd, OC, K, pad, act, scratch,
-                   slice, threads);
+                   slice_floats(C, H, Wd, OC, K, pad), threads);
 }
 
 void conv_forward_pool(float *pooled, int32_t *argmax, const float *in,
@@ -279,6 +282,7 @@ static void im2col_backward(float *din, float *dW, const float *dout,
     const size_t in_size = (size_t)C * H * Wd, out_size = (size_t)OC * P;
     const size_t pooled_size = (size_t)OC * (OH / 2) * (OW / 2);
     const size_t colf = col_floats(C, H, Wd, K, pad);
+    const size_t at_map = slice_floats(C, H, Wd, OC, K, pad);
     const size_t n_dw = (size_t)OC * CKK;
     const int chunks = conv_chunk_count(B, threads);
     const int gemm_threads = chunks == 1 && threads > 1 ? threads : 1;
@@ -303,7 +307,7 @@ static void im2col_backward(float *din, float *dW, const float *dout,
             /* Chunk 0 sums straight into dW (unless transposed), the others
              * into their slice. */
             float *part = ch == 0 && !dw_t ? dW : col + colf;
-            float *map = col + colf + round_up16(n_dw); /* pg's dout_b */
+            float *map = col + at_map; /* pg's dout_b */
             int b0 = (int)((long)B * ch / chunks);
             int b1 = (int)((long)B * (ch + 1) / chunks);
             if (b0 == b1) memset(part, 0, n_dw * sizeof *part);
@@ -312,8 +316,8 @@ static void im2col_backward(float *din, float *dW, const float *dout,
                 const float *dout_b = dout ? dout + (size_t)s * out_size : map;
                 if (pg) {
                     const size_t at = (size_t)s * pooled_size;
-                    maxpool_backward_relu_sample(map, pg->dpooled + at, pg->argmax + at,
-                                                 pg->pooled + at, OC, OH, OW, 2,
+                    maxpool2_backward_relu_sample(map, pg->dpooled + at, pg->argmax + at,
+                                                 pg->pooled + at, OC, OH, OW,
                                                  (int32_t)((size_t)s * out_size));
                     for (int oc = 0; oc < OC; oc++)
                         db_lanes(map + (size_t)oc * P, P,
@@ -396,9 +400,8 @@ void conv_backward(float *din, float *dW, float *db, const float *dout,
                                scratch, threads);
         return;
     }
-    const size_t slice = col_floats(C, H, Wd, K, pad) + round_up16((size_t)OC * C * K * K);
     im2col_backward(din, dW, dout, NULL, in, W, B, C, H, Wd, OC, K, pad, scratch,
-                    slice, threads);
+                    slice_floats(C, H, Wd, OC, K, pad), threads);
 }
 
 void conv_backward_pool(float *din, float *dW, float *db, const float *dpooled,

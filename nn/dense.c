@@ -82,6 +82,14 @@ static int dense_panel_width(int O, int p0) {
     return O - p0 < DENSE_PANEL ? O - p0 : DENSE_PANEL;
 }
 
+/* The part of columns [c0, o1) that lies in one panel: [c0, return),
+ * the panel starting at column *p0 with *w columns. */
+static int dense_panel_part(int O, int c0, int o1, int *p0, int *w) {
+    *p0 = c0 - c0 % DENSE_PANEL;
+    *w = dense_panel_width(O, *p0);
+    return *p0 + *w < o1 ? *p0 + *w : o1;
+}
+
 void dense_to_wt(const float *W, float *Wt, int I, int O) {
     for (int p0 = 0; p0 < O; p0 += DENSE_PANEL) {
         const int w = dense_panel_width(O, p0);
@@ -118,9 +126,8 @@ static void dense_forward_part(float *out, const float *in, const float *W,
                  I, 1.0f, out + o0, O, 1);
     } else {
         /* by the panels' parts in [o0, o1) */
-        for (int c0 = o0, c1; c0 < o1; c0 = c1) {
-            const int p0 = c0 - c0 % DENSE_PANEL, w = dense_panel_width(O, p0);
-            c1 = p0 + w < o1 ? p0 + w : o1;
+        for (int c0 = o0, c1, p0, w; c0 < o1; c0 = c1) {
+            c1 = dense_panel_part(O, c0, o1, &p0, &w);
             const float *Wp = W + (size_t)p0 * I + (c0 - p0);
             if (path == DENSE_WT_SPARSE)
                 nn_sgemm_sparse_a(B, c1 - c0, I, in, I, Wp, w, 1.0f, out + c0,
@@ -228,9 +235,8 @@ static void dense_backward_wt_part(float *dWt, float *db, const float *dout,
                                    float *Xt, int o0, int o1) {
     if (o0 >= o1) return;
     if (Xt) nn_transpose(in, I, Xt, B, B, I);
-    for (int c0 = o0, c1; c0 < o1; c0 = c1) {
-        const int p0 = c0 - c0 % DENSE_PANEL, w = dense_panel_width(O, p0);
-        c1 = p0 + w < o1 ? p0 + w : o1;
+    for (int c0 = o0, c1, p0, w; c0 < o1; c0 = c1) {
+        c1 = dense_panel_part(O, c0, o1, &p0, &w);
         float *dWp = dWt + (size_t)p0 * I + (c0 - p0);
         if (Xt)
             nn_sgemm_sparse_a(I, c1 - c0, B, Xt, B, dout + c0, O, 0.0f, dWp, w);

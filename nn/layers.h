@@ -234,9 +234,9 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
  * > 0 goes to argmax - first, as the pooling's backward_act does. */
 void maxpool2_forward_sample(float *out, int32_t *argmax, const float *in,
                              int C, int H, int W, int32_t first);
-void maxpool_backward_relu_sample(float *din, const float *dout,
-                                  const int32_t *argmax, const float *out,
-                                  int C, int H, int W, int K, int32_t first);
+void maxpool2_backward_relu_sample(float *din, const float *dout,
+                                   const int32_t *argmax, const float *out,
+                                   int C, int H, int W, int32_t first);
 
 /* ---- inverted dropout (nn/dropout.c) ------------------------------ */
 /* mask (n) gets 0 or 1/(1-rate); out = in * mask. */

@@ -284,10 +284,10 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                             K, 0);
 }
 
-void maxpool_backward_relu_sample(float *din, const float *dout,
-                                  const int32_t *argmax, const float *out,
-                                  int C, int H, int W, int K, int32_t first) {
-    maxpool_backward_planes(din, dout, argmax, out, 0, (size_t)C, H, W, K,
+void maxpool2_backward_relu_sample(float *din, const float *dout,
+                                   const int32_t *argmax, const float *out,
+                                   int C, int H, int W, int32_t first) {
+    maxpool_backward_planes(din, dout, argmax, out, 0, (size_t)C, H, W, 2,
                             first);
 }
 
