@@ -285,6 +285,16 @@ int nn_net_describe(const nn_net *net, char *buf, size_t size) {
     return total;
 }
 
+uint64_t nn_net_macs(const nn_net *net) {
+    uint64_t macs = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const nn_layer *l = &net->layers[i];
+        /* a dense layer's output is (O, 1, 1): its weights once */
+        macs += (uint64_t)l->n_weights * (uint64_t)l->out.h * (uint64_t)l->out.w;
+    }
+    return macs;
+}
+
 /* ================================================================== */
 /* Initialisation                                                      */
 /* ================================================================== */

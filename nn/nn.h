@@ -180,6 +180,12 @@ int nn_net_prepare(nn_net *net, nn_error *err);
  * Returns the length it needed (like snprintf). */
 int nn_net_describe(const nn_net *net, char *buf, size_t size);
 
+/* Multiply-adds of one input's forward pass: every weight of a dense layer
+ * once, every weight of a convolution once per output position. The
+ * daemon decides by it whether a request is cheaper to run where it
+ * arrived than to hand to a worker (server/serving/work_queue.h). */
+uint64_t nn_net_macs(const nn_net *net);
+
 /* Forward pass for inference: x (B, 784) -> probabilities of the ten
  * digits (B, 10): softmax of the digit logits divided by
  * net->meta.temperature (an 11th "not a digit" logit is left out, so the

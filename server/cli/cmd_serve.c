@@ -64,7 +64,7 @@ static void logf_(const char *fmt, ...) {
  * (the help text and the limits table in docs/limits.md follow it). */
 enum {
     O_PORT, O_BIND, O_MODEL, O_MODEL_DIR, O_DEFAULT_MODEL, O_WEB_ROOT, O_THREADS,
-    O_WORKERS, O_QUEUE, O_BATCH, O_BATCH_WAIT, O_MAX_BODY, O_MAX_INFLIGHT, O_MAX_SIDE,
+    O_WORKERS, O_QUEUE, O_BATCH, O_BATCH_WAIT, O_INLINE_MACS, O_MAX_BODY, O_MAX_INFLIGHT, O_MAX_SIDE,
     O_MAX_WIDTH, O_MAX_HEIGHT, O_MAX_PIXELS, O_MAX_BATCH, O_MAX_CONN, O_MAX_PER_IP,
     O_TIMEOUT, O_READ_DEADLINE, O_WORK_DEADLINE, O_DRAIN, O_CORS, O_USER, O_NO_SECCOMP,
     O_ADMIN_TOKEN, O_LOG_FORMAT, O_QUIET, O_PRECISION, O_COUNT
@@ -83,7 +83,7 @@ static const cli_option serve_options_table[O_COUNT] = {
     [O_WEB_ROOT] = {"web-root", 'w', "DIGITD_WEB_ROOT", CLI_DATA, "DIR", 0, 0,
                     CLI_DEFAULT_WEB_ROOT, "the drawing page's files"},
     [O_THREADS] = {"threads", 't', "DIGITD_THREADS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
-                   "HTTP threads (default: half the cores, at least 1)"},
+                   "HTTP threads (default: the cores)"},
     [O_WORKERS] = {"workers", 0, "DIGITD_WORKERS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
                    "inference threads (default: the cores)"},
     [O_QUEUE] = {"queue", 0, "DIGITD_QUEUE", CLI_INT, "N", 1, 1000000, "1024",
@@ -96,6 +96,15 @@ static const cli_option serve_options_table[O_COUNT] = {
                  "inputs per forward pass (dynamic batching)"},
     [O_BATCH_WAIT] = {"batch-wait-us", 0, "DIGITD_BATCH_WAIT_US", CLI_INT, "US", 0, 1000000,
                       "0", "wait this long for more inputs to batch"},
+    /* 1 M: the MLP (235 k multiply-adds, about 5 us a pass) costs 27-34
+     * us of CPU a JSON request run where it arrives, 48-51 through the
+     * queue; the CNN (11.5 M) is served faster batched (bench/README,
+     * "Small requests where they arrive"). */
+    [O_INLINE_MACS] = {"inline-macs", 0, "DIGITD_INLINE_MACS", CLI_INT, "N", 0, 1 << 30,
+                       "1000000",
+                       "run a JSON request of at most 16 KiB on the HTTP thread, "
+                       "unbatched, when the model costs at most N multiply-adds an "
+                       "input; 0 = never"},
     [O_MAX_BODY] = {"max-body", 0, "DIGITD_MAX_BODY", CLI_SIZE, "SIZE", 1, 1 << 30, "4M",
                     "one request body"},
     [O_MAX_INFLIGHT] = {"max-inflight", 0, "DIGITD_MAX_INFLIGHT", CLI_SIZE, "SIZE", 1,
@@ -172,14 +181,17 @@ static int parse_options(serve_options *o, int argc, char **argv) {
         .max_wait_us = v[O_BATCH_WAIT].i,
         .nice = 5,
         .int8 = cli_int8(&v[O_PRECISION], true),
+        .inline_max_macs = (uint64_t)v[O_INLINE_MACS].i,
     };
     int side = (int)v[O_MAX_SIDE].i;
     o->http = (http_config){
         .listen_fd = -1,
-        /* one HTTP thread moved 18k CNN JSON requests/s at 38% of a core
-         * (bench/README, "Helpers that join when jobs lag", Zen 5); the
-         * rest of the cores are the workers' */
-        .threads = v[O_THREADS].given ? (int)v[O_THREADS].i : (cores + 1) / 2,
+        /* the cores: an HTTP thread also runs small requests of a cheap
+         * model itself (--inline-macs), and one was the MLP's limit, at a
+         * core; the CNN, whose work is the workers', was served as fast
+         * with two as with one (bench/README, "Small requests where they
+         * arrive") */
+        .threads = v[O_THREADS].given ? (int)v[O_THREADS].i : cores,
         .max_body = (size_t)v[O_MAX_BODY].i,
         .max_inflight_bytes = (size_t)v[O_MAX_INFLIGHT].i,
         .max_width = v[O_MAX_WIDTH].given ? (int)v[O_MAX_WIDTH].i : side,

@@ -7,7 +7,10 @@
  * on the first call, so a client that sends `Expect: 100-continue` never
  * uploads a body we would refuse. A route that needs the work queue
  * suspends the connection; the worker that finishes the job stores the
- * answer and resumes it, and the next on_request call sends it.
+ * answer and resumes it, and the next on_request call sends it. A job the
+ * queue runs at once on this thread (work_queue_run_here) stores its
+ * answer the same way, without the suspension, and the same call sends
+ * it.
  *
  * The request context is made earlier still, by the URI log callback when
  * the request line arrives, so that requests libmicrohttpd refuses by
@@ -108,6 +111,7 @@ struct exchange {
     int refused; /* 413 body too large, 503 over the budget */
     /* an answer prepared off the HTTP thread or before the last call */
     bool deferred, pending;
+    bool suspended; /* by ex_defer: the job's done resumes it */
     int pending_status;
     const char *pending_type;
     char *pending_body;
@@ -265,6 +269,8 @@ static void answer_busy(exchange *x, const char *message) {
 void ex_defer(exchange *x, job *j) {
     j->user = x;
     x->deferred = true;
+    if (work_queue_run_here(x->s->ctx->queue, j) == 0) return; /* answer pending */
+    x->suspended = true;
     /* Suspend first: a worker may finish the job before this call returns,
      * and its resume must find the connection suspended (or about to be:
      * libmicrohttpd cancels a suspension that a resume overtook). */
@@ -301,10 +307,11 @@ void ex_job_done(job *j) {
                                       memory_order_relaxed);
     served_model_release(j->model);
     j->model = NULL;
+    struct MHD_Connection *c = x->suspended ? x->c : NULL;
     x->pending = true;
     /* nothing of x or j may be touched after this: the connection's thread
      * may answer and free them at once */
-    MHD_resume_connection(x->c);
+    if (c) MHD_resume_connection(c);
 }
 
 /* ---- bodies, within their budgets ---------------------------------------- */
@@ -585,16 +592,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return MHD_YES; /* answered already, or no body wanted: drop it */
         return body_piece(s, x, upload_data, size);
     }
+    if (!x->answered && !x->deferred) {
+        set_reading(s, c, false); /* the body is in: the read deadline is met */
+        finish(s, x);
+    }
+    /* a worker's answer after the resume, or one made here by finish */
     if (x->pending) {
         x->pending = false;
         char *body = x->pending_body;
         x->pending_body = NULL;
         ex_send(x, x->pending_status, x->pending_type, body, x->pending_len);
-        return MHD_YES;
     }
-    if (x->answered || x->deferred) return MHD_YES;
-    set_reading(s, c, false); /* the body is in: the read deadline is met */
-    finish(s, x);
     return MHD_YES;
 }
 

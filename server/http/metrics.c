@@ -144,11 +144,16 @@ char *metrics_render(metrics *m, const metrics_gauges *g, size_t *len) {
         "# HELP digitd_queue_refused_total Requests refused (503), by reason.\n"
         "# TYPE digitd_queue_refused_total counter\n"
         "digitd_queue_refused_total{reason=\"full\"} %llu\n"
-        "digitd_queue_refused_total{reason=\"deadline\"} %llu\n",
+        "digitd_queue_refused_total{reason=\"deadline\"} %llu\n"
+        "# HELP digitd_inline_jobs_total Requests run on the HTTP thread that "
+        "received them, without the queue (--inline-macs).\n"
+        "# TYPE digitd_inline_jobs_total counter\n"
+        "digitd_inline_jobs_total %llu\n",
         g->in_flight, g->queue_depth, g->workers_busy,
-        (unsigned long long)g->jobs_refused_full, (unsigned long long)g->jobs_expired);
+        (unsigned long long)g->jobs_refused_full, (unsigned long long)g->jobs_expired,
+        (unsigned long long)g->jobs_inline);
     /* The dynamic batcher's work: forward passes by the number of inputs
-     * they ran (the last bucket: that many or more). */
+     * they ran (the last bucket: that many or more), inline runs included. */
     tb_printf(&t, "# HELP digitd_batches_total Forward passes, by inputs in the batch.\n"
                   "# TYPE digitd_batches_total counter\n");
     for (int k = 1; k < g->n_batch_sizes; k++)

@@ -63,6 +63,7 @@ typedef struct {
     const uint64_t *batch_sizes; /* [k]: forward passes over k inputs, k < n_batch_sizes */
     int n_batch_sizes;
     uint64_t jobs_refused_full, jobs_expired;
+    uint64_t jobs_inline; /* run on the HTTP thread (work_queue_run_here) */
 } metrics_gauges;
 
 /* Zeroes every counter and records the start time. */

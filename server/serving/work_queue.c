@@ -267,6 +267,31 @@ int work_queue_offer(work_queue *q, job *j) {
     return 0;
 }
 
+int work_queue_run_here(work_queue *q, job *j) {
+    if (!j->small || atomic_load(&q->stopping) ||
+        nn_net_macs(j->model->net) > q->cfg.inline_max_macs)
+        return -1;
+    j->here = true;
+    if (j->ops->parse(j) != 0 || j->n_inputs == 0) {
+        /* refused here (too big for this thread, or wrong): a worker
+         * parses it again with the full limits and gives the answer */
+        free(j->inputs);
+        free(j->answer);
+        j->inputs = NULL;
+        j->answer = NULL;
+        j->n_inputs = 0;
+        j->answer_len = 0;
+        j->content_type = NULL;
+        j->status = 0;
+        j->message[0] = '\0';
+        j->here = false;
+        return -1;
+    }
+    atomic_fetch_add_explicit(&q->stats.jobs_here, 1, memory_order_relaxed);
+    run_batch(q, &j, 1, j->n_inputs);
+    return 0;
+}
+
 const work_queue_stats *work_queue_statistics(const work_queue *q) { return &q->stats; }
 
 const nn_qnet *work_queue_qnet(const work_queue *q, served_model *m) {

@@ -12,6 +12,16 @@
  * deadline when a worker reaches it is answered 503 without being decoded.
  * A lone request therefore waits at most max_wait_us for company.
  *
+ * A small job of a cheap model skips the queue: work_queue_run_here runs
+ * it on the thread that has it, because handing it to a worker costs
+ * more than the work. On these 2-core VMs a hand-off (the queue's
+ * semaphore, libmicrohttpd's suspend and resume, the wake-ups) costs
+ * 15-20 µs of CPU: the MLP's JSON requests took 48-51 µs of the daemon's
+ * CPU each handed off, 27-34 µs run where they arrived, and its forward
+ * pass is about 5 µs of that (bench/README, "Small requests where they
+ * arrive"). The CNN (11.5 M multiply-adds) gains more from batching and
+ * keeps the queue.
+ *
  * Every worker takes jobs whenever one is queued: work_queue.c says why.
  *
  * The queue knows nothing of HTTP: a job carries three callbacks, set by
@@ -65,6 +75,11 @@ struct job {
     size_t answer_len;
     const char *content_type; /* of answer; NULL: application/json */
     int per_digit[10]; /* answers per digit, for /metrics */
+    /* The maker's word that parsing costs little whatever the body holds
+     * (a short JSON body), so the job may run on the offering thread; its
+     * parse then sees `here` and must refuse, with tighter limits, what
+     * would take long (it then runs on a worker after all). */
+    bool small, here;
     int batch_size; /* inputs in the forward pass this job was part of */
     job *next;      /* queue link, the queue's own */
 };
@@ -76,6 +91,9 @@ typedef struct {
     long max_wait_us;    /* longest wait for more jobs, 0 = take what is queued */
     int nice;            /* added to the workers' nice value (Linux, per thread) */
     bool int8;           /* run models with an int8 calibration in int8 */
+    /* work_queue_run_here takes small jobs of models of at most this many
+     * multiply-adds an input (nn_net_macs); 0: every job is queued */
+    uint64_t inline_max_macs;
 } work_queue_config;
 
 typedef struct work_queue work_queue;
@@ -85,6 +103,7 @@ typedef struct work_queue work_queue;
 typedef struct {
     atomic_uint_fast64_t batches[WQ_HIST + 1]; /* [k]: forward passes over k inputs; [WQ_HIST] more */
     atomic_uint_fast64_t jobs_done, jobs_refused_full, jobs_expired;
+    atomic_uint_fast64_t jobs_here; /* run by work_queue_run_here */
     atomic_int depth;  /* jobs waiting now */
     atomic_int busy;   /* workers running a batch now */
 } work_queue_stats;
@@ -102,6 +121,13 @@ work_queue *work_queue_start(const work_queue_config *cfg, nn_error *err);
  * -1 when the queue is full or stopping (j is untouched; the caller keeps
  * it and answers 503). */
 int work_queue_offer(work_queue *q, job *j);
+
+/* Runs j on the calling thread as a batch of its own, when j->small and
+ * its model costs at most inline_max_macs an input and its parse (with
+ * j->here set) succeeds: returns 0, and j->ops->done has been called
+ * before the return. Otherwise returns -1 and j is as it was, to be
+ * offered. */
+int work_queue_run_here(work_queue *q, job *j);
 
 const work_queue_stats *work_queue_statistics(const work_queue *q);
 

@@ -328,9 +328,10 @@ def group_api(args):
     time.sleep(0.1)
     d.stop()
     check(" GET /healthz " not in d.log_text(), "--quiet writes no access log")
-    # thread defaults: half the cores move bytes, every core may infer
+    # thread defaults: every core moves bytes (and runs small requests of
+    # cheap models), every core may infer
     cores = min(len(os.sched_getaffinity(0)), 256)
-    said = "(%d HTTP threads, %d inference workers" % ((cores + 1) // 2, cores)
+    said = "(%d HTTP threads, %d inference workers" % (cores, cores)
     check(said in d.log_text(), "by default %s" % said)
 
     # CORS, off by default, on with --cors-origin; environment variables,
@@ -840,6 +841,92 @@ def group_concurrency(args):
     finally:
         check(d.stop() == 0, "exit 0")
     two_models_at_once(args, digits, model)
+    inline_equals_queued(args, digits)
+
+
+def metric(d, name):
+    st, h, data = d.request("GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[-1])
+    return None
+
+
+def inline_equals_queued(args, digits):
+    """A short JSON body for a cheap model runs on the HTTP thread
+    (--inline-macs): its answers must be the queue's, bit for bit, alone
+    and from many clients at once; what that path must not take (a long
+    body, an image body, a base64 image over 128x128, a model over the
+    limit) goes to the workers, and errors come out the same."""
+    model = random_model(args, "inline.model", seed=5)  # 784-32-10: 25,408 MACs
+    px = [p for p, _ in digits[:8]]
+
+    def b64png(side, p):
+        k = side // 28
+        img = png(28 * k, 28 * k, rows_of([255 - v for v in upscale(p, 28, k)], 28 * k))
+        return "data:image/png;base64," + base64.b64encode(img).decode()
+    inline_bodies = [  # (what, body): each runs on the HTTP thread
+        ("pixels", json.dumps({"pixels": px[0]})),
+        ("pixels 0..1", json.dumps({"pixels": [v / 255 for v in px[1]]})),
+        ("28 rows", json.dumps({"pixels": [px[2][r * 28:r * 28 + 28] for r in range(28)]})),
+        ("batch of 3", json.dumps([{"pixels": p} for p in px[3:6]])),
+        ("base64 png 112x112", json.dumps({"image": b64png(112, px[6])})),
+    ]
+    queued_bodies = [  # each goes to a worker, or is refused, either way
+        ("base64 png 140x140", "application/json", json.dumps({"image": b64png(140, px[7])})),
+        ("17 KiB of JSON", "application/json",
+         json.dumps({"pixels": px[0]}) + " " * (17 << 10)),
+        ("png body", "image/png",
+         png(84, 84, rows_of([255 - v for v in upscale(px[1], 28, 3)], 84))),
+        ("malformed", "application/json", '{"pixels": [1, 2'),
+        ("784 strings", "application/json", json.dumps({"pixels": ["1"] * 784})),
+        ("empty batch", "application/json", "[]"),
+    ]
+    cases = [(w, "application/json", b) for w, b in inline_bodies] + queued_bodies
+    here = Daemon(args, model, web_root(args), name="inline",
+                  extra=["--quiet", "--inline-macs", "25408"])
+    queue = Daemon(args, model, web_root(args), name="queued",
+                   extra=["--quiet", "--inline-macs", "25407"])
+    try:
+        def ask(d, case, conn=None, query=""):
+            st, h, data = d.request("POST", "/predict" + query, body=case[2],
+                                    headers={"Content-Type": case[1]}, conn=conn)
+            ans = json.loads(data)
+            ans.pop("model", None)
+            return st, ans
+        expect = [ask(queue, c) for c in cases]
+        got = [ask(here, c) for c in cases]
+        for c, e, g in zip(cases, expect, got):
+            check(e == g, "%s: the HTTP thread answers as a worker does (%d, %d)"
+                  % (c[0], e[0], g[0]))
+        check(all(e[0] == 200 for e in expect[:len(inline_bodies) + 3]),
+              "the forms answer 200: %r" % [e[0] for e in expect])
+        check([e[0] for e in expect[-3:]] == [400, 422, 422],
+              "the bad bodies are refused: %r" % [e[0] for e in expect[-3:]])
+        st, inp = ask(here, cases[0], query="?include=input")
+        check(st == 200 and len(inp.get("input", [])) == 784, "?include=input on the HTTP thread")
+        n = len(inline_bodies) + 1
+        check(metric(here, "digitd_inline_jobs_total") == n,
+              "%d requests ran on the HTTP thread at --inline-macs 25408 (the model's "
+              "cost): %r" % (n, metric(here, "digitd_inline_jobs_total")))
+        check(metric(queue, "digitd_inline_jobs_total") == 0,
+              "none at --inline-macs 25407: %r" % metric(queue, "digitd_inline_jobs_total"))
+
+        def client(k):
+            conn = here.conn(timeout=10)
+            bad = []
+            for i in range(40):
+                j = (k * 5 + i * 3) % len(cases)
+                if ask(here, cases[j], conn=conn) != expect[j]:
+                    bad.append((k, j))
+            conn.close()
+            return bad
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            bad = sum(ex.map(client, range(16)), [])
+        check(not bad, "16 clients at once on the HTTP threads: every answer as alone "
+              "(%d differ: %r)" % (len(bad), bad[:4]))
+    finally:
+        check(here.stop() == 0 and queue.stop() == 0, "exit 0")
 
 
 def two_models_at_once(args, digits, model):

@@ -15,6 +15,7 @@ START_TEST(mlp_spec_expands_with_activation) {
     ck_assert_str_eq(buf, "dense256,sigmoid,dense128,sigmoid,dense10");
     ck_assert_uint_eq(net->n_params, 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
     ck_assert_uint_eq(net->layers[2].weights, 784 * 256 + 256);
+    ck_assert_uint_eq(nn_net_macs(net), 784 * 256 + 256 * 128 + 128 * 10);
     nn_net_free(net);
 }
 END_TEST
@@ -53,6 +54,9 @@ START_TEST(cnn_spec_shapes) {
     ck_assert_int_eq(net->layers[6].in.c * net->layers[6].in.h * net->layers[6].in.w, 64 * 49);
     size_t expect = 32 * 25 + 32 + 64 * 32 * 25 + 64 + 256 * 64 * 49 + 256 + 10 * 256 + 10;
     ck_assert_uint_eq(net->n_params, expect);
+    /* each convolution's weights once per output position */
+    ck_assert_uint_eq(nn_net_macs(net), 32 * 25 * 28 * 28 + 64 * 32 * 25 * 14 * 14 +
+                                            256 * 64 * 49 + 10 * 256);
     nn_net_free(net);
 
     net = nn_net_create("conv3x8:valid,pool2,dense10", "relu", &err);
