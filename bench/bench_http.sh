@@ -210,14 +210,19 @@ run peer_png "http://127.0.0.1:$p_peer/predict" "$tmp/canvas.png" image/png
 run digitd_static100 "http://127.0.0.1:$p_digitd/small.txt"
 run nginx_static100 "http://127.0.0.1:$p_nginx/small.txt"
 
-# the batch sizes the dynamic batcher formed over all the runs
+# the batch sizes the dynamic batcher formed over all the runs, and the
+# requests the HTTP threads ran themselves (--inline-macs: the MLP's JSON)
 echo
 echo "forward passes by batch size (digitd_batches_total):"
 "$py" -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read().decode())" \
     "http://127.0.0.1:$p_digitd/metrics" | awk -F'[{}" ]+' '/^digitd_batches_total\{/ {
         n[$3] = $4; total += $4; inputs += $3 * $4 }
+    /^digitd_inline_jobs_total / { here = $2 }
     END { for (k in n) printf "  size %-4s %10d passes\n", k, n[k];
-          if (total) printf "  mean inputs per pass: %.2f\n", inputs / total }' | sort -t' ' -k2 -n
+          if (total) printf "  mean inputs per pass: %.2f\n", inputs / total;
+          printf "  of them on the HTTP threads, unbatched (digitd_inline_jobs_total): %d\n", here;
+          # (the inline requests here are of one image each)
+          if (total > here) printf "  mean inputs per pass of the workers: %.2f\n", (inputs - here) / (total - here) }' | sort -t' ' -k2 -n
 
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$digitd_pid/status")
 hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$digitd_pid/status")

@@ -83,7 +83,8 @@ static const cli_option serve_options_table[O_COUNT] = {
     [O_WEB_ROOT] = {"web-root", 'w', "DIGITD_WEB_ROOT", CLI_DATA, "DIR", 0, 0,
                     CLI_DEFAULT_WEB_ROOT, "the drawing page's files"},
     [O_THREADS] = {"threads", 't', "DIGITD_THREADS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
-                   "HTTP threads (default: the cores)"},
+                   "HTTP threads (default: the cores when the default model runs on "
+                   "them (--inline-macs), else half the cores, at least 1)"},
     [O_WORKERS] = {"workers", 0, "DIGITD_WORKERS", CLI_INT, "N", 1, CLI_THREADS_MAX, NULL,
                    "inference threads (default: the cores)"},
     [O_QUEUE] = {"queue", 0, "DIGITD_QUEUE", CLI_INT, "N", 1, 1000000, "1024",
@@ -186,12 +187,7 @@ static int parse_options(serve_options *o, int argc, char **argv) {
     int side = (int)v[O_MAX_SIDE].i;
     o->http = (http_config){
         .listen_fd = -1,
-        /* the cores: an HTTP thread also runs small requests of a cheap
-         * model itself (--inline-macs), and one was the MLP's limit, at a
-         * core; the CNN, whose work is the workers', was served as fast
-         * with two as with one (bench/README, "Small requests where they
-         * arrive") */
-        .threads = v[O_THREADS].given ? (int)v[O_THREADS].i : cores,
+        .threads = v[O_THREADS].given ? (int)v[O_THREADS].i : 0, /* 0: http_threads() */
         .max_body = (size_t)v[O_MAX_BODY].i,
         .max_inflight_bytes = (size_t)v[O_MAX_INFLIGHT].i,
         .max_width = v[O_MAX_WIDTH].given ? (int)v[O_MAX_WIDTH].i : side,
@@ -248,6 +244,19 @@ static void reload_models(model_repo *repo, metrics *m) {
 }
 
 /* ---- the command ------------------------------------------------------ */
+
+/* The HTTP threads when --threads is not given, for the default model m
+ * (NULL: none loaded yet). Where the HTTP threads run m's requests
+ * themselves (--inline-macs) they compute like the workers, one per core:
+ * one thread was the MLP's limit. Else they only move bytes, and half the
+ * cores do: one moved 18k CNN requests/s at 38% of a core, and the CNN's
+ * p99 grew from 1.75-1.84 to 1.84-2.07 ms with a second (bench/README,
+ * "Small requests where they arrive"). */
+static int http_threads(const served_model *m, const work_queue_config *q) {
+    int cores = cli_threads(&(cli_value){0});
+    bool computes = m && nn_net_macs(m->net) <= q->inline_max_macs;
+    return computes ? cores : (cores + 1) / 2;
+}
 
 /* Sleeps up to `seconds`, returning early on SIGTERM/SIGINT again (a
  * second signal means: stop now). */
@@ -347,8 +356,10 @@ int cmd_serve(int argc, char **argv) {
                 logf_("precision: the default model has no int8 calibration (digitd "
                       "quantize makes one); it runs in float32");
             else logf_("precision: the default model runs in float32");
+            if (!o.http.threads) o.http.threads = http_threads(ref.model, &o.queue);
             served_model_release(ref.model);
         }
+        if (!o.http.threads) o.http.threads = http_threads(NULL, &o.queue);
     }
     http_server *srv = http_server_start(&o.http, &ctx, &err);
     if (!srv) {

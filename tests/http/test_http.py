@@ -328,11 +328,16 @@ def group_api(args):
     time.sleep(0.1)
     d.stop()
     check(" GET /healthz " not in d.log_text(), "--quiet writes no access log")
-    # thread defaults: every core moves bytes (and runs small requests of
-    # cheap models), every core may infer
+    # thread defaults: every core may infer; HTTP threads on every core
+    # when they run the default model's requests themselves (this model:
+    # 25 k multiply-adds), else on half of them
     cores = min(len(os.sched_getaffinity(0)), 256)
     said = "(%d HTTP threads, %d inference workers" % (cores, cores)
-    check(said in d.log_text(), "by default %s" % said)
+    check(said in d.log_text(), "by default, for a cheap model, %s" % said)
+    d = Daemon(args, model, web, extra=["--quiet", "--inline-macs", "25407"], name="threads")
+    d.stop()
+    said = "(%d HTTP threads, %d inference workers" % ((cores + 1) // 2, cores)
+    check(said in d.log_text(), "for a model over --inline-macs, %s" % said)
 
     # CORS, off by default, on with --cors-origin; environment variables,
     # flags winning over them
