@@ -48,7 +48,7 @@ void route_metrics(exchange *x) {
         g.workers_busy = atomic_load(&q->busy);
         g.jobs_refused_full = atomic_load(&q->jobs_refused_full);
         g.jobs_expired = atomic_load(&q->jobs_expired);
-        g.jobs_inline = atomic_load(&q->jobs_here);
+        g.jobs_inline = atomic_load(&q->jobs_inline);
         for (int k = 0; k <= WQ_HIST; k++) sizes[k] = atomic_load(&q->batches[k]);
     }
     size_t len;

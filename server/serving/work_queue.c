@@ -287,7 +287,7 @@ int work_queue_run_here(work_queue *q, job *j) {
         j->here = false;
         return -1;
     }
-    atomic_fetch_add_explicit(&q->stats.jobs_here, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&q->stats.jobs_inline, 1, memory_order_relaxed);
     run_batch(q, &j, 1, j->n_inputs);
     return 0;
 }

@@ -103,7 +103,7 @@ typedef struct work_queue work_queue;
 typedef struct {
     atomic_uint_fast64_t batches[WQ_HIST + 1]; /* [k]: forward passes over k inputs; [WQ_HIST] more */
     atomic_uint_fast64_t jobs_done, jobs_refused_full, jobs_expired;
-    atomic_uint_fast64_t jobs_here; /* run by work_queue_run_here */
+    atomic_uint_fast64_t jobs_inline; /* run by work_queue_run_here */
     atomic_int depth;  /* jobs waiting now */
     atomic_int busy;   /* workers running a batch now */
 } work_queue_stats;
